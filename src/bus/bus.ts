@@ -1,0 +1,29 @@
+/**
+ * The invalidation bus: a doorbell that tells every replica "the policy changed up to version V,
+ * these entities changed". The change log in the store is the truth; a lost message only delays a
+ * replica until it polls.
+ */
+import type { ChangeEntry } from "../store/store.js";
+
+/** What one committed mutation announces. */
+export interface Invalidation {
+  /** The version the mutation committed at. */
+  readonly version: number;
+  /** The entities it changed (may be empty: then the receiver reads the change log). */
+  readonly changes: readonly ChangeEntry[];
+}
+
+/** Publishes invalidations after commit and delivers them to subscribers. */
+export interface Bus {
+  /** "memory" or "redis". */
+  readonly driver: string;
+  /** Publishes; never throws (a failure is counted and left to polling). */
+  publish(message: Invalidation): Promise<void>;
+  /** Registers the handler; called for every message, including this replica's own. */
+  subscribe(handler: (message: Invalidation) => void): void;
+  /** Called after (re)connecting, so the receiver can catch up on what it may have missed. */
+  onReconnect(handler: () => void): void;
+  /** True while messages can be delivered (always true in memory). */
+  readonly connected: boolean;
+  close(): Promise<void>;
+}

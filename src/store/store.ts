@@ -1,0 +1,138 @@
+/**
+ * The storage interface, split by capability (read, write, change feed). Postgres is the source
+ * of truth: every mutation writes its rows and one change-log entry per changed entity in one
+ * transaction, under a version that increases monotonically in commit order.
+ */
+import type {
+  ApiKeyRecord,
+  BindingRecord,
+  PolicyData,
+  RoleRecord,
+  TenantRecord,
+  UserRecord,
+} from "../core/model.js";
+
+/** Kinds of entity the change log names. `binding` changes carry the user id as their id. */
+export type EntityKind = "tenant" | "user" | "role" | "binding" | "api_key" | "session" | "signing_key";
+
+/** One change-log entry: entity `kind`/`id` changed at `version`. */
+export interface ChangeEntry {
+  readonly version: number;
+  readonly kind: EntityKind;
+  readonly id: string;
+}
+
+/** A user with its password hash, for login and password checks only. */
+export interface UserCredentials {
+  readonly user: UserRecord;
+  readonly passwordHash: string;
+}
+
+/** Who performed a mutation, recorded in the change log for audit. */
+export interface Actor {
+  /** User id, or "system" for bootstrap. */
+  readonly userId: string;
+  /** API key id if the actor used a key. */
+  readonly keyId?: string;
+}
+
+/** The result of a mutation: the version it committed at. */
+export interface Committed<T = undefined> {
+  readonly version: number;
+  readonly value: T;
+}
+
+/** Reads the policy: whole snapshots at start, single entities when a change names them. */
+export interface PolicyReader {
+  /** Loads everything at one consistent version (a single repeatable-read transaction). */
+  loadSnapshot(): Promise<PolicyData>;
+  getTenant(id: string): Promise<TenantRecord | undefined>;
+  /** Finds a user by id. */
+  getUser(id: string): Promise<UserRecord | undefined>;
+  /** Finds a user by username (case-sensitive). */
+  getUserByUsername(username: string): Promise<UserRecord | undefined>;
+  getUserCredentials(username: string): Promise<UserCredentials | undefined>;
+  getRole(name: string): Promise<RoleRecord | undefined>;
+  /** All bindings of one user, in every tenant. */
+  getBindingsForUser(userId: string): Promise<BindingRecord[]>;
+  getApiKey(id: string): Promise<ApiKeyRecord | undefined>;
+  listTenants(): Promise<TenantRecord[]>;
+  listUsers(): Promise<UserRecord[]>;
+  listRoles(): Promise<RoleRecord[]>;
+  /** Bindings in one tenant, or all bindings when tenant is undefined. */
+  listBindings(tenant?: string): Promise<BindingRecord[]>;
+  /** Keys of one owner, or all keys when ownerUserId is undefined. */
+  listApiKeys(ownerUserId?: string): Promise<ApiKeyRecord[]>;
+  /** Counts users holding `role` in ALL_TENANTS that are neither root nor disabled. */
+  countAdmins(role: string): Promise<number>;
+}
+
+/** Reads the change log. */
+export interface ChangeFeed {
+  /** The newest committed version (0 for an empty log). */
+  currentVersion(): Promise<number>;
+  /**
+   * Entries with version > `after`, ascending, at most `limit`. Returns `undefined` when the log
+   * was trimmed past `after` (the caller must reload the whole snapshot).
+   */
+  changesSince(after: number, limit: number): Promise<ChangeEntry[] | undefined>;
+}
+
+/** Errors a writer throws, with stable codes mapped to API errors at the edge. */
+export class StoreError extends Error {
+  constructor(
+    readonly code: "already_exists" | "not_found" | "conflict" | "unavailable",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "StoreError";
+  }
+}
+
+/** Writes the policy. Each method runs one transaction and appends to the change log. */
+export interface PolicyWriter {
+  createTenant(tenant: TenantRecord, actor: Actor): Promise<Committed<TenantRecord>>;
+  setTenantDisabled(id: string, disabled: boolean, actor: Actor): Promise<Committed>;
+  /** Deletes the tenant and every binding in it. */
+  deleteTenant(id: string, actor: Actor): Promise<Committed>;
+
+  /** Creates a user; throws already_exists for a taken username. */
+  createUser(user: UserRecord, passwordHash: string, actor: Actor): Promise<Committed<UserRecord>>;
+  setUserDisabled(id: string, disabled: boolean, actor: Actor): Promise<Committed>;
+  /** Deletes the user, its bindings and its API keys (keys are marked revoked, not removed). */
+  deleteUser(id: string, actor: Actor): Promise<Committed>;
+  setPassword(id: string, passwordHash: string, actor: Actor): Promise<Committed>;
+
+  /** Creates or replaces a role. */
+  putRole(role: RoleRecord, actor: Actor): Promise<Committed<RoleRecord>>;
+  /** Deletes the role and every binding of it. */
+  deleteRole(name: string, actor: Actor): Promise<Committed>;
+
+  /** Adds bindings (existing ones are kept as they are). */
+  bindRoles(bindings: readonly BindingRecord[], actor: Actor): Promise<Committed>;
+  /** Removes bindings; throws not_found if none of them existed. */
+  unbindRoles(bindings: readonly BindingRecord[], actor: Actor): Promise<Committed>;
+
+  createApiKey(key: ApiKeyRecord, actor: Actor): Promise<Committed<ApiKeyRecord>>;
+  revokeApiKey(id: string, revokedAtMs: number, actor: Actor): Promise<Committed>;
+  /** Replaces the key's secret hash (and clears last use); the old secret stops working. */
+  rotateApiKey(id: string, secretHash: string, actor: Actor): Promise<Committed<ApiKeyRecord>>;
+  /** Records last use of keys in one statement; no change-log entry (not policy). */
+  recordKeyUse(uses: ReadonlyMap<string, number>): Promise<void>;
+
+  /** Reads a small named setting (bootstrap state and the like). */
+  getSetting(name: string): Promise<string | undefined>;
+  setSetting(name: string, value: string): Promise<void>;
+}
+
+/** A store driver: everything above plus lifecycle. */
+export interface Store extends PolicyReader, PolicyWriter, ChangeFeed {
+  /** "postgres" or "pglite", for logs and metrics. */
+  readonly driver: string;
+  /** Applies pending migrations under an advisory lock. */
+  migrate(): Promise<void>;
+  /** Cheap liveness probe of the database connection. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
