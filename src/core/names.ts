@@ -1,0 +1,22 @@
+/**
+ * Validation of identifiers that users choose: tenant ids, usernames, role names.
+ */
+
+const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/;
+const ROLE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/** Lower-case letters, digits, '-' and '_', starting with a letter or digit; 1 to 63 characters. */
+export function isValidTenantId(id: string): boolean {
+  return TENANT.test(id);
+}
+
+/** Letters, digits, '_', '.', '@', '-', starting with a letter or digit; 1 to 128 characters. */
+export function isValidUsername(name: string): boolean {
+  return USERNAME.test(name);
+}
+
+/** Letters, digits, '_', '.', '-', starting with a letter; 1 to 64 characters. */
+export function isValidRoleName(name: string): boolean {
+  return ROLE.test(name);
+}

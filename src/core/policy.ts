@@ -1,0 +1,275 @@
+/**
+ * The in-memory policy: every tenant, user, role, binding and API key, indexed for Check, with
+ * matchers compiled once per (user, tenant) and reused until a change touches them.
+ * Pure: no I/O, no clock (callers pass `nowMs`).
+ */
+import { BUILTIN_ROLES, SUPER_ROLE } from "./builtin-roles.js";
+import { type Decision, type PrincipalView, deny } from "./decision.js";
+import {
+  ALL_TENANTS,
+  type ApiKeyRecord,
+  type BindingRecord,
+  type PolicyData,
+  type RoleRecord,
+  type TenantRecord,
+  type UserRecord,
+} from "./model.js";
+import { EVERYTHING, type Matcher, NOTHING, compilePatterns, isValidAction, unionMatchers } from "./patterns.js";
+
+/** Options of the decision rules. */
+export interface PolicyOptions {
+  /**
+   * When true, a principal holding `adminRole` in some tenant may act in tenants where it has
+   * no binding, with that role's permissions.
+   */
+  readonly adminOverride: boolean;
+  readonly adminRole: string;
+}
+
+/** A user's standing in one tenant. */
+interface Access {
+  readonly member: boolean;
+  readonly matcher: Matcher;
+  readonly view: PrincipalView;
+  /** Principal views for the user's API keys in this tenant, made on first use. */
+  readonly keyViews: Map<string, PrincipalView>;
+}
+
+interface KeyEntry {
+  readonly record: ApiKeyRecord;
+  readonly matcher: Matcher | undefined;
+}
+
+const MAX_TENANT_LENGTH = 63;
+
+/** Sizes of the indexes, for metrics. */
+export interface PolicySizes {
+  readonly tenants: number;
+  readonly users: number;
+  readonly roles: number;
+  readonly bindings: number;
+  readonly apiKeys: number;
+}
+
+/**
+ * Holds the policy at one version and decides. Mutations come from the engine as records; every
+ * mutation drops exactly the compiled state it could have changed.
+ */
+export class Policy {
+  /** The version of the newest change applied. */
+  version = 0;
+  private readonly tenants = new Map<string, TenantRecord>();
+  private readonly users = new Map<string, UserRecord>();
+  private readonly usersByName = new Map<string, UserRecord>();
+  private readonly roles = new Map<string, { record: RoleRecord; matcher: Matcher }>();
+  private readonly bindings = new Map<string, readonly BindingRecord[]>();
+  private readonly keys = new Map<string, KeyEntry>();
+  private readonly keysByHash = new Map<string, KeyEntry>();
+  private readonly access = new Map<string, Map<string, Access>>();
+  private bindingCount = 0;
+
+  constructor(private readonly options: PolicyOptions) {
+    for (const role of BUILTIN_ROLES) this.putRole(role);
+  }
+
+  /** Builds a policy from a full snapshot. */
+  static fromData(data: PolicyData, options: PolicyOptions): Policy {
+    const policy = new Policy(options);
+    for (const t of data.tenants) policy.putTenant(t);
+    for (const u of data.users) policy.putUser(u);
+    for (const r of data.roles) policy.putRole(r);
+    const byUser = new Map<string, BindingRecord[]>();
+    for (const b of data.bindings) {
+      const list = byUser.get(b.userId);
+      if (list) list.push(b);
+      else byUser.set(b.userId, [b]);
+    }
+    for (const [userId, list] of byUser) policy.setBindings(userId, list);
+    for (const k of data.apiKeys) policy.putApiKey(k);
+    policy.version = data.version;
+    return policy;
+  }
+
+  // ---- reads ----
+
+  getTenant(id: string): TenantRecord | undefined {
+    return this.tenants.get(id);
+  }
+  getUser(id: string): UserRecord | undefined {
+    return this.users.get(id);
+  }
+  getUserByUsername(username: string): UserRecord | undefined {
+    return this.usersByName.get(username);
+  }
+  getRole(name: string): RoleRecord | undefined {
+    return this.roles.get(name)?.record;
+  }
+  getApiKey(id: string): ApiKeyRecord | undefined {
+    return this.keys.get(id)?.record;
+  }
+  /** The key whose full secret hashes to `secretHash`. */
+  getApiKeyByHash(secretHash: string): ApiKeyRecord | undefined {
+    return this.keysByHash.get(secretHash)?.record;
+  }
+  getBindings(userId: string): readonly BindingRecord[] {
+    return this.bindings.get(userId) ?? [];
+  }
+  sizes(): PolicySizes {
+    return {
+      tenants: this.tenants.size,
+      users: this.users.size,
+      roles: this.roles.size,
+      bindings: this.bindingCount,
+      apiKeys: this.keys.size,
+    };
+  }
+
+  // ---- mutations ----
+
+  putTenant(tenant: TenantRecord): void {
+    this.tenants.set(tenant.id, tenant);
+  }
+  removeTenant(id: string): void {
+    this.tenants.delete(id);
+    for (const perTenant of this.access.values()) perTenant.delete(id);
+  }
+  putUser(user: UserRecord): void {
+    const old = this.users.get(user.id);
+    if (old && old.username !== user.username) this.usersByName.delete(old.username);
+    this.users.set(user.id, user);
+    this.usersByName.set(user.username, user);
+    this.access.delete(user.id);
+  }
+  removeUser(id: string): void {
+    const old = this.users.get(id);
+    if (old) this.usersByName.delete(old.username);
+    this.users.delete(id);
+    this.setBindings(id, []);
+  }
+  putRole(role: RoleRecord): void {
+    this.roles.set(role.name, { record: role, matcher: compilePatterns(role.permissions) });
+    this.access.clear();
+  }
+  removeRole(name: string): void {
+    this.roles.delete(name);
+    this.access.clear();
+  }
+  /** Replaces all bindings of one user. */
+  setBindings(userId: string, bindings: readonly BindingRecord[]): void {
+    this.bindingCount += bindings.length - (this.bindings.get(userId)?.length ?? 0);
+    if (bindings.length === 0) this.bindings.delete(userId);
+    else this.bindings.set(userId, bindings);
+    this.access.delete(userId);
+  }
+  putApiKey(key: ApiKeyRecord): void {
+    const old = this.keys.get(key.id);
+    if (old) this.keysByHash.delete(old.record.secretHash);
+    const entry: KeyEntry = {
+      record: key,
+      matcher: key.permissions.length > 0 ? compilePatterns(key.permissions) : undefined,
+    };
+    this.keys.set(key.id, entry);
+    this.keysByHash.set(key.secretHash, entry);
+  }
+  removeApiKey(id: string): void {
+    const old = this.keys.get(id);
+    if (!old) return;
+    this.keys.delete(id);
+    this.keysByHash.delete(old.record.secretHash);
+  }
+
+  // ---- decisions ----
+
+  /**
+   * Decides whether the user may perform `action` in `tenant` (ALL_TENANTS asks about bindings
+   * that hold in every tenant, as administration of global objects does).
+   */
+  decideForUser(userId: string, action: string, tenant: string): Decision {
+    const user = this.users.get(userId);
+    if (!user) return deny("UNKNOWN_CREDENTIAL", "the user no longer exists", this.version);
+    return this.decide(user, undefined, action, tenant);
+  }
+
+  /** Decides for an API key already found by its hash, at time `nowMs`. */
+  decideForKey(key: ApiKeyRecord, action: string, tenant: string, nowMs: number): Decision {
+    if (key.revokedAtMs !== 0) return deny("REVOKED", `API key ${key.id} was revoked`, this.version);
+    if (key.expiresAtMs !== 0 && nowMs >= key.expiresAtMs) {
+      return deny("EXPIRED", `API key ${key.id} expired`, this.version);
+    }
+    const user = this.users.get(key.ownerUserId);
+    if (!user) return deny("REVOKED", `the owner of API key ${key.id} was deleted`, this.version);
+    return this.decide(user, this.keys.get(key.id), action, tenant);
+  }
+
+  /** The roles a user holds in a tenant, and whether it is a member. */
+  principalFor(userId: string, tenant: string): PrincipalView | undefined {
+    const user = this.users.get(userId);
+    if (!user) return undefined;
+    return this.accessFor(user, tenant).view;
+  }
+
+  private decide(user: UserRecord, key: KeyEntry | undefined, action: string, tenant: string): Decision {
+    const version = this.version;
+    if (tenant.length === 0) return deny("INVALID_REQUEST", "tenant is empty", version);
+    if (tenant.length > MAX_TENANT_LENGTH) return deny("INVALID_REQUEST", "tenant is too long", version);
+    if (action.length === 0) return deny("INVALID_REQUEST", "action is empty", version);
+    if (!isValidAction(action)) return deny("INVALID_REQUEST", 'action must be "verb:resource"', version);
+    if (tenant !== ALL_TENANTS) {
+      const t = this.tenants.get(tenant);
+      if (!t) return deny("UNKNOWN_TENANT", `unknown tenant ${tenant}`, version);
+      if (t.disabled) return deny("UNKNOWN_TENANT", `tenant ${tenant} is disabled`, version);
+    }
+    if (user.disabled) return deny("DISABLED", `user ${user.username} is disabled`, version);
+    const access = this.accessFor(user, tenant);
+    const principal = key ? this.keyView(access, key.record) : access.view;
+    if (!access.member) return deny("WRONG_TENANT", `not a member of tenant ${tenant}`, version, principal);
+    if (key && key.record.tenant !== "" && key.record.tenant !== tenant) {
+      return deny("WRONG_TENANT", `API key ${key.record.id} is restricted to another tenant`, version, principal);
+    }
+    const allowed = access.matcher.matches(action) && (key?.matcher === undefined || key.matcher.matches(action));
+    if (!allowed) return deny("FORBIDDEN", `no permission matches ${action}`, version, principal);
+    return { allowed: true, reason: "ALLOWED", message: "", principal, version };
+  }
+
+  private keyView(access: Access, key: ApiKeyRecord): PrincipalView {
+    let view = access.keyViews.get(key.id);
+    if (!view) {
+      view = Object.freeze({ ...access.view, kind: "api_key" as const, keyId: key.id });
+      access.keyViews.set(key.id, view);
+    }
+    return view;
+  }
+
+  private accessFor(user: UserRecord, tenant: string): Access {
+    let perTenant = this.access.get(user.id);
+    if (!perTenant) {
+      perTenant = new Map();
+      this.access.set(user.id, perTenant);
+    }
+    let access = perTenant.get(tenant);
+    if (!access) {
+      access = this.computeAccess(user, tenant);
+      perTenant.set(tenant, access);
+    }
+    return access;
+  }
+
+  private computeAccess(user: UserRecord, tenant: string): Access {
+    const view = (roles: readonly string[]): PrincipalView =>
+      Object.freeze({ kind: "user" as const, userId: user.id, username: user.username, keyId: "", tenant, roles: Object.freeze(roles) });
+    if (user.root) return { member: true, matcher: EVERYTHING, view: view([SUPER_ROLE]), keyViews: new Map() };
+    const bindings = this.bindings.get(user.id) ?? [];
+    const roleNames = [
+      ...new Set(bindings.filter((b) => b.tenant === tenant || b.tenant === ALL_TENANTS).map((b) => b.role)),
+    ].filter((name) => name !== SUPER_ROLE && this.roles.has(name));
+    if (roleNames.length > 0) {
+      const matcher = unionMatchers(roleNames.map((name) => this.roles.get(name)!.matcher));
+      return { member: true, matcher, view: view(roleNames), keyViews: new Map() };
+    }
+    const { adminOverride, adminRole } = this.options;
+    if (adminOverride && this.roles.has(adminRole) && bindings.some((b) => b.role === adminRole)) {
+      return { member: true, matcher: this.roles.get(adminRole)!.matcher, view: view([adminRole]), keyViews: new Map() };
+    }
+    return { member: false, matcher: NOTHING, view: view([]), keyViews: new Map() };
+  }
+}
