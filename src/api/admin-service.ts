@@ -1,0 +1,323 @@
+/**
+ * AdminService: tenants, users, roles, bindings and API keys. Every call authenticates its caller
+ * and checks an `admin:<resource>` permission (in the tenant concerned, or in every tenant for
+ * global objects); every mutation commits in the store, is applied here before the call returns,
+ * and is announced to the other replicas.
+ */
+import { create } from "@bufbuild/protobuf";
+import { randomUUID } from "node:crypto";
+import { isKeyId, mintApiKey } from "../authn/api-key.js";
+import { type PasswordHasher, passwordProblem } from "../authn/password.js";
+import { SUPER_ROLE, isBuiltinRole } from "../core/builtin-roles.js";
+import { parseGrant } from "../core/grant.js";
+import { ALL_TENANTS, type BindingRecord, type UserRecord } from "../core/model.js";
+import { isValidRoleName, isValidTenantId, isValidUsername } from "../core/names.js";
+import { validatePatterns } from "../core/patterns.js";
+import type { Engine } from "../engine/engine.js";
+import type { Logger } from "../observability/logger.js";
+import type { Actor, Store } from "../store/store.js";
+import * as pb from "../../gen/verdict/v1/admin_pb.js";
+import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
+import { ApiError } from "./errors.js";
+import { type CallContext, type Handlers, callerCredential } from "./rpc.js";
+
+/** Settings of the admin service. */
+export interface AdminServiceOptions {
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly passwords: PasswordHasher;
+  readonly logger: Logger;
+  /** Called after every change to role bindings (root switch-off after setup). */
+  readonly afterBindingChange?: () => Promise<void>;
+  readonly now?: () => number;
+}
+
+/** An authenticated and authorised caller. */
+interface Caller {
+  readonly actor: Actor;
+  readonly userId: string;
+  /** True when the caller used an API key narrowed to its own permissions. */
+  readonly narrowedKey: boolean;
+}
+
+const MAX_NAME = 128;
+const MAX_PERMISSIONS = 256;
+
+/** Creates the AdminService handlers. */
+export function createAdminService(options: AdminServiceOptions): Handlers<typeof pb.AdminService> {
+  const { store, engine, passwords } = options;
+  const now = options.now ?? Date.now;
+  const audit = options.logger.child({ component: "audit" });
+
+  async function authenticate(ctx: CallContext): Promise<{ caller: Caller; resolved: Awaited<ReturnType<Engine["resolve"]>> }> {
+    const credential = callerCredential(ctx);
+    if (credential === "") {
+      throw new ApiError("unauthenticated", "admin calls need a credential: send 'authorization: Bearer <API key or token>' or 'x-api-key: <API key>'");
+    }
+    if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+    const resolved = await engine.resolve(credential);
+    if (resolved.kind === "denied") throw new ApiError("unauthenticated", `credential rejected: ${resolved.decision.reason}: ${resolved.decision.message}`);
+    const key = resolved.kind === "key" ? resolved.key : undefined;
+    const userId = key ? key.ownerUserId : resolved.kind === "user" ? resolved.userId : "";
+    return { caller: { actor: { userId, keyId: key?.id }, userId, narrowedKey: (key?.permissions.length ?? 0) > 0 }, resolved };
+  }
+
+  /** Authenticates the caller and checks `action` in `tenant`. */
+  async function authorize(ctx: CallContext, action: string, tenant: string): Promise<Caller> {
+    const { caller, resolved } = await authenticate(ctx);
+    const d = engine.decideResolved(resolved, action, tenant);
+    if (!d.allowed) {
+      if (d.reason === "REVOKED" || d.reason === "EXPIRED" || d.reason === "DISABLED" || d.reason === "UNKNOWN_CREDENTIAL") {
+        throw new ApiError("unauthenticated", `credential rejected: ${d.reason}: ${d.message}`);
+      }
+      const where = tenant === ALL_TENANTS ? "in every tenant" : `in tenant ${tenant}`;
+      throw new ApiError("permission_denied", `${action} ${where} is not allowed for this caller (${d.reason})`);
+    }
+    return caller;
+  }
+
+  /** Applies a committed version locally, announces it, and returns it for the response. */
+  async function commit(version: number, what: string, caller: Caller | undefined, fields: Record<string, unknown>): Promise<bigint> {
+    await engine.applyCommitted(version);
+    await engine.publish(version);
+    audit.info(what, { version, actor: caller?.actor.userId, actorKey: caller?.actor.keyId, ...fields });
+    return BigInt(version);
+  }
+
+  function findUser(ref: string): UserRecord {
+    if (ref === "") throw new ApiError("invalid_argument", "user is required");
+    const p = engine.current;
+    const user = p.getUser(ref) ?? p.getUserByUsername(ref);
+    if (!user) throw new ApiError("not_found", `user ${JSON.stringify(ref.slice(0, MAX_NAME))} not found`);
+    return user;
+  }
+
+  function requireTenant(tenant: string, allowAll: boolean): void {
+    if (tenant === ALL_TENANTS && allowAll) return;
+    if (!isValidTenantId(tenant)) throw new ApiError("invalid_argument", "tenant must be 1 to 63 of a-z, 0-9, '-', '_'" + (allowAll ? ', or "*"' : ""));
+    if (!engine.current.getTenant(tenant)) throw new ApiError("not_found", `tenant ${tenant} not found`);
+  }
+
+  function requireRole(name: string): void {
+    if (name === SUPER_ROLE) throw new ApiError("permission_denied", "SUPER is held by root only and cannot be bound");
+    if (!engine.current.getRole(name)) throw new ApiError("not_found", `role ${JSON.stringify(name.slice(0, MAX_NAME))} not found`);
+  }
+
+  function checkPermissions(patterns: readonly string[]): void {
+    if (patterns.length > MAX_PERMISSIONS) throw new ApiError("invalid_argument", `at most ${MAX_PERMISSIONS} permissions`);
+    validatePatterns(patterns);
+  }
+
+  async function changeBindings(caller: Caller, op: "grant" | "revoke", bindings: BindingRecord[]): Promise<bigint> {
+    const committed = op === "grant" ? await store.bindRoles(bindings, caller.actor) : await store.unbindRoles(bindings, caller.actor);
+    const version = await commit(committed.version, op === "grant" ? "roles bound" : "roles unbound", caller, {
+      bindings: bindings.map((b) => `${b.role}@${b.tenant}:${b.userId}`),
+    });
+    await options.afterBindingChange?.();
+    return version;
+  }
+
+  /** Keys the caller may manage: its own, or any with admin:keys in every tenant. */
+  async function authorizeKeyOwner(ctx: CallContext, ownerRef: string): Promise<{ caller: Caller; ownerId: string }> {
+    const { caller } = await authenticate(ctx);
+    const ownerId = ownerRef === "" ? caller.userId : findUser(ownerRef).id;
+    if (ownerId !== caller.userId) await authorize(ctx, "admin:keys", ALL_TENANTS);
+    return { caller, ownerId };
+  }
+
+  async function keyFor(ctx: CallContext, id: string): Promise<{ caller: Caller; ownerId: string }> {
+    if (!isKeyId(id)) throw new ApiError("invalid_argument", "id must be an API key id (12 characters of a-z, 2-7)");
+    const key = engine.current.getApiKey(id);
+    if (!key) throw new ApiError("not_found", `API key ${id} not found`);
+    const { caller } = await authenticate(ctx);
+    if (key.ownerUserId !== caller.userId) await authorize(ctx, "admin:keys", ALL_TENANTS);
+    return { caller, ownerId: key.ownerUserId };
+  }
+
+  return {
+    async createTenant(req, ctx) {
+      const caller = await authorize(ctx, "admin:tenants", ALL_TENANTS);
+      if (!isValidTenantId(req.id)) throw new ApiError("invalid_argument", "id must be 1 to 63 of a-z, 0-9, '-', '_', starting with a letter or digit");
+      if (req.displayName.length > 256) throw new ApiError("invalid_argument", "display_name must be at most 256 characters");
+      const { value, version } = await store.createTenant({ id: req.id, displayName: req.displayName, disabled: false, createdAtMs: now() }, caller.actor);
+      return create(pb.CreateTenantResponseSchema, { tenant: toTenant(value), version: await commit(version, "tenant created", caller, { tenant: req.id }) });
+    },
+    async listTenants(_req, ctx) {
+      await authorize(ctx, "admin:tenants", ALL_TENANTS);
+      return create(pb.ListTenantsResponseSchema, { tenants: (await store.listTenants()).map(toTenant) });
+    },
+    async setTenantDisabled(req, ctx) {
+      const caller = await authorize(ctx, "admin:tenants", ALL_TENANTS);
+      requireTenant(req.id, false);
+      const { version } = await store.setTenantDisabled(req.id, req.disabled, caller.actor);
+      return create(pb.SetTenantDisabledResponseSchema, { version: await commit(version, "tenant disabled set", caller, { tenant: req.id, disabled: req.disabled }) });
+    },
+    async deleteTenant(req, ctx) {
+      const caller = await authorize(ctx, "admin:tenants", ALL_TENANTS);
+      requireTenant(req.id, false);
+      const { version } = await store.deleteTenant(req.id, caller.actor);
+      return create(pb.DeleteTenantResponseSchema, { version: await commit(version, "tenant deleted", caller, { tenant: req.id }) });
+    },
+
+    async createUser(req, ctx) {
+      const caller = await authorize(ctx, "admin:users", ALL_TENANTS);
+      if (!isValidUsername(req.username)) throw new ApiError("invalid_argument", "username must be 1 to 128 of letters, digits, '_', '.', '@', '-', starting with a letter or digit");
+      const problem = passwordProblem(req.password);
+      if (problem) throw new ApiError("invalid_argument", problem);
+      if (engine.current.getUserByUsername(req.username)) throw new ApiError("already_exists", `user ${req.username} already exists`);
+      const hash = await passwords.hash(req.password);
+      const user: UserRecord = { id: randomUUID(), username: req.username, disabled: false, root: false, createdAtMs: now(), externalIssuer: "", externalSubject: "" };
+      const { value, version } = await store.createUser(user, hash, caller.actor);
+      return create(pb.CreateUserResponseSchema, { user: toUser(value), version: await commit(version, "user created", caller, { user: user.id, username: user.username }) });
+    },
+    async getUser(req, ctx) {
+      await authorize(ctx, "admin:users", ALL_TENANTS);
+      const user = findUser(req.user);
+      return create(pb.GetUserResponseSchema, { user: toUser(user), bindings: engine.current.getBindings(user.id).map(toBinding) });
+    },
+    async listUsers(_req, ctx) {
+      await authorize(ctx, "admin:users", ALL_TENANTS);
+      return create(pb.ListUsersResponseSchema, { users: (await store.listUsers()).map(toUser) });
+    },
+    async setUserDisabled(req, ctx) {
+      const caller = await authorize(ctx, "admin:users", ALL_TENANTS);
+      const user = findUser(req.user);
+      if (user.id === caller.userId && req.disabled) throw new ApiError("failed_precondition", "you cannot disable yourself");
+      const { version } = await store.setUserDisabled(user.id, req.disabled, caller.actor);
+      return create(pb.SetUserDisabledResponseSchema, { version: await commit(version, "user disabled set", caller, { user: user.id, disabled: req.disabled }) });
+    },
+    async deleteUser(req, ctx) {
+      const caller = await authorize(ctx, "admin:users", ALL_TENANTS);
+      const user = findUser(req.user);
+      if (user.id === caller.userId) throw new ApiError("failed_precondition", "you cannot delete yourself");
+      const { version } = await store.deleteUser(user.id, caller.actor);
+      return create(pb.DeleteUserResponseSchema, { version: await commit(version, "user deleted", caller, { user: user.id }) });
+    },
+    async changePassword(req, ctx) {
+      const { caller } = await authenticate(ctx);
+      const user = req.user === "" ? findUser(caller.userId) : findUser(req.user);
+      if (user.id !== caller.userId) await authorize(ctx, "admin:users", ALL_TENANTS);
+      if (caller.narrowedKey) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot change passwords");
+      const problem = passwordProblem(req.newPassword);
+      if (problem) throw new ApiError("invalid_argument", problem);
+      const { version } = await store.setPassword(user.id, await passwords.hash(req.newPassword), caller.actor);
+      return create(pb.ChangePasswordResponseSchema, { version: await commit(version, "password changed", caller, { user: user.id }) });
+    },
+
+    async putRole(req, ctx) {
+      const caller = await authorize(ctx, "admin:roles", ALL_TENANTS);
+      if (!isValidRoleName(req.name)) throw new ApiError("invalid_argument", "name must be 1 to 64 of letters, digits, '_', '.', '-', starting with a letter");
+      if (isBuiltinRole(req.name)) throw new ApiError("failed_precondition", `${req.name} is a built-in role and cannot be changed`);
+      checkPermissions(req.permissions);
+      if (req.description.length > 1024) throw new ApiError("invalid_argument", "description must be at most 1024 characters");
+      const role = { name: req.name, permissions: [...new Set(req.permissions)], description: req.description, builtin: false };
+      const { value, version } = await store.putRole(role, caller.actor);
+      return create(pb.PutRoleResponseSchema, { role: toRole(value), version: await commit(version, "role put", caller, { role: req.name, permissions: role.permissions }) });
+    },
+    async listRoles(_req, ctx) {
+      await authorize(ctx, "admin:roles", ALL_TENANTS);
+      return create(pb.ListRolesResponseSchema, { roles: (await store.listRoles()).map(toRole) });
+    },
+    async deleteRole(req, ctx) {
+      const caller = await authorize(ctx, "admin:roles", ALL_TENANTS);
+      if (isBuiltinRole(req.name)) throw new ApiError("failed_precondition", `${req.name} is a built-in role and cannot be deleted`);
+      if (!engine.current.getRole(req.name)) throw new ApiError("not_found", `role ${JSON.stringify(req.name.slice(0, MAX_NAME))} not found`);
+      const { version } = await store.deleteRole(req.name, caller.actor);
+      return create(pb.DeleteRoleResponseSchema, { version: await commit(version, "role deleted", caller, { role: req.name }) });
+    },
+
+    async bindRole(req, ctx) {
+      requireTenant(req.tenant, true);
+      const caller = await authorize(ctx, "admin:bindings", req.tenant);
+      const user = findUser(req.user);
+      requireRole(req.role);
+      const version = await changeBindings(caller, "grant", [{ tenant: req.tenant, userId: user.id, role: req.role }]);
+      return create(pb.BindRoleResponseSchema, { version });
+    },
+    async unbindRole(req, ctx) {
+      requireTenant(req.tenant, true);
+      const caller = await authorize(ctx, "admin:bindings", req.tenant);
+      const user = findUser(req.user);
+      const version = await changeBindings(caller, "revoke", [{ tenant: req.tenant, userId: user.id, role: req.role }]);
+      return create(pb.UnbindRoleResponseSchema, { version });
+    },
+    async listRoleBindings(req, ctx) {
+      const tenant = req.tenant === "" ? ALL_TENANTS : req.tenant;
+      if (req.tenant !== "") requireTenant(tenant, true);
+      await authorize(ctx, "admin:bindings", tenant);
+      const bindings = await store.listBindings(req.tenant === "" ? undefined : req.tenant);
+      return create(pb.ListRoleBindingsResponseSchema, { bindings: bindings.map(toBinding) });
+    },
+    async grant(req, ctx) {
+      requireTenant(req.tenant, true);
+      const caller = await authorize(ctx, "admin:bindings", req.tenant);
+      const statement = parseGrant(req.statement);
+      const user = findUser(statement.user);
+      if (statement.op === "grant") for (const role of statement.roles) requireRole(role);
+      const bindings = statement.roles.map((role) => ({ tenant: req.tenant, userId: user.id, role }));
+      const version = await changeBindings(caller, statement.op, bindings);
+      return create(pb.GrantResponseSchema, { bindings: bindings.map(toBinding), version });
+    },
+
+    async createApiKey(req, ctx) {
+      const { caller, ownerId } = await authorizeKeyOwner(ctx, req.owner);
+      if (caller.narrowedKey) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot create keys");
+      if (req.name === "" || req.name.length > MAX_NAME) throw new ApiError("invalid_argument", `name is required (at most ${MAX_NAME} characters)`);
+      checkPermissions(req.permissions);
+      if (req.tenant !== "") requireTenant(req.tenant, false);
+      const expiresAtMs = Number(req.expireTimeUnixMs);
+      if (expiresAtMs !== 0 && expiresAtMs <= now()) throw new ApiError("invalid_argument", "expire_time_unix_ms lies in the past");
+      const minted = mintApiKey();
+      const record = {
+        id: minted.id,
+        name: req.name,
+        ownerUserId: ownerId,
+        permissions: [...new Set(req.permissions)],
+        tenant: req.tenant,
+        secretHash: minted.secretHash,
+        createdAtMs: now(),
+        expiresAtMs,
+        revokedAtMs: 0,
+        lastUsedAtMs: 0,
+      };
+      const { value, version } = await store.createApiKey(record, caller.actor);
+      return create(pb.CreateApiKeyResponseSchema, {
+        apiKey: toApiKey(value),
+        secret: minted.secret,
+        version: await commit(version, "api key created", caller, { key: record.id, owner: ownerId }),
+      });
+    },
+    async listApiKeys(req, ctx) {
+      if (req.owner === "*") {
+        await authorize(ctx, "admin:keys", ALL_TENANTS);
+        return create(pb.ListApiKeysResponseSchema, { apiKeys: (await store.listApiKeys()).map(toApiKey) });
+      }
+      const { ownerId } = await authorizeKeyOwner(ctx, req.owner);
+      return create(pb.ListApiKeysResponseSchema, { apiKeys: (await store.listApiKeys(ownerId)).map(toApiKey) });
+    },
+    async revokeApiKey(req, ctx) {
+      const { caller } = await keyFor(ctx, req.id);
+      const { version } = await store.revokeApiKey(req.id, now(), caller.actor);
+      return create(pb.RevokeApiKeyResponseSchema, { version: await commit(version, "api key revoked", caller, { key: req.id }) });
+    },
+    async rotateApiKey(req, ctx) {
+      const { caller } = await keyFor(ctx, req.id);
+      if (caller.narrowedKey) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot rotate keys");
+      const key = engine.current.getApiKey(req.id)!;
+      if (key.revokedAtMs !== 0) throw new ApiError("failed_precondition", `API key ${req.id} is revoked`);
+      const minted = mintApiKey(req.id);
+      const { value, version } = await store.rotateApiKey(req.id, minted.secretHash, caller.actor);
+      return create(pb.RotateApiKeyResponseSchema, {
+        apiKey: toApiKey(value),
+        secret: minted.secret,
+        version: await commit(version, "api key rotated", caller, { key: req.id }),
+      });
+    },
+
+    async getPolicyVersion(_req, ctx) {
+      await authenticate(ctx);
+      const committed = await store.currentVersion();
+      return create(pb.GetPolicyVersionResponseSchema, { committedVersion: BigInt(committed), appliedVersion: BigInt(engine.version) });
+    },
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Conversions between core records and wire messages. Wire types stop here: the core never sees them.
+ */
+import { create } from "@bufbuild/protobuf";
+import type { Decision, PrincipalView, ReasonCode } from "../core/decision.js";
+import type { ApiKeyRecord, BindingRecord, RoleRecord, TenantRecord, UserRecord } from "../core/model.js";
+import {
+  type ApiKey,
+  ApiKeySchema,
+  type Principal,
+  PrincipalKind,
+  PrincipalSchema,
+  Reason,
+  type RoleBinding,
+  RoleBindingSchema,
+  type Role,
+  RoleSchema,
+  type Tenant,
+  TenantSchema,
+  type User,
+  UserSchema,
+} from "../../gen/verdict/v1/types_pb.js";
+
+/** The proto enum value of a reason code. */
+export function toProtoReason(reason: ReasonCode): Reason {
+  return Reason[reason];
+}
+
+const principals = new WeakMap<PrincipalView, Principal>();
+
+/** The wire form of a principal view; cached per view (views are immutable and reused). */
+export function toPrincipal(view: PrincipalView | undefined): Principal | undefined {
+  if (!view) return undefined;
+  let p = principals.get(view);
+  if (!p) {
+    p = create(PrincipalSchema, {
+      kind: view.kind === "api_key" ? PrincipalKind.API_KEY : PrincipalKind.USER,
+      userId: view.userId,
+      username: view.username,
+      keyId: view.keyId,
+      tenant: view.tenant,
+      roles: [...view.roles],
+    });
+    principals.set(view, p);
+  }
+  return p;
+}
+
+/** Fields common to every decision message. */
+export function decisionFields(d: Decision) {
+  return {
+    allowed: d.allowed,
+    reason: Reason[d.reason],
+    message: d.message,
+    principal: toPrincipal(d.principal),
+    policyVersion: BigInt(d.version),
+  };
+}
+
+/** Wire form of a tenant. */
+export function toTenant(t: TenantRecord): Tenant {
+  return create(TenantSchema, { id: t.id, displayName: t.displayName, disabled: t.disabled, createTimeUnixMs: BigInt(t.createdAtMs) });
+}
+
+/** Wire form of a user (never with its password hash). */
+export function toUser(u: UserRecord): User {
+  return create(UserSchema, {
+    id: u.id,
+    username: u.username,
+    disabled: u.disabled,
+    root: u.root,
+    createTimeUnixMs: BigInt(u.createdAtMs),
+    externalIssuer: u.externalIssuer,
+    externalSubject: u.externalSubject,
+  });
+}
+
+/** Wire form of a role. */
+export function toRole(r: RoleRecord): Role {
+  return create(RoleSchema, { name: r.name, permissions: [...r.permissions], description: r.description, builtin: r.builtin });
+}
+
+/** Wire form of a binding. */
+export function toBinding(b: BindingRecord): RoleBinding {
+  return create(RoleBindingSchema, { tenant: b.tenant, userId: b.userId, role: b.role });
+}
+
+/** Wire form of an API key (never with its hash). */
+export function toApiKey(k: ApiKeyRecord): ApiKey {
+  return create(ApiKeySchema, {
+    id: k.id,
+    name: k.name,
+    ownerUserId: k.ownerUserId,
+    permissions: [...k.permissions],
+    tenant: k.tenant,
+    createTimeUnixMs: BigInt(k.createdAtMs),
+    expireTimeUnixMs: BigInt(k.expiresAtMs),
+    revokeTimeUnixMs: BigInt(k.revokedAtMs),
+    lastUsedTimeUnixMs: BigInt(k.lastUsedAtMs),
+  });
+}

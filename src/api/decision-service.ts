@@ -1,0 +1,117 @@
+/**
+ * DecisionService: Check and CheckBatch, answered from the engine's memory.
+ */
+import { create } from "@bufbuild/protobuf";
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { Decision } from "../core/decision.js";
+import { deny } from "../core/decision.js";
+import type { Engine, Resolved } from "../engine/engine.js";
+import type { Metrics } from "../observability/metrics.js";
+import {
+  ActionDecisionSchema,
+  type CheckBatchResponse,
+  CheckBatchResponseSchema,
+  type CheckResponse,
+  CheckResponseSchema,
+  type DecisionService,
+} from "../../gen/verdict/v1/decision_pb.js";
+import { Reason } from "../../gen/verdict/v1/types_pb.js";
+import { decisionFields, toPrincipal } from "./convert.js";
+import { ApiError } from "./errors.js";
+import { type CallContext, type Handlers, callerCredential } from "./rpc.js";
+
+/** Most actions one CheckBatch may ask about. */
+export const MAX_BATCH_ACTIONS = 256;
+
+/** The permission a caller must hold when Check requires a caller credential. */
+export const CHECK_CALLER_PERMISSION = "check:decisions";
+
+/** Settings of the decision service. */
+export interface DecisionServiceOptions {
+  readonly engine: Engine;
+  readonly metrics: Metrics;
+  readonly requireCaller: boolean;
+  readonly minVersionWaitMs: number;
+}
+
+/** Makes decision ids: a random per-process prefix and a counter (unique, cheap, sortable). */
+export function createDecisionIds(): () => string {
+  const prefix = randomBytes(6).toString("hex");
+  let n = 0;
+  return () => `${prefix}-${(++n).toString(36)}`;
+}
+
+/** Creates the DecisionService handlers. */
+export function createDecisionService(options: DecisionServiceOptions): Handlers<typeof DecisionService> {
+  const { engine, metrics, requireCaller, minVersionWaitMs } = options;
+  const nextId = createDecisionIds();
+  const checkTimer = metrics.checkDuration.labels("check");
+
+  const callerDenial = (ctx: CallContext, tenant: string): Decision | Promise<Decision | undefined> | undefined => {
+    if (!requireCaller) return undefined;
+    const resolved = engine.resolve(callerCredential(ctx));
+    const judge = (r: Resolved) => {
+      const d = engine.decideResolved(r, CHECK_CALLER_PERMISSION, tenant);
+      return d.allowed ? undefined : deny(d.reason === "FORBIDDEN" ? "FORBIDDEN" : "UNAUTHENTICATED", `caller may not ask: ${d.message}`, d.version);
+    };
+    return resolved instanceof Promise ? resolved.then(judge) : judge(resolved);
+  };
+
+  const staleDecision = (): Decision => {
+    metrics.staleAnswers.inc();
+    return deny("STALE", "this replica could not reach the requested min_version in time", engine.version);
+  };
+
+  const respond = (d: Decision, started: number): CheckResponse => {
+    metrics.countDecision("check", d.allowed, d.reason);
+    checkTimer.observe((performance.now() - started) / 1000);
+    return create(CheckResponseSchema, { ...decisionFields(d), decisionId: nextId() });
+  };
+
+  return {
+    check(req, ctx) {
+      const started = performance.now();
+      const gate = callerDenial(ctx, req.tenant);
+      const decide = (denied: Decision | undefined): CheckResponse | Promise<CheckResponse> => {
+        if (denied) return respond(denied, started);
+        const min = Number(req.minVersion);
+        if (min > engine.version) {
+          return engine.waitForVersion(min, minVersionWaitMs).then(async (ok) =>
+            respond(ok ? await engine.check(req.credential, req.action, req.tenant) : staleDecision(), started),
+          );
+        }
+        const d = engine.check(req.credential, req.action, req.tenant);
+        return d instanceof Promise ? d.then((x) => respond(x, started)) : respond(d, started);
+      };
+      return gate instanceof Promise ? gate.then(decide) : decide(gate);
+    },
+
+    async checkBatch(req, ctx): Promise<CheckBatchResponse> {
+      if (req.actions.length > MAX_BATCH_ACTIONS) {
+        throw new ApiError("invalid_argument", `at most ${MAX_BATCH_ACTIONS} actions per CheckBatch`);
+      }
+      const denied = await callerDenial(ctx, req.tenant);
+      const min = Number(req.minVersion);
+      const fresh = min <= engine.version || (await engine.waitForVersion(min, minVersionWaitMs));
+      const resolved: Resolved = denied
+        ? { kind: "denied", decision: denied }
+        : !fresh
+          ? { kind: "denied", decision: staleDecision() }
+          : await engine.resolve(req.credential);
+      let principal: Decision["principal"];
+      const decisions = req.actions.map((action) => {
+        const d = engine.decideResolved(resolved, action, req.tenant);
+        principal ??= d.principal;
+        metrics.countDecision("check_batch", d.allowed, d.reason);
+        return create(ActionDecisionSchema, { action, allowed: d.allowed, reason: Reason[d.reason] });
+      });
+      return create(CheckBatchResponseSchema, {
+        decisions,
+        principal: toPrincipal(principal),
+        policyVersion: BigInt(engine.version),
+        decisionId: nextId(),
+      });
+    },
+  };
+}

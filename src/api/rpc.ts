@@ -1,0 +1,111 @@
+/**
+ * Service implementations are written once, as plain handlers over protobuf-es messages, and
+ * mounted on both servers: @grpc/grpc-js (binary gRPC, the hot path) and connect-node (Connect
+ * JSON and gRPC-web over HTTP for curl and browsers).
+ */
+import type { DescMethodUnary, DescService, MessageShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { ServerUnaryCall, ServiceDefinition, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
+import type { Logger } from "../observability/logger.js";
+import { toApiError, toConnectError, toGrpcError } from "./errors.js";
+
+/** What a handler may know about its call. */
+export interface CallContext {
+  /** The first value of a request header (lower-case name), or undefined. */
+  header(name: string): string | undefined;
+  /** The caller's address, for logs. */
+  readonly peer: string;
+}
+
+type Unary<S extends DescService, K extends keyof S["method"]> = S["method"][K] extends DescMethodUnary<infer I, infer O>
+  ? (request: MessageShape<I>, ctx: CallContext) => MessageShape<O> | Promise<MessageShape<O>>
+  : never;
+
+/** Handlers for every unary method of a service. */
+export type Handlers<S extends DescService> = { [K in keyof S["method"]]: Unary<S, K> };
+
+function logFailure(logger: Logger, method: string, error: unknown, code: string): void {
+  if (code === "internal" || code === "unavailable") logger.error("rpc failed", { method, code, error: (error as Error)?.cause ?? error });
+}
+
+/** Builds a grpc-js service definition and implementation from handlers. */
+export function toGrpcService<S extends DescService>(
+  service: S,
+  handlers: Handlers<S>,
+  logger: Logger,
+): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
+  const definition: Record<string, ServiceDefinition[string]> = {};
+  const implementation: UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") continue;
+    const handler = (handlers as Record<string, (req: unknown, ctx: CallContext) => unknown>)[method.localName].bind(handlers);
+    const { input, output } = method;
+    definition[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (m: MessageShape<typeof input>) => Buffer.from(toBinary(input, m)),
+      requestDeserialize: (b: Buffer) => fromBinary(input, b),
+      responseSerialize: (m: MessageShape<typeof output>) => Buffer.from(toBinary(output, m)),
+      responseDeserialize: (b: Buffer) => fromBinary(output, b),
+    };
+    const fail = (callback: sendUnaryData<unknown>, error: unknown) => {
+      const api = toApiError(error);
+      logFailure(logger, method.name, error, api.code);
+      callback(toGrpcError(api));
+    };
+    implementation[method.localName] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      const ctx: CallContext = {
+        header(name) {
+          const v = call.metadata.get(name);
+          return v.length > 0 ? String(v[0]) : undefined;
+        },
+        get peer() {
+          return call.getPeer();
+        },
+      };
+      try {
+        const result = handler(call.request, ctx);
+        if (result instanceof Promise) result.then((r) => callback(null, r), (e) => fail(callback, e));
+        else callback(null, result);
+      } catch (error) {
+        fail(callback, error);
+      }
+    };
+  }
+  return { definition: definition as ServiceDefinition, implementation };
+}
+
+/** Adapts handlers to a connect-node service implementation. */
+export function toConnectService<S extends DescService>(service: S, handlers: Handlers<S>, logger: Logger): ServiceImpl<S> {
+  const impl: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") continue;
+    const handler = (handlers as Record<string, (req: unknown, ctx: CallContext) => unknown>)[method.localName].bind(handlers);
+    impl[method.localName] = async (request: unknown, hc: { requestHeader: Headers; peer?: { addr?: string } }) => {
+      const ctx: CallContext = {
+        header: (name) => hc.requestHeader.get(name) ?? undefined,
+        peer: hc.peer?.addr ?? "",
+      };
+      try {
+        return await handler(request, ctx);
+      } catch (error) {
+        const api = toApiError(error);
+        logFailure(logger, method.name, error, api.code);
+        throw toConnectError(api);
+      }
+    };
+  }
+  return impl as ServiceImpl<S>;
+}
+
+/** The credential a caller presents in headers: `authorization: Bearer ...` or `x-api-key`. */
+export function callerCredential(ctx: CallContext): string {
+  const auth = ctx.header("authorization");
+  if (auth !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    return m ? m[1] : "";
+  }
+  return ctx.header("x-api-key")?.trim() ?? "";
+}

@@ -1,0 +1,350 @@
+/**
+ * The live cache: holds the current policy in memory, answers Check from it without I/O, and
+ * follows the store's change log by version (after local commits, on bus messages, and by polling).
+ */
+import { type Decision, deny } from "../core/decision.js";
+import type { ApiKeyRecord } from "../core/model.js";
+import { Policy, type PolicyOptions } from "../core/policy.js";
+import { apiKeyProblem, hashApiKey, looksLikeApiKey } from "../authn/api-key.js";
+import type { Bus } from "../bus/bus.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { ChangeEntry, EntityKind, Store } from "../store/store.js";
+import { createKeyUseRecorder, type KeyUseRecorder } from "./key-use.js";
+
+/** The result of verifying a token credential. */
+export type TokenAuth =
+  | { readonly ok: true; readonly userId: string }
+  | { readonly ok: false; readonly reason: Exclude<Decision["reason"], "ALLOWED">; readonly message: string };
+
+/** Verifies JWT credentials (plugged in by the token layer). */
+export interface TokenAuthenticator {
+  authenticate(token: string, nowMs: number): TokenAuth | Promise<TokenAuth>;
+}
+
+/** Who a credential identifies, or why it identifies nobody. */
+export type Resolved =
+  | { readonly kind: "key"; readonly key: ApiKeyRecord }
+  | { readonly kind: "user"; readonly userId: string }
+  | { readonly kind: "denied"; readonly decision: Decision };
+
+/** Reloads entities of a kind the core does not hold (sessions, signing keys). */
+export type ExtraApplier = (ids: readonly string[]) => Promise<void>;
+
+/** Engine settings. */
+export interface EngineOptions {
+  readonly store: Store;
+  readonly bus: Bus;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly policy: PolicyOptions;
+  readonly failOpen: boolean;
+  readonly pollIntervalMs: number;
+  readonly keyUse: { readonly flushIntervalMs: number; readonly maxPending: number };
+  readonly now?: () => number;
+}
+
+const CHANGE_BATCH = 1000;
+
+/** The in-memory decision engine of one replica. */
+export class Engine {
+  private policy: Policy;
+  private loaded = false;
+  private committed = 0;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private waiters: Array<{ version: number; resolve: () => void }> = [];
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private tokens: TokenAuthenticator | undefined;
+  private readonly extraAppliers = new Map<EntityKind, ExtraApplier>();
+  private readonly keyUse: KeyUseRecorder;
+  private readonly now: () => number;
+  private readonly log: Logger;
+
+  constructor(private readonly options: EngineOptions) {
+    this.policy = new Policy(options.policy);
+    this.now = options.now ?? Date.now;
+    this.log = options.logger.child({ component: "engine" });
+    this.keyUse = createKeyUseRecorder({
+      ...options.keyUse,
+      write: (uses) => options.store.recordKeyUse(uses),
+      onDropped: () => options.metrics.keyUseDropped.inc(),
+      onFlushFailed: (error) => {
+        options.metrics.keyUseFlushFailures.inc();
+        this.log.warn("recording API key use failed", { error });
+      },
+    });
+    options.bus.subscribe((message) => {
+      options.metrics.busMessages.inc();
+      if (message.version > this.committed) this.committed = message.version;
+      if (message.version > this.policy.version) void this.catchUp("bus");
+    });
+    options.bus.onReconnect(() => {
+      options.metrics.busResubscriptions.inc();
+      void this.catchUp("reconnect");
+    });
+  }
+
+  /** True once the policy has been loaded; until then Check fails closed (or open if configured). */
+  get ready(): boolean {
+    return this.loaded;
+  }
+
+  /** The policy version answers are computed at. */
+  get version(): number {
+    return this.policy.version;
+  }
+
+  /** The newest committed version this replica has heard of. */
+  get committedVersion(): number {
+    return Math.max(this.committed, this.policy.version);
+  }
+
+  /** The current policy (read-only use: admin reads and lookups). */
+  get current(): Policy {
+    return this.policy;
+  }
+
+  /** Plugs in JWT verification. */
+  setTokenAuthenticator(tokens: TokenAuthenticator): void {
+    this.tokens = tokens;
+  }
+
+  /** Registers a reloader for entity kinds held outside the core policy. */
+  onChanges(kind: EntityKind, apply: ExtraApplier): void {
+    this.extraAppliers.set(kind, apply);
+  }
+
+  /** Loads the whole policy and starts polling; throws if the store cannot be read. */
+  async load(): Promise<void> {
+    await this.fullReload();
+    this.loaded = true;
+    this.schedulePoll();
+  }
+
+  // ---- Check ----
+
+  /** Resolves a credential to a principal, without I/O for API keys and cached tokens. */
+  resolve(credential: string): Resolved | Promise<Resolved> {
+    if (credential.length === 0) return { kind: "denied", decision: deny("UNAUTHENTICATED", "no credential", this.policy.version) };
+    if (looksLikeApiKey(credential)) {
+      const problem = apiKeyProblem(credential);
+      if (problem) return { kind: "denied", decision: deny("MALFORMED_CREDENTIAL", problem, this.policy.version) };
+      const key = this.policy.getApiKeyByHash(hashApiKey(credential));
+      if (!key) return { kind: "denied", decision: deny("UNKNOWN_CREDENTIAL", "unknown API key", this.policy.version) };
+      return { kind: "key", key };
+    }
+    if (credential.length > 8192) {
+      return { kind: "denied", decision: deny("MALFORMED_CREDENTIAL", "credential longer than 8192 characters", this.policy.version) };
+    }
+    if (credential.split(".").length !== 3) {
+      return { kind: "denied", decision: deny("MALFORMED_CREDENTIAL", "credential is neither an API key nor a JWT", this.policy.version) };
+    }
+    if (!this.tokens) {
+      return { kind: "denied", decision: deny("UNKNOWN_CREDENTIAL", "token credentials are not configured", this.policy.version) };
+    }
+    const auth = this.tokens.authenticate(credential, this.now());
+    return auth instanceof Promise ? auth.then((a) => this.fromToken(a)) : this.fromToken(auth);
+  }
+
+  private fromToken(auth: TokenAuth): Resolved {
+    if (!auth.ok) return { kind: "denied", decision: deny(auth.reason, auth.message, this.policy.version) };
+    return { kind: "user", userId: auth.userId };
+  }
+
+  /** Decides one action; synchronous unless a token needs a key set fetched. */
+  check(credential: string, action: string, tenant: string): Decision | Promise<Decision> {
+    if (!this.loaded) return this.notReady();
+    try {
+      const resolved = this.resolve(credential);
+      if (resolved instanceof Promise) return resolved.then((r) => this.decideResolved(r, action, tenant), (e) => this.failure(e));
+      return this.decideResolved(resolved, action, tenant);
+    } catch (error) {
+      return this.failure(error);
+    }
+  }
+
+  /** Decides for an already resolved principal (CheckBatch and admin authorization use it). */
+  decideResolved(resolved: Resolved, action: string, tenant: string): Decision {
+    switch (resolved.kind) {
+      case "denied":
+        return resolved.decision;
+      case "key": {
+        const now = this.now();
+        const decision = this.policy.decideForKey(resolved.key, action, tenant, now);
+        if (decision.principal) this.keyUse.record(resolved.key.id, now);
+        return decision;
+      }
+      case "user":
+        return this.policy.decideForUser(resolved.userId, action, tenant);
+    }
+  }
+
+  private notReady(): Decision {
+    if (this.options.failOpen) {
+      return { allowed: true, reason: "INTERNAL_ERROR", message: "policy not loaded yet; failing open", principal: undefined, version: 0 };
+    }
+    return deny("INTERNAL_ERROR", "policy not loaded yet", 0);
+  }
+
+  private failure(error: unknown): Decision {
+    this.log.error("check failed", { error });
+    if (this.options.failOpen) {
+      return { allowed: true, reason: "INTERNAL_ERROR", message: "internal error; failing open", principal: undefined, version: this.policy.version };
+    }
+    return deny("INTERNAL_ERROR", "internal error", this.policy.version);
+  }
+
+  // ---- following the change log ----
+
+  /** Waits until this replica has applied `version`, reading the change log as needed. */
+  async applyCommitted(version: number): Promise<void> {
+    if (version > this.committed) this.committed = version;
+    while (this.policy.version < version) {
+      await this.catchUp("commit");
+      if (this.policy.version < version) await this.catchUp("commit");
+      if (this.policy.version < version) throw new Error(`change log does not reach version ${version}`);
+    }
+  }
+
+  /** Announces a committed version to the other replicas (after commit, never before). */
+  async publish(version: number): Promise<void> {
+    await this.options.bus.publish({ version, changes: [] });
+  }
+
+  /** Resolves true once `version` is applied, false after `timeoutMs`. */
+  waitForVersion(version: number, timeoutMs: number): Promise<boolean> {
+    if (this.policy.version >= version) return Promise.resolve(true);
+    if (version > this.committed) this.committed = version;
+    return new Promise((resolve) => {
+      const waiter = {
+        version,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(this.policy.version >= version);
+      }, timeoutMs);
+      this.waiters.push(waiter);
+      void this.catchUp("min_version");
+    });
+  }
+
+  /** Reads and applies every change after the applied version; one run at a time. */
+  catchUp(trigger: string): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.options.metrics.catchUps.labels(trigger).inc();
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.catchUpOnce();
+        } while (this.again && !this.closed);
+      } catch (error) {
+        this.options.metrics.applyFailures.inc();
+        this.log.warn("catching up with the change log failed; serving the last good policy", { error, version: this.policy.version });
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  private async catchUpOnce(): Promise<void> {
+    for (;;) {
+      const changes = await this.options.store.changesSince(this.policy.version, CHANGE_BATCH);
+      if (changes === undefined) {
+        await this.fullReload();
+        return;
+      }
+      if (changes.length === 0) return;
+      await this.applyChanges(changes);
+      if (changes.length < CHANGE_BATCH) return;
+    }
+  }
+
+  private async applyChanges(changes: readonly ChangeEntry[]): Promise<void> {
+    const store = this.options.store;
+    const byKind = new Map<EntityKind, Set<string>>();
+    for (const c of changes) {
+      let ids = byKind.get(c.kind);
+      if (!ids) byKind.set(c.kind, (ids = new Set()));
+      ids.add(c.id);
+    }
+    const ids = (kind: EntityKind) => [...(byKind.get(kind) ?? [])];
+    // Read every changed row first, then apply them all at once so no Check sees half a change.
+    const [tenants, users, roles, bindings, keys] = await Promise.all([
+      Promise.all(ids("tenant").map(async (id) => [id, await store.getTenant(id)] as const)),
+      Promise.all(ids("user").map(async (id) => [id, await store.getUser(id)] as const)),
+      Promise.all(ids("role").map(async (id) => [id, await store.getRole(id)] as const)),
+      Promise.all(ids("binding").map(async (id) => [id, await store.getBindingsForUser(id)] as const)),
+      Promise.all(ids("api_key").map(async (id) => [id, await store.getApiKey(id)] as const)),
+    ]);
+    for (const [kind, apply] of this.extraAppliers) {
+      const changed = ids(kind);
+      if (changed.length > 0) await apply(changed);
+    }
+    const p = this.policy;
+    for (const [id, t] of tenants) t ? p.putTenant(t) : p.removeTenant(id);
+    for (const [id, u] of users) u ? p.putUser(u) : p.removeUser(id);
+    for (const [id, r] of roles) r ? p.putRole(r) : p.removeRole(id);
+    for (const [id, b] of bindings) p.setBindings(id, b);
+    for (const [id, k] of keys) k ? p.putApiKey(k) : p.removeApiKey(id);
+    for (const [kind, set] of byKind) this.options.metrics.changesApplied.labels(kind).inc(set.size);
+    this.advanceTo(changes[changes.length - 1].version);
+  }
+
+  private async fullReload(): Promise<void> {
+    const data = await this.options.store.loadSnapshot();
+    for (const apply of this.extraAppliers.values()) await apply([]);
+    this.policy = Policy.fromData(data, this.options.policy);
+    this.options.metrics.fullReloads.inc();
+    this.log.info("policy loaded", { version: data.version, ...this.policy.sizes() });
+    this.advanceTo(data.version);
+  }
+
+  private advanceTo(version: number): void {
+    if (version > this.policy.version) this.policy.version = version;
+    if (version > this.committed) this.committed = version;
+    if (this.waiters.length === 0) return;
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (w.version <= this.policy.version ? w.resolve() : still.push(w));
+    this.waiters = still;
+  }
+
+  private schedulePoll(): void {
+    if (this.closed) return;
+    this.pollTimer = setTimeout(() => void this.poll(), this.options.pollIntervalMs);
+    this.pollTimer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const latest = await this.options.store.currentVersion();
+      if (latest > this.committed) this.committed = latest;
+      if (latest > this.policy.version) {
+        this.options.metrics.pollFallbacks.inc();
+        await this.catchUp("poll");
+      }
+    } catch (error) {
+      this.log.debug("polling the policy version failed", { error });
+    } finally {
+      this.schedulePoll();
+    }
+  }
+
+  /** Stops polling and flushes pending key-use records. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.pollTimer);
+    await this.running;
+    await this.keyUse.close();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Every Prometheus metric Verdict exports, defined in this one file on a registry per process
+ * (tests create several servers in one process, each with its own).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ReasonCode } from "../core/decision.js";
+
+/** Numbers the metrics read at scrape time. */
+export interface MetricSources {
+  policyVersion(): number;
+  committedVersion(): number;
+  cacheSizes(): Record<string, number>;
+  busConnected(): boolean;
+  ready(): boolean;
+}
+
+/** The metrics and the helpers the hot path uses to update them cheaply. */
+export interface Metrics {
+  readonly registry: Registry;
+  /** Counts one decision; label children are made once per reason and reused. */
+  countDecision(rpc: "check" | "check_batch" | "ext_authz", allowed: boolean, reason: ReasonCode): void;
+  /** Observes one Check's latency in seconds. */
+  readonly checkDuration: Histogram<"rpc">;
+  readonly keyUseDropped: Counter;
+  readonly keyUseFlushFailures: Counter;
+  readonly changesApplied: Counter<"kind">;
+  readonly catchUps: Counter<"trigger">;
+  readonly fullReloads: Counter;
+  readonly applyFailures: Counter;
+  readonly busMessages: Counter;
+  readonly busResubscriptions: Counter;
+  readonly pollFallbacks: Counter;
+  readonly staleAnswers: Counter;
+  readonly adminRequests: Counter<"method" | "code">;
+  readonly loginAttempts: Counter<"outcome">;
+  setSources(sources: MetricSources): void;
+}
+
+/** Creates the registry and every metric. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  let sources: MetricSources | undefined;
+
+  const decisions = new Counter({
+    name: "verdict_decisions_total",
+    help: "Decisions by RPC, outcome and reason code.",
+    labelNames: ["rpc", "outcome", "reason"] as const,
+    registers: [registry],
+  });
+  const children = new Map<string, { inc(): void }>();
+  const checkDuration = new Histogram({
+    name: "verdict_check_duration_seconds",
+    help: "Time to decide one Check inside the server (excluding transport).",
+    labelNames: ["rpc"] as const,
+    buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1],
+    registers: [registry],
+  });
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name, help, labelNames, registers: [registry] });
+
+  new Gauge({
+    name: "verdict_policy_version",
+    help: "The policy version this replica has applied.",
+    registers: [registry],
+    collect() {
+      if (sources) this.set(sources.policyVersion());
+    },
+  });
+  new Gauge({
+    name: "verdict_policy_version_lag",
+    help: "Versions between the newest known committed version and the applied one.",
+    registers: [registry],
+    collect() {
+      if (sources) this.set(Math.max(0, sources.committedVersion() - sources.policyVersion()));
+    },
+  });
+  new Gauge({
+    name: "verdict_cache_entries",
+    help: "Entries held in memory, by kind.",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      if (!sources) return;
+      for (const [kind, n] of Object.entries(sources.cacheSizes())) this.labels(kind).set(n);
+    },
+  });
+  new Gauge({
+    name: "verdict_bus_connected",
+    help: "1 while the invalidation bus is connected.",
+    registers: [registry],
+    collect() {
+      if (sources) this.set(sources.busConnected() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "verdict_ready",
+    help: "1 when this replica has loaded the policy and serves Check.",
+    registers: [registry],
+    collect() {
+      if (sources) this.set(sources.ready() ? 1 : 0);
+    },
+  });
+
+  return {
+    registry,
+    checkDuration,
+    countDecision(rpc, allowed, reason) {
+      const key = rpc + reason;
+      let child = children.get(key);
+      if (!child) {
+        child = decisions.labels(rpc, allowed ? "allow" : "deny", reason);
+        children.set(key, child);
+      }
+      child.inc();
+    },
+    keyUseDropped: counter("verdict_key_use_dropped_total", "API key last-use records dropped because the pending batch was full."),
+    keyUseFlushFailures: counter("verdict_key_use_flush_failures_total", "Batches of API key last-use records that failed to write."),
+    changesApplied: counter("verdict_changes_applied_total", "Changed entities applied from the change log, by kind.", ["kind"]),
+    catchUps: counter("verdict_catch_ups_total", "Catch-ups from the change log, by what triggered them.", ["trigger"]),
+    fullReloads: counter("verdict_full_reloads_total", "Full snapshot reloads (start-up, or a change log trimmed past this replica)."),
+    applyFailures: counter("verdict_apply_failures_total", "Catch-ups that failed (the last good policy keeps serving)."),
+    busMessages: counter("verdict_bus_messages_received_total", "Invalidation messages received."),
+    busResubscriptions: counter("verdict_bus_resubscriptions_total", "Times the bus reconnected and resubscribed."),
+    pollFallbacks: counter("verdict_poll_fallbacks_total", "Polls that found a newer version the bus had not announced."),
+    staleAnswers: counter("verdict_stale_answers_total", "Checks whose min_version could not be reached in time."),
+    adminRequests: counter("verdict_admin_requests_total", "Admin and auth RPCs by method and result code.", ["method", "code"]),
+    loginAttempts: counter("verdict_login_attempts_total", "Login attempts by outcome.", ["outcome"]),
+    setSources(s) {
+      sources = s;
+    },
+  };
+}
