@@ -1,0 +1,151 @@
+/**
+ * The database schema as an ordered list of SQL migrations, kept in TypeScript so that the build
+ * output carries them. The same SQL runs on Postgres 15 and on PGlite.
+ */
+import type { SqlSession } from "./sql-store.js";
+
+/** One schema step. Versions are applied in ascending order, each exactly once. */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** One or more SQL statements without parameters. */
+  readonly sql: string;
+}
+
+/**
+ * Key of the transaction-scoped advisory lock that serialises migrations, so that several replicas
+ * starting at once apply each migration exactly once ("verd" in ASCII).
+ */
+const MIGRATION_LOCK_KEY = 0x76657264;
+
+/** Every migration, oldest first. Append only: an applied migration is never edited. */
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    name: "policy tables, change log and built-in roles",
+    sql: `
+CREATE TABLE tenants (
+  id text NOT NULL CONSTRAINT tenants_pkey PRIMARY KEY,
+  display_name text NOT NULL DEFAULT '',
+  disabled boolean NOT NULL DEFAULT false,
+  created_at bigint NOT NULL
+);
+
+CREATE TABLE users (
+  id text NOT NULL CONSTRAINT users_pkey PRIMARY KEY,
+  username text NOT NULL CONSTRAINT users_username_key UNIQUE,
+  password_hash text NOT NULL,
+  disabled boolean NOT NULL DEFAULT false,
+  root boolean NOT NULL DEFAULT false,
+  created_at bigint NOT NULL,
+  external_issuer text NOT NULL DEFAULT '',
+  external_subject text NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX users_external_identity_key ON users (external_issuer, external_subject)
+  WHERE external_issuer <> '';
+
+CREATE TABLE roles (
+  name text NOT NULL CONSTRAINT roles_pkey PRIMARY KEY,
+  permissions text[] NOT NULL DEFAULT '{}',
+  description text NOT NULL DEFAULT '',
+  builtin boolean NOT NULL DEFAULT false
+);
+
+-- tenant may be '*' (every tenant), so it has no foreign key; deleting a tenant deletes its
+-- bindings explicitly.
+CREATE TABLE role_bindings (
+  tenant text NOT NULL,
+  user_id text NOT NULL CONSTRAINT role_bindings_user_fkey REFERENCES users (id) ON DELETE CASCADE,
+  role text NOT NULL CONSTRAINT role_bindings_role_fkey REFERENCES roles (name) ON DELETE CASCADE,
+  CONSTRAINT role_bindings_pkey PRIMARY KEY (tenant, user_id, role)
+);
+CREATE INDEX role_bindings_user_idx ON role_bindings (user_id);
+CREATE INDEX role_bindings_role_idx ON role_bindings (role);
+
+-- Keys outlive their owner (deleting a user revokes its keys), so owner_user_id has no foreign key.
+CREATE TABLE api_keys (
+  id text NOT NULL CONSTRAINT api_keys_pkey PRIMARY KEY,
+  name text NOT NULL,
+  owner_user_id text NOT NULL,
+  permissions text[] NOT NULL DEFAULT '{}',
+  tenant text NOT NULL DEFAULT '',
+  secret_hash text NOT NULL CONSTRAINT api_keys_secret_hash_key UNIQUE,
+  created_at bigint NOT NULL,
+  expires_at bigint NOT NULL DEFAULT 0,
+  revoked_at bigint NOT NULL DEFAULT 0,
+  last_used_at bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX api_keys_owner_idx ON api_keys (owner_user_id);
+
+CREATE TABLE settings (
+  name text NOT NULL CONSTRAINT settings_pkey PRIMARY KEY,
+  value text NOT NULL
+);
+
+-- One row per changed entity; a mutation changing several entities writes several rows at one
+-- version, so the key is (version, kind, entity_id).
+CREATE TABLE change_log (
+  version bigint NOT NULL,
+  kind text NOT NULL,
+  entity_id text NOT NULL,
+  actor_user_id text NOT NULL,
+  actor_key_id text NOT NULL DEFAULT '',
+  at bigint NOT NULL,
+  CONSTRAINT change_log_pkey PRIMARY KEY (version, kind, entity_id)
+);
+
+-- The single version counter; its row lock serialises writers, so versions commit in order.
+CREATE TABLE policy_version (
+  id boolean NOT NULL DEFAULT true CONSTRAINT policy_version_pkey PRIMARY KEY CHECK (id),
+  version bigint NOT NULL
+);
+INSERT INTO policy_version (id, version) VALUES (true, 0);
+
+INSERT INTO roles (name, permissions, description, builtin) VALUES
+  ('READ', ARRAY['read:*'], 'Read every resource.', true),
+  ('WRITE', ARRAY['read:*', 'write:*', 'create:*', 'update:*', 'delete:*'],
+    'Read, create, update and delete every resource.', true),
+  ('ADMIN', ARRAY['*'], 'Every action in the tenants where it is bound, including administration.', true),
+  ('SUPER', ARRAY['*'], 'Every action in every tenant; held by root only.', true);
+`,
+  },
+]);
+
+/** Double-quotes an identifier after checking it is a plain lower-case SQL name. */
+export function quoteSchemaName(schema: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(`invalid schema name ${JSON.stringify(schema)}: use lower-case letters, digits and _`);
+  }
+  return `"${schema}"`;
+}
+
+/**
+ * Applies the migrations not yet recorded in `schema_migrations`, inside the caller's transaction
+ * and under a transaction-scoped advisory lock, so concurrent callers wait for each other and each
+ * migration runs once. Creates `schema` first when given. Returns the versions it applied.
+ */
+export async function applyMigrations(tx: SqlSession, schema?: string): Promise<number[]> {
+  await tx.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
+  if (schema !== undefined) {
+    await tx.exec(`CREATE SCHEMA IF NOT EXISTS ${quoteSchemaName(schema)}`);
+  }
+  await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+  version integer NOT NULL PRIMARY KEY,
+  name text NOT NULL,
+  applied_at bigint NOT NULL
+)`);
+  const { rows } = await tx.query<{ version: number }>("SELECT version FROM schema_migrations");
+  const done = new Set(rows.map((row) => Number(row.version)));
+  const applied: number[] = [];
+  for (const migration of MIGRATIONS) {
+    if (done.has(migration.version)) continue;
+    await tx.exec(migration.sql);
+    await tx.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [
+      migration.version,
+      migration.name,
+      Date.now(),
+    ]);
+    applied.push(migration.version);
+  }
+  return applied;
+}
