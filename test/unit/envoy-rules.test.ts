@@ -1,0 +1,322 @@
+import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createRulesHolder, parseRules, RULES_DEFAULTS, RulesError, type RulesHolder } from "../../src/api/envoy/rules.js";
+
+const FIXTURES = join(import.meta.dirname, "../fixtures/envoy");
+const fixture = (name: string): Promise<string> => readFile(join(FIXTURES, name), "utf8");
+
+describe("parseRules: matching", () => {
+  const rules = parseRules(
+    `
+rules:
+  - match: GET /v1/orders/*
+    action: read:orders
+  - match: DELETE /v1/orders/*
+    action: delete:orders
+  - match: GET,HEAD /v1/orders
+    action: list:orders
+  - match: GET /v1/orders/*/items/**
+    action: read:items
+  - match: "* /v1/admin/**"
+    action: admin:all
+  - match: POST /v1/orders/special
+    action: special:orders
+  - match: POST /v1/orders/*
+    action: create:orders
+  - match: GET /
+    action: read:home
+  - match: GET /v1/trailing/
+    action: read:trailing
+`,
+    "inline",
+  );
+
+  it.each([
+    ["GET", "/v1/orders/42", "read:orders"],
+    ["GET", "/v1/orders/42?expand=items&x=/a/b", "read:orders"],
+    ["GET", "/v1/orders/42#frag", "read:orders"],
+    ["DELETE", "/v1/orders/42", "delete:orders"],
+    ["GET", "/v1/orders", "list:orders"],
+    ["HEAD", "/v1/orders", "list:orders"],
+    ["GET", "/v1/orders/42/items", "read:items"],
+    ["GET", "/v1/orders/42/items/7/notes", "read:items"],
+    ["PATCH", "/v1/admin/users/1", "admin:all"],
+    ["GET", "/v1/admin", "admin:all"],
+    ["POST", "/v1/orders/special", "special:orders"],
+    ["POST", "/v1/orders/other", "create:orders"],
+    ["GET", "/", "read:home"],
+    ["GET", "/v1/trailing/", "read:trailing"],
+  ])("%s %s -> %s", (method, path, action) => {
+    expect(rules.actionFor(method, path)).toBe(action);
+  });
+
+  it.each([
+    ["PUT", "/v1/orders/42", "method without a rule"],
+    ["DELETE", "/v1/orders", "segment count differs"],
+    ["GET", "/v1/orders/42/extra", "'*' matches one segment only"],
+    ["GET", "/v1/orders/", "'*' does not match an empty segment"],
+    ["GET", "/v1/orders/42/", "trailing slash is a different path"],
+    ["GET", "/v1/orderss/42", "literal compared whole"],
+    ["GET", "/v1/order/42", "literal compared whole"],
+    ["GET", "/v1/trailing", "trailing slash required by its pattern"],
+    ["GET", "v1/orders/42", "not absolute"],
+    ["GET", "", "empty"],
+    ["get", "/v1/orders/42", "methods are case-sensitive as Envoy sends them upper-case"],
+  ])("%s %s matches nothing (%s)", (method, path) => {
+    expect(rules.actionFor(method, path)).toBeUndefined();
+  });
+
+  it("first matching rule wins", () => {
+    const ordered = parseRules(`
+rules:
+  - match: GET /v1/**
+    action: read:everything
+  - match: GET /v1/orders/*
+    action: read:orders
+`);
+    expect(ordered.actionFor("GET", "/v1/orders/1")).toBe("read:everything");
+  });
+
+  it("a '*' method rule applies to methods named elsewhere, in file order", () => {
+    const mixed = parseRules(`
+rules:
+  - match: "* /v1/orders/*"
+    action: any:orders
+  - match: GET /v1/orders/*
+    action: read:orders
+  - match: GET /v1/users/*
+    action: read:users
+`);
+    expect(mixed.actionFor("GET", "/v1/orders/1")).toBe("any:orders");
+    expect(mixed.actionFor("GET", "/v1/users/1")).toBe("read:users");
+    expect(mixed.actionFor("OPTIONS", "/v1/orders/1")).toBe("any:orders");
+    expect(mixed.actionFor("OPTIONS", "/v1/users/1")).toBeUndefined();
+  });
+
+  it("exempt paths default to /healthz and ignore the query", () => {
+    expect(rules.isExempt("/healthz")).toBe(true);
+    expect(rules.isExempt("/healthz?verbose=1")).toBe(true);
+    expect(rules.isExempt("/healthz/deep")).toBe(false);
+    expect(rules.isExempt("/v1/orders/1")).toBe(false);
+  });
+
+  it("an empty exempt list exempts nothing", () => {
+    const none = parseRules("rules: [{match: GET /healthz, action: read:health}]\nexempt: []\n");
+    expect(none.isExempt("/healthz")).toBe(false);
+  });
+});
+
+describe("parseRules: options", () => {
+  it("applies every default", () => {
+    const rules = parseRules("rules:\n  - match: GET /a\n    action: read:a\n");
+    expect(rules.ruleCount).toBe(1);
+    expect(rules.tenantSources).toEqual([{ kind: "header", name: "x-tenant-id" }]);
+    expect(rules.defaultTenant).toBeUndefined();
+    expect(rules.credentialSources).toEqual(["bearer", "api-key"]);
+    expect(rules.apiKeyHeader).toBe("x-api-key");
+    expect(rules.cookieName).toBeUndefined();
+    expect(rules.stripCredential).toBe(true);
+    expect(rules.actionOverrideKey).toBe("verdict.action");
+    expect(rules.tenantOverrideKey).toBe("verdict.tenant");
+    expect(rules.failureStatus).toBe(503);
+    expect(rules.headers).toEqual(RULES_DEFAULTS.headers);
+    expect(rules.limits).toEqual({ maxHeaders: 200, maxHeaderValueLength: 16_384, maxPathLength: 4096 });
+  });
+
+  it("a cookie name adds the cookie source after bearer and api-key", () => {
+    const rules = parseRules("rules: [{match: GET /a, action: read:a}]\ncredentials: {cookie: sid}\n");
+    expect(rules.credentialSources).toEqual(["bearer", "api-key", "cookie"]);
+    expect(rules.cookieName).toBe("sid");
+  });
+
+  it("reads every option of a full YAML file", async () => {
+    const rules = parseRules(await fixture("valid.yaml"), "valid.yaml");
+    expect(rules.ruleCount).toBe(5);
+    expect(rules.actionFor("PUT", "/v1/orders")).toBe("write:orders");
+    expect(rules.isExempt("/public/css/site.css")).toBe(true);
+    expect(rules.tenantSources).toEqual([
+      { kind: "context-extension", key: "tenant" },
+      { kind: "header", name: "x-org" },
+      { kind: "jwt-claim", claim: "tid" },
+      { kind: "host", pattern: "{tenant}.example.com", prefix: "", suffix: ".example.com" },
+    ]);
+    expect(rules.defaultTenant).toBe("fallback");
+    expect(rules.credentialSources).toEqual(["cookie", "api-key", "bearer"]);
+    expect(rules.apiKeyHeader).toBe("x-verdict-key");
+    expect(rules.cookieName).toBe("vsession");
+    expect(rules.stripCredential).toBe(false);
+    expect(rules.actionOverrideKey).toBe("my.action");
+    expect(rules.tenantOverrideKey).toBe("my.tenant");
+    expect(rules.failureStatus).toBe(403);
+    expect(rules.headers).toEqual({ principal: "x-p", tenant: "x-t", roles: "x-r", decisionId: "x-d" });
+    expect(rules.limits).toEqual({ maxHeaders: 10, maxHeaderValueLength: 100, maxPathLength: 50 });
+  });
+
+  it("reads JSON", async () => {
+    const rules = parseRules(await fixture("valid.json"), "valid.json");
+    expect(rules.actionFor("GET", "/v1/orders/1")).toBe("read:orders");
+    expect(rules.actionFor("POST", "/v1/anything/at/all")).toBe("any:v1");
+  });
+});
+
+describe("parseRules: one fixture per kind of bad input", () => {
+  it.each([
+    ["bad-syntax.yaml", "syntax:"],
+    ["bad-duplicate-key.yaml", "syntax: Map keys must be unique"],
+    ["bad-not-a-mapping.yaml", "top level: must be a mapping, got a list"],
+    ["bad-unknown-top-key.yaml", 'top level: unknown key "rule"'],
+    ["bad-no-rules.yaml", "rules: must be a non-empty list"],
+    ["bad-rule-missing-action.yaml", 'rules[1] ("GET /v1/users/*"): "action" must be a string'],
+    ["bad-rule-unknown-key.yaml", 'rules[0] ("GET /v1/orders/*"): unknown key "actions"'],
+    ["bad-rule-no-method.yaml", 'rules[0] ("/v1/orders/*"): "match" must be "<METHOD> <PATH>"'],
+    ["bad-rule-lowercase-method.yaml", 'rules[0] ("get /v1/orders/*"): method "get" must be upper-case'],
+    ["bad-rule-relative-path.yaml", "rules[0] (\"GET v1/orders/*\"): a path pattern must start with '/'"],
+    ["bad-rule-double-star-not-last.yaml", "rules[0] (\"GET /v1/**/items\"): '**' may only be the last segment"],
+    ["bad-rule-partial-wildcard.yaml", 'rules[0] ("GET /v1/ord*"): segment "ord*" mixes \'*\''],
+    ["bad-rule-dot-segment.yaml", "rules[0] (\"GET /v1/../admin\"): '.' and '..' segments are not allowed"],
+    ["bad-rule-empty-segment.yaml", "rules[0] (\"GET /v1//orders\"): empty segment"],
+    ["bad-rule-query.yaml", 'rules[0] ("GET /v1/orders?id=1"): a path pattern must not contain a query or fragment'],
+    ["bad-rule-action.yaml", 'rules[0] ("GET /v1/orders/*"): action "read orders" is not "verb:resource"'],
+    ["bad-rule-duplicate.yaml", 'rules[1] ("GET,HEAD /v1/orders/*"): duplicates rules[0] for GET /v1/orders/*'],
+    ["bad-exempt-path.yaml", "exempt[0] (\"healthz\"): a path pattern must start with '/'"],
+    ["bad-tenant-unknown-source.yaml", 'tenant.from[0]: unknown tenant source "query"'],
+    ["bad-tenant-two-kinds.yaml", "tenant.from[0]: must have exactly one of header, jwtClaim, host, contextExtension; got header, jwtClaim"],
+    ["bad-tenant-host-pattern.yaml", 'tenant.from[0].host: "api.example.com" must contain "{tenant}" exactly once'],
+    ["bad-tenant-uppercase-header.yaml", 'tenant.from[0].header: "X-Tenant-Id" is not a lower-case HTTP header name'],
+    ["bad-tenant-default.yaml", 'tenant.default: "Not A Tenant" is not a valid tenant id'],
+    ["bad-credentials-cookie-without-name.yaml", 'credentials.from: "cookie" needs the cookie name'],
+    ["bad-credentials-unknown-source.yaml", 'credentials.from[1]: unknown credential source "basic"'],
+    ["bad-credentials-strip.yaml", 'credentials.stripUpstream: must be true or false, got string "yes"'],
+    ["bad-failure-status.yaml", "failureStatus: must be 503 or 403, got 500"],
+    ["bad-headers-same-name.yaml", "headers: the four header names must differ"],
+    ["bad-overrides-same-key.yaml", "overrides: actionKey and tenantKey must differ"],
+    ["bad-limits.yaml", "limits.maxHeaders: must be an integer from 1 to 10000, got number 0"],
+    ["bad-action.json", 'rules[0] ("GET /v1/orders/*"): action "read:" is not "verb:resource"'],
+  ])("%s is rejected naming the offending entry", async (name, expected) => {
+    const text = await fixture(name);
+    let caught: unknown;
+    try {
+      parseRules(text, name);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(RulesError);
+    expect((caught as RulesError).message).toContain(`${name}: ${expected}`);
+    expect((caught as RulesError).origin).toBe(name);
+  });
+});
+
+describe("createRulesHolder", () => {
+  const GOOD_A = "rules:\n  - match: GET /a\n    action: read:a\n";
+  const GOOD_B = "rules:\n  - match: GET /a\n    action: read:b\n";
+  const BAD = "rules:\n  - match: GET /a\n    action: nope\n";
+  let dir: string;
+  let holder: RulesHolder | undefined;
+
+  const setup = async (text: string, options: { pollIntervalMs?: number; watch?: boolean } = {}): Promise<{ path: string; holder: RulesHolder }> => {
+    dir = await mkdtemp(join(tmpdir(), "verdict-rules-"));
+    const path = join(dir, "rules.yaml");
+    await writeFile(path, text);
+    holder = await createRulesHolder({ path, pollIntervalMs: options.pollIntervalMs ?? 0, watch: options.watch ?? false });
+    return { path, holder };
+  };
+
+  afterEach(async () => {
+    holder?.close();
+    holder = undefined;
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("fails to start on an invalid file, naming it", async () => {
+    dir = await mkdtemp(join(tmpdir(), "verdict-rules-"));
+    const path = join(dir, "rules.yaml");
+    await writeFile(path, BAD);
+    await expect(createRulesHolder({ path, watch: false, pollIntervalMs: 0 })).rejects.toThrow(`${path}: rules[0]`);
+  });
+
+  it("fails to start on a missing file", async () => {
+    await expect(createRulesHolder({ path: join(tmpdir(), "verdict-no-such-rules.yaml"), watch: false })).rejects.toThrow(/ENOENT/);
+  });
+
+  it("rejects a negative poll interval", async () => {
+    await expect(createRulesHolder({ path: join(FIXTURES, "valid.json"), pollIntervalMs: -1 })).rejects.toThrow(RangeError);
+  });
+
+  it("reload() swaps in a changed file and counts the load", async () => {
+    const { path, holder } = await setup(GOOD_A);
+    expect(holder.loadCount).toBe(1);
+    expect(await holder.reload()).toEqual({ ok: true, changed: false });
+    expect(holder.loadCount).toBe(1);
+    await writeFile(path, GOOD_B);
+    expect(await holder.reload()).toEqual({ ok: true, changed: true });
+    expect(holder.current().actionFor("GET", "/a")).toBe("read:b");
+    expect(holder.loadCount).toBe(2);
+    expect(holder.failureCount).toBe(0);
+  });
+
+  it("keeps the last good rules when the new file is invalid or missing, counting failures", async () => {
+    const { path, holder } = await setup(GOOD_A);
+    const before = holder.current();
+    await writeFile(path, BAD);
+    const result = await holder.reload();
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.error).toContain('action "nope"');
+    expect(holder.current()).toBe(before);
+    expect(holder.current().actionFor("GET", "/a")).toBe("read:a");
+    expect(holder.failureCount).toBe(1);
+    expect(holder.lastError).toContain("rules[0]");
+
+    await rm(path);
+    expect((await holder.reload()).ok).toBe(false);
+    expect(holder.failureCount).toBe(2);
+    expect(holder.current()).toBe(before);
+
+    await writeFile(path, GOOD_B);
+    expect(await holder.reload()).toEqual({ ok: true, changed: true });
+    expect(holder.lastError).toBeUndefined();
+    expect(holder.failureCount).toBe(2);
+    expect(holder.loadCount).toBe(2);
+  });
+
+  it("a reload requested during another reads the file again afterwards", async () => {
+    const { path, holder } = await setup(GOOD_A);
+    const first = holder.reload();
+    await writeFile(path, GOOD_B);
+    const second = holder.reload();
+    const third = holder.reload();
+    expect(second).toBe(third);
+    expect(second).not.toBe(first);
+    await first;
+    expect((await second).ok).toBe(true);
+    expect(holder.current().actionFor("GET", "/a")).toBe("read:b");
+  });
+
+  it("the periodic stat check picks up a change without fs.watch", async () => {
+    const { path, holder } = await setup(GOOD_A, { pollIntervalMs: 20, watch: false });
+    await writeFile(path, GOOD_B + "# changed size\n");
+    await vi.waitFor(() => expect(holder.current().actionFor("GET", "/a")).toBe("read:b"), { timeout: 3000, interval: 10 });
+    expect(holder.loadCount).toBe(2);
+  });
+
+  it("fs.watch picks up a file replaced by rename (as editors and ConfigMaps do)", async () => {
+    const { path, holder } = await setup(GOOD_A, { watch: true });
+    const next = join(dir, "rules.yaml.tmp");
+    await writeFile(next, GOOD_B);
+    await rename(next, path);
+    await vi.waitFor(() => expect(holder.current().actionFor("GET", "/a")).toBe("read:b"), { timeout: 3000, interval: 10 });
+  });
+
+  it("a watched change to an invalid file is counted and reported, and the old rules stay", async () => {
+    dir = await mkdtemp(join(tmpdir(), "verdict-rules-"));
+    const path = join(dir, "rules.yaml");
+    await writeFile(path, GOOD_A);
+    const reports: unknown[] = [];
+    holder = await createRulesHolder({ path, pollIntervalMs: 20, watch: true, onReload: (r) => reports.push(r) });
+    await writeFile(path, BAD);
+    await vi.waitFor(() => expect(holder!.failureCount).toBeGreaterThanOrEqual(1), { timeout: 3000, interval: 10 });
+    expect(holder.current().actionFor("GET", "/a")).toBe("read:a");
+    expect(reports).toContainEqual(expect.objectContaining({ ok: false }));
+  });
+});
