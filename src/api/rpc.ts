@@ -23,7 +23,9 @@ type Unary<S extends DescService, K extends keyof S["method"]> = S["method"][K] 
   : never;
 
 /** Handlers for every unary method of a service. */
-export type Handlers<S extends DescService> = { [K in keyof S["method"]]: Unary<S, K> };
+export type Handlers<S extends DescService> = {
+  [K in keyof S["method"] as S["method"][K] extends DescMethodUnary ? K : never]: Unary<S, K>;
+};
 
 function logFailure(logger: Logger, method: string, error: unknown, code: string): void {
   if (code === "internal" || code === "unavailable") logger.error("rpc failed", { method, code, error: (error as Error)?.cause ?? error });

@@ -1,0 +1,155 @@
+/**
+ * Assembles one Verdict replica from a Config: store, bus, engine, services, servers. main.ts runs
+ * it as a process; integration tests run it in-process.
+ */
+import { createPasswordHasher } from "./authn/password.js";
+import { openBus } from "./bus/index.js";
+import type { Config } from "./config/config.js";
+import { Engine } from "./engine/engine.js";
+import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
+import { type Logger, createLogger } from "./observability/logger.js";
+import { createMetrics } from "./observability/metrics.js";
+import { createPgliteStore } from "./store/pglite.js";
+import { createPostgresStore } from "./store/postgres.js";
+import type { Store } from "./store/store.js";
+import { createAdminService } from "./api/admin-service.js";
+import { createDecisionService } from "./api/decision-service.js";
+import { HealthState } from "./api/health.js";
+import { toConnectService, toGrpcService } from "./api/rpc.js";
+import { startGrpcServer } from "./server/grpc-server.js";
+import { startHttpServer } from "./server/http-server.js";
+import { AdminService } from "../gen/verdict/v1/admin_pb.js";
+import { DecisionService } from "../gen/verdict/v1/decision_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+
+/** A running replica. */
+export interface RunningVerdict {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly engine: Engine;
+  readonly store: Store;
+  /** Resolves once the policy is loaded (it retries while the store is unreachable). */
+  readonly loaded: Promise<void>;
+  /** Set when bootstrap generated a root password at this start (shown once). */
+  readonly generatedRootPassword: () => string | undefined;
+  /** Drains and stops everything. */
+  close(): Promise<void>;
+}
+
+/** Options for tests and embedding. */
+export interface StartOptions {
+  readonly logger?: Logger;
+  /** Postgres schema for the tables (tests isolate in their own). */
+  readonly schema?: string;
+  /** Called once with a generated root password. */
+  readonly onGeneratedRootPassword?: (username: string, password: string) => void;
+}
+
+/** Starts a replica: servers come up at once (NOT_SERVING) and turn SERVING once the policy loads. */
+export async function startVerdict(config: Config, options: StartOptions = {}): Promise<RunningVerdict> {
+  const logger = options.logger ?? createLogger(config.logLevel, { service: "verdict" });
+  const metrics = createMetrics();
+  const store: Store = config.databaseUrl
+    ? createPostgresStore({ connectionString: config.databaseUrl, schema: options.schema })
+    : createPgliteStore({ dataDir: config.dataDir, schema: options.schema });
+  const bus = openBus({ redisUrl: config.redisUrl, logger: logger.child({ component: "bus" }) });
+  const passwords = createPasswordHasher(config.argon2);
+  const engine = new Engine({
+    store,
+    bus,
+    metrics,
+    logger,
+    policy: { adminOverride: config.adminOverride, adminRole: config.adminRole },
+    failOpen: config.failOpen,
+    pollIntervalMs: config.pollIntervalMs,
+    keyUse: config.keyUse,
+  });
+  const health = new HealthState();
+  metrics.setSources({
+    policyVersion: () => engine.version,
+    committedVersion: () => engine.committedVersion,
+    cacheSizes: () => ({ ...engine.current.sizes() }),
+    busConnected: () => bus.connected,
+    ready: () => engine.ready,
+  });
+
+  const rootSettings: RootSettings = { ...config.root, adminRole: config.adminRole };
+  const adminLogger = logger.child({ component: "admin" });
+  const decision = createDecisionService({ engine, metrics, requireCaller: config.checkRequireCaller, minVersionWaitMs: config.minVersionWaitMs });
+  const admin = createAdminService({
+    store,
+    engine,
+    passwords,
+    logger: adminLogger,
+    async afterBindingChange() {
+      const version = await disableRootAfterSetup(store, rootSettings, adminLogger);
+      if (version !== undefined) {
+        await engine.applyCommitted(version);
+        await engine.publish(version);
+      }
+    },
+  });
+  const healthHandlers = health.handlers();
+
+  const grpc = await startGrpcServer({
+    addr: config.grpcAddr,
+    services: [toGrpcService(DecisionService, decision, logger), toGrpcService(AdminService, admin, logger)],
+    health,
+    maxRequestBytes: config.maxRequestBytes,
+    logger,
+  });
+  const http = await startHttpServer({
+    addr: config.httpAddr,
+    services: [
+      { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger) },
+      { service: AdminService, implementation: toConnectService(AdminService, admin, logger) },
+      { service: Health, implementation: toConnectService(Health, healthHandlers, logger) },
+    ].map((s) => s as never),
+    registry: metrics.registry,
+    ready: () => engine.ready && health.status === 1,
+    maxRequestBytes: config.maxRequestBytes,
+    logger,
+  });
+
+  let generated: string | undefined;
+  let stopping = false;
+  const loaded = (async () => {
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        await store.migrate();
+        const boot = await bootstrapRoot(store, rootSettings, passwords, logger);
+        if (boot.generatedPassword) {
+          generated = boot.generatedPassword;
+          options.onGeneratedRootPassword?.(config.root.username, boot.generatedPassword);
+        }
+        await engine.load();
+        for (const v of boot.versions) await engine.publish(v);
+        health.setServing(true);
+        logger.info("policy loaded; serving", { version: engine.version, store: store.driver, bus: bus.driver });
+        return;
+      } catch (error) {
+        logger.warn("cannot load the policy yet; retrying (health stays NOT_SERVING)", { attempt, error });
+        await new Promise((r) => setTimeout(r, Math.min(attempt * 500, 5000)));
+      }
+    }
+  })();
+
+  logger.info("listening", { grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}`, store: store.driver, bus: bus.driver });
+
+  return {
+    grpcPort: grpc.port,
+    httpPort: http.port,
+    engine,
+    store,
+    loaded,
+    generatedRootPassword: () => generated,
+    async close() {
+      stopping = true;
+      health.drain();
+      await Promise.all([grpc.close(config.shutdownGraceMs), http.close(config.shutdownGraceMs)]);
+      await engine.close();
+      await bus.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * The HTTP server: the same services as Connect JSON (and gRPC-web) for curl and browsers, plus
+ * /metrics, /healthz (alive) and /readyz (policy loaded and not draining).
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+import type { ListenAddress } from "../config/config.js";
+import type { Logger } from "../observability/logger.js";
+
+/** A service for the Connect router. */
+export interface ConnectService {
+  readonly service: DescService;
+  readonly implementation: ServiceImpl<DescService>;
+}
+
+/** An extra plain HTTP route (for example /.well-known/jwks.json). */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/** Settings of the HTTP server. */
+export interface HttpServerOptions {
+  readonly addr: ListenAddress;
+  readonly services: readonly ConnectService[];
+  readonly registry: Registry;
+  readonly ready: () => boolean;
+  readonly maxRequestBytes: number;
+  readonly routes?: Readonly<Record<string, HttpRoute>>;
+  readonly logger: Logger;
+}
+
+/** A running HTTP server. */
+export interface RunningHttpServer {
+  readonly port: number;
+  close(graceMs: number): Promise<void>;
+}
+
+function send(res: ServerResponse, code: number, contentType: string, body: string): void {
+  res.writeHead(code, { "content-type": contentType, "cache-control": "no-store" });
+  res.end(body);
+}
+
+/** Starts the HTTP server. */
+export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
+  const routes: Record<string, HttpRoute> = {
+    "/metrics": async (_req, res) => {
+      try {
+        send(res, 200, options.registry.contentType, await options.registry.metrics());
+      } catch (error) {
+        options.logger.error("collecting metrics failed", { error });
+        send(res, 500, "text/plain", "metrics unavailable\n");
+      }
+    },
+    "/healthz": (_req, res) => send(res, 200, "application/json", '{"status":"alive"}\n'),
+    "/readyz": (_req, res) =>
+      options.ready() ? send(res, 200, "application/json", '{"status":"ready"}\n') : send(res, 503, "application/json", '{"status":"not ready"}\n'),
+    ...options.routes,
+  };
+  const handler = connectNodeAdapter({
+    routes(router: ConnectRouter) {
+      for (const s of options.services) router.service(s.service, s.implementation);
+    },
+    readMaxBytes: options.maxRequestBytes,
+    fallback(req, res) {
+      const path = (req.url ?? "/").split("?")[0];
+      const route = routes[path];
+      if (route && (req.method === "GET" || req.method === "HEAD")) {
+        void Promise.resolve(route(req as IncomingMessage, res as ServerResponse)).catch((error) => {
+          options.logger.error("http route failed", { path, error });
+          if (!res.headersSent) send(res as ServerResponse, 500, "text/plain", "internal error\n");
+        });
+        return;
+      }
+      send(res as ServerResponse, 404, "application/json", '{"code":"not_found","message":"no such route"}\n');
+    },
+  });
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.addr.port, options.addr.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.closeAllConnections();
+          resolve();
+        }, graceMs);
+        server.closeIdleConnections();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}
