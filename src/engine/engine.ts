@@ -58,6 +58,7 @@ export class Engine {
   private closed = false;
   private tokens: TokenAuthenticator | undefined;
   private readonly extraAppliers = new Map<EntityKind, ExtraApplier>();
+  private readonly appliedListeners: Array<(changes: readonly ChangeEntry[] | "reload") => void> = [];
   private readonly keyUse: KeyUseRecorder;
   private readonly now: () => number;
   private readonly log: Logger;
@@ -114,6 +115,14 @@ export class Engine {
   /** Registers a reloader for entity kinds held outside the core policy. */
   onChanges(kind: EntityKind, apply: ExtraApplier): void {
     this.extraAppliers.set(kind, apply);
+  }
+
+  /**
+   * Registers a listener called synchronously after each batch of changes is applied (with the
+   * entries) or after a full reload (with "reload"): caches outside the policy drop what changed.
+   */
+  onApplied(listener: (changes: readonly ChangeEntry[] | "reload") => void): void {
+    this.appliedListeners.push(listener);
   }
 
   /** Loads the whole policy and starts polling; throws if the store cannot be read. */
@@ -298,6 +307,7 @@ export class Engine {
     for (const [id, b] of bindings) p.setBindings(id, b);
     for (const [id, k] of keys) k ? p.putApiKey(k) : p.removeApiKey(id);
     for (const [kind, set] of byKind) this.options.metrics.changesApplied.labels(kind).inc(set.size);
+    for (const listener of this.appliedListeners) listener(changes);
     this.advanceTo(changes[changes.length - 1].version);
   }
 
@@ -305,6 +315,7 @@ export class Engine {
     const data = await this.options.store.loadSnapshot();
     for (const apply of this.extraAppliers.values()) await apply([]);
     this.policy = Policy.fromData(data, this.options.policy);
+    for (const listener of this.appliedListeners) listener("reload");
     this.options.metrics.fullReloads.inc();
     this.log.info("policy loaded", { version: data.version, ...this.policy.sizes() });
     this.advanceTo(data.version);
