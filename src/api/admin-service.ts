@@ -13,7 +13,7 @@ import { parseGrant } from "../core/grant.js";
 import { ALL_TENANTS, type BindingRecord, type UserRecord } from "../core/model.js";
 import { isValidRoleName, isValidTenantId, isValidUsername } from "../core/names.js";
 import { validatePatterns } from "../core/patterns.js";
-import type { Engine } from "../engine/engine.js";
+import type { Engine, Resolved } from "../engine/engine.js";
 import type { Logger } from "../observability/logger.js";
 import type { Actor, Store } from "../store/store.js";
 import * as pb from "../../gen/verdict/v1/admin_pb.js";
@@ -49,10 +49,32 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
   const now = options.now ?? Date.now;
   const audit = options.logger.child({ component: "audit" });
 
-  async function authenticate(ctx: CallContext): Promise<{ caller: Caller; resolved: Awaited<ReturnType<Engine["resolve"]>> }> {
+  /** HTTP Basic (username and password, verified with argon2id): for operators and first setup. */
+  async function basicAuth(header: string): Promise<Resolved> {
+    const decoded = Buffer.from(header.replace(/^Basic\s+/i, ""), "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    const username = colon < 0 ? decoded : decoded.slice(0, colon);
+    const password = colon < 0 ? "" : decoded.slice(colon + 1);
+    const creds = username.length <= MAX_NAME ? await store.getUserCredentials(username) : undefined;
+    const ok = await passwords.verify(creds?.passwordHash, password);
+    if (!ok || !creds) throw new ApiError("unauthenticated", "invalid username or password");
+    return { kind: "user", userId: creds.user.id };
+  }
+
+  async function authenticate(ctx: CallContext): Promise<{ caller: Caller; resolved: Resolved }> {
+    const authorization = ctx.header("authorization");
+    if (authorization !== undefined && /^Basic\s/i.test(authorization)) {
+      if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+      const resolved = await basicAuth(authorization);
+      const userId = resolved.kind === "user" ? resolved.userId : "";
+      return { caller: { actor: { userId }, userId, narrowedKey: false }, resolved };
+    }
     const credential = callerCredential(ctx);
     if (credential === "") {
-      throw new ApiError("unauthenticated", "admin calls need a credential: send 'authorization: Bearer <API key or token>' or 'x-api-key: <API key>'");
+      throw new ApiError(
+        "unauthenticated",
+        "admin calls need a credential: send 'authorization: Bearer <API key or token>', 'x-api-key: <API key>' or 'authorization: Basic <username:password>'",
+      );
     }
     if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
     const resolved = await engine.resolve(credential);

@@ -1,7 +1,9 @@
 /**
  * The grant statement language: `GRANT READ, WRITE TO alice` and `REVOKE WRITE FROM alice`.
- * Keywords are case-insensitive; role names and the username are taken as written.
+ * Keywords and the built-in level names are case-insensitive; other role names and the username
+ * are taken as written.
  */
+import { isBuiltinRole } from "./builtin-roles.js";
 
 /** A parsed statement. */
 export interface GrantStatement {
@@ -30,7 +32,10 @@ export function parseGrant(statement: string): GrantStatement {
   const preposition = m[3].toLowerCase();
   if (op === "grant" && preposition !== "to") throw new GrantSyntaxError('GRANT takes "TO <user>"');
   if (op === "revoke" && preposition !== "from") throw new GrantSyntaxError('REVOKE takes "FROM <user>"');
-  const roles = m[2].split(",").map((r) => r.trim());
+  const roles = m[2].split(",").map((r) => {
+    const role = r.trim();
+    return isBuiltinRole(role.toUpperCase()) ? role.toUpperCase() : role;
+  });
   for (const role of roles) {
     if (!NAME.test(role)) throw new GrantSyntaxError(`invalid role name ${JSON.stringify(role)}`);
   }

@@ -7,6 +7,7 @@ describe("parseGrant", () => {
     ["grant READ to alice", { op: "grant", roles: ["READ"], user: "alice" }],
     ["  Grant  ADMIN ,READ   To bob@example.com ;", { op: "grant", roles: ["ADMIN", "READ"], user: "bob@example.com" }],
     ["REVOKE WRITE FROM alice", { op: "revoke", roles: ["WRITE"], user: "alice" }],
+    ["revoke write, Admin from alice", { op: "revoke", roles: ["WRITE", "ADMIN"], user: "alice" }],
     ["GRANT READ, READ TO alice", { op: "grant", roles: ["READ"], user: "alice" }],
     ["GRANT order-reader TO svc.billing", { op: "grant", roles: ["order-reader"], user: "svc.billing" }],
   ])("parses %j", (statement, expected) => {
