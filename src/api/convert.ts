@@ -2,7 +2,7 @@
  * Conversions between core records and wire messages. Wire types stop here: the core never sees them.
  */
 import { create } from "@bufbuild/protobuf";
-import type { Decision, PrincipalView, ReasonCode } from "../core/decision.js";
+import type { PrincipalView, ReasonCode } from "../core/decision.js";
 import type { ApiKeyRecord, BindingRecord, RoleRecord, TenantRecord, UserRecord } from "../core/model.js";
 import {
   type ApiKey,
@@ -44,17 +44,6 @@ export function toPrincipal(view: PrincipalView | undefined): Principal | undefi
     principals.set(view, p);
   }
   return p;
-}
-
-/** Fields common to every decision message. */
-export function decisionFields(d: Decision) {
-  return {
-    allowed: d.allowed,
-    reason: Reason[d.reason],
-    message: d.message,
-    principal: toPrincipal(d.principal),
-    policyVersion: BigInt(d.version),
-  };
 }
 
 /** Wire form of a tenant. */

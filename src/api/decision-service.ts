@@ -13,11 +13,10 @@ import {
   type CheckBatchResponse,
   CheckBatchResponseSchema,
   type CheckResponse,
-  CheckResponseSchema,
   type DecisionService,
 } from "../../gen/verdict/v1/decision_pb.js";
 import { Reason } from "../../gen/verdict/v1/types_pb.js";
-import { decisionFields, toPrincipal } from "./convert.js";
+import { toPrincipal } from "./convert.js";
 import { ApiError } from "./errors.js";
 import { type CallContext, type Handlers, callerCredential } from "./rpc.js";
 
@@ -66,7 +65,15 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
   const respond = (d: Decision, started: number): CheckResponse => {
     metrics.countDecision("check", d.allowed, d.reason);
     checkTimer.observe((performance.now() - started) / 1000);
-    return create(CheckResponseSchema, { ...decisionFields(d), decisionId: nextId() });
+    return {
+      $typeName: "verdict.v1.CheckResponse",
+      allowed: d.allowed,
+      reason: Reason[d.reason],
+      message: d.message,
+      principal: toPrincipal(d.principal),
+      policyVersion: BigInt(d.version),
+      decisionId: nextId(),
+    };
   };
 
   return {

@@ -31,11 +31,18 @@ function logFailure(logger: Logger, method: string, error: unknown, code: string
   if (code === "internal" || code === "unavailable") logger.error("rpc failed", { method, code, error: (error as Error)?.cause ?? error });
 }
 
-/** Builds a grpc-js service definition and implementation from handlers. */
+/** A hand-written codec replacing protobuf-es (de)serialisation for one hot method. */
+export interface WireCodec {
+  deserialize(bytes: Buffer): unknown;
+  serialize(message: unknown): Buffer;
+}
+
+/** Builds a grpc-js service definition and implementation from handlers (and optional codecs). */
 export function toGrpcService<S extends DescService>(
   service: S,
   handlers: Handlers<S>,
   logger: Logger,
+  codecs: Readonly<Record<string, WireCodec>> = {},
 ): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
   const definition: Record<string, ServiceDefinition[string]> = {};
   const implementation: UntypedServiceImplementation = {};
@@ -48,8 +55,8 @@ export function toGrpcService<S extends DescService>(
       requestStream: false,
       responseStream: false,
       requestSerialize: (m: MessageShape<typeof input>) => Buffer.from(toBinary(input, m)),
-      requestDeserialize: (b: Buffer) => fromBinary(input, b),
-      responseSerialize: (m: MessageShape<typeof output>) => Buffer.from(toBinary(output, m)),
+      requestDeserialize: codecs[method.localName]?.deserialize ?? ((b: Buffer) => fromBinary(input, b)),
+      responseSerialize: codecs[method.localName]?.serialize ?? ((m: MessageShape<typeof output>) => Buffer.from(toBinary(output, m))),
       responseDeserialize: (b: Buffer) => fromBinary(output, b),
     };
     const fail = (callback: sendUnaryData<unknown>, error: unknown) => {

@@ -1,0 +1,72 @@
+/**
+ * bench/check: Check RPC throughput and latency against a no-op RPC (grpc.health.v1 Health/Check)
+ * on the same server in the same run, driven by h2load from a separate process.
+ *
+ *   npm run bench:check            (ROUNDS=3 SECONDS=5 CLIENTS=4 STREAMS=32 to tune)
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { loadConfig } from "../src/config/config.js";
+import { createLogger } from "../src/observability/logger.js";
+import { startVerdict } from "../src/app.js";
+import { AdminService } from "../gen/verdict/v1/admin_pb.js";
+import { CheckRequestSchema, DecisionService } from "../gen/verdict/v1/decision_pb.js";
+import { HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb.js";
+import { Reason } from "../gen/verdict/v1/types_pb.js";
+import { grpcClient } from "../test/helpers/grpc.js";
+import { formatRow, grpcFrame, h2load, median } from "./h2load.js";
+
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const SECONDS = Number(process.env.SECONDS ?? 5);
+const CLIENTS = Number(process.env.CLIENTS ?? 4);
+const STREAMS = Number(process.env.STREAMS ?? 32);
+const PASSWORD = "bench-root-password";
+
+const config = loadConfig({
+  ...process.env,
+  VERDICT_GRPC_ADDR: "127.0.0.1:0",
+  VERDICT_HTTP_ADDR: "127.0.0.1:0",
+  VERDICT_DATA_DIR: process.env.DATABASE_URL ? "./data" : "memory://",
+  VERDICT_ROOT_PASSWORD: PASSWORD,
+  VERDICT_LOG_LEVEL: "warn",
+});
+const verdict = await startVerdict(config, { logger: createLogger("warn") });
+await verdict.loaded;
+const address = `127.0.0.1:${verdict.grpcPort}`;
+const auth = { authorization: `Basic ${Buffer.from(`root:${PASSWORD}`).toString("base64")}` };
+const admin = grpcClient(AdminService, address);
+await admin.createTenant({ id: "bench" }, auth);
+await admin.createUser({ username: "bench-user", password: "bench-user-password" }, auth);
+await admin.putRole({ name: "bench-role", permissions: ["read:orders", "write:*", "*:invoices"] }, auth);
+await admin.bindRole({ tenant: "bench", user: "bench-user", role: "bench-role" }, auth);
+const { secret } = await admin.createApiKey({ name: "bench", owner: "bench-user" }, auth);
+admin.close();
+
+const checkRequest = create(CheckRequestSchema, { credential: secret, action: "read:orders", tenant: "bench" });
+const decision = grpcClient(DecisionService, address);
+const probe = await decision.check(checkRequest);
+decision.close();
+if (!probe.allowed || probe.reason !== Reason.ALLOWED) throw new Error(`the bench Check is not allowed: ${Reason[probe.reason]}`);
+
+const base = `http://${address}`;
+const targets = [
+  { label: "no-op (Health/Check)", url: `${base}/grpc.health.v1.Health/Check`, body: grpcFrame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema))) },
+  { label: "Check (API key, allow)", url: `${base}/verdict.v1.DecisionService/Check`, body: grpcFrame(toBinary(CheckRequestSchema, checkRequest)) },
+];
+
+console.log(`bench/check: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${verdict.store.driver}`);
+const results = new Map<string, Array<Awaited<ReturnType<typeof h2load>>>>();
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const t of targets) {
+    const r = await h2load({ ...t, seconds: SECONDS, clients: CLIENTS, streamsPerClient: STREAMS });
+    console.log(`round ${round}  ${formatRow(r)}`);
+    results.set(t.label, [...(results.get(t.label) ?? []), r]);
+  }
+}
+const med = (label: string, f: (r: Awaited<ReturnType<typeof h2load>>) => number) => median(results.get(label)!.map(f));
+const [noop, check] = targets.map((t) => t.label);
+console.log("");
+console.log(`median no-op  ${med(noop, (r) => r.requestsPerSecond).toFixed(0)} calls/s  p50 ${med(noop, (r) => r.p50Ms).toFixed(2)} ms  p99 ${med(noop, (r) => r.p99Ms).toFixed(2)} ms`);
+console.log(`median Check  ${med(check, (r) => r.requestsPerSecond).toFixed(0)} calls/s  p50 ${med(check, (r) => r.p50Ms).toFixed(2)} ms  p99 ${med(check, (r) => r.p99Ms).toFixed(2)} ms`);
+console.log(`ratio Check / no-op throughput: ${(med(check, (r) => r.requestsPerSecond) / med(noop, (r) => r.requestsPerSecond)).toFixed(3)} (target >= 0.9)`);
+await verdict.close();
+process.exit(0);
