@@ -9,12 +9,13 @@ import { apiKeyProblem, hashApiKey, looksLikeApiKey } from "../authn/api-key.js"
 import type { Bus } from "../bus/bus.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import type { ChangeEntry, EntityKind, Store } from "../store/store.js";
+import { type ChangeEntry, type EntityKind, type Store, StoreError } from "../store/store.js";
 import { createKeyUseRecorder, type KeyUseRecorder } from "./key-use.js";
 
 /** The result of verifying a token credential. */
 export type TokenAuth =
-  | { readonly ok: true; readonly userId: string }
+  /** `tenant`: the token is scoped to that tenant only (a Check elsewhere is WRONG_TENANT); absent or "": unscoped. */
+  | { readonly ok: true; readonly userId: string; readonly tenant?: string }
   | { readonly ok: false; readonly reason: Exclude<Decision["reason"], "ALLOWED">; readonly message: string };
 
 /** Verifies JWT credentials (plugged in by the token layer). */
@@ -25,7 +26,7 @@ export interface TokenAuthenticator {
 /** Who a credential identifies, or why it identifies nobody. */
 export type Resolved =
   | { readonly kind: "key"; readonly key: ApiKeyRecord }
-  | { readonly kind: "user"; readonly userId: string }
+  | { readonly kind: "user"; readonly userId: string; readonly tenant?: string }
   | { readonly kind: "denied"; readonly decision: Decision };
 
 /** Reloads entities of a kind the core does not hold (sessions, signing keys). */
@@ -56,6 +57,7 @@ export class Engine {
   private waiters: Array<{ version: number; resolve: () => void }> = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private pollFailing = false;
   private tokens: TokenAuthenticator | undefined;
   private readonly extraAppliers = new Map<EntityKind, ExtraApplier>();
   private readonly appliedListeners: Array<(changes: readonly ChangeEntry[] | "reload") => void> = [];
@@ -125,8 +127,13 @@ export class Engine {
     this.appliedListeners.push(listener);
   }
 
-  /** Loads the whole policy and starts polling; throws if the store cannot be read. */
+  /**
+   * Loads the whole policy and starts polling; throws if the store cannot be read (the caller
+   * retries). Until it succeeds, bus messages and min_version waits read nothing: a by-id change
+   * applied to an empty policy, racing the snapshot, could leave an older row over a newer one.
+   */
   async load(): Promise<void> {
+    if (this.loaded) return;
     await this.fullReload();
     this.loaded = true;
     this.schedulePoll();
@@ -159,7 +166,7 @@ export class Engine {
 
   private fromToken(auth: TokenAuth): Resolved {
     if (!auth.ok) return { kind: "denied", decision: deny(auth.reason, auth.message, this.policy.version) };
-    return { kind: "user", userId: auth.userId };
+    return { kind: "user", userId: auth.userId, tenant: auth.tenant };
   }
 
   /** Decides one action; synchronous unless a token needs a key set fetched. */
@@ -186,6 +193,9 @@ export class Engine {
         return decision;
       }
       case "user":
+        if (resolved.tenant && resolved.tenant !== tenant) {
+          return deny("WRONG_TENANT", `the token is scoped to tenant ${resolved.tenant}`, this.policy.version);
+        }
         return this.policy.decideForUser(resolved.userId, action, tenant);
     }
   }
@@ -207,13 +217,16 @@ export class Engine {
 
   // ---- following the change log ----
 
-  /** Waits until this replica has applied `version`, reading the change log as needed. */
+  /**
+   * Waits until this replica has applied `version`, a version the store just committed, reading
+   * the change log as needed. Throws StoreError("unavailable") when the store cannot be read
+   * (the change stays committed: this replica and the others pick it up when the store returns).
+   */
   async applyCommitted(version: number): Promise<void> {
     if (version > this.committed) this.committed = version;
-    while (this.policy.version < version) {
-      await this.catchUp("commit");
-      if (this.policy.version < version) await this.catchUp("commit");
-      if (this.policy.version < version) throw new Error(`change log does not reach version ${version}`);
+    for (let attempt = 0; attempt < 2 && this.policy.version < version; attempt++) await this.catchUp("commit");
+    if (this.policy.version < version) {
+      throw new StoreError("unavailable", `committed at version ${version}, but this replica could not read the change log to apply it`);
     }
   }
 
@@ -222,10 +235,13 @@ export class Engine {
     await this.options.bus.publish({ version, changes: [] });
   }
 
-  /** Resolves true once `version` is applied, false after `timeoutMs`. */
+  /**
+   * Resolves true once `version` is applied, false after `timeoutMs`. The version comes from a
+   * client, so it is not taken as committed (a made-up one must not inflate the lag metric).
+   */
   waitForVersion(version: number, timeoutMs: number): Promise<boolean> {
     if (this.policy.version >= version) return Promise.resolve(true);
-    if (version > this.committed) this.committed = version;
+    if (!this.loaded || timeoutMs <= 0) return Promise.resolve(false);
     return new Promise((resolve) => {
       const waiter = {
         version,
@@ -243,13 +259,19 @@ export class Engine {
     });
   }
 
-  /** Reads and applies every change after the applied version; one run at a time. */
+  /**
+   * Reads and applies every change after the applied version; one run at a time (a call during a
+   * run makes it go round once more). Does nothing before load(). Never rejects: a failure is
+   * counted and logged, and the last good policy keeps serving.
+   */
   catchUp(trigger: string): Promise<void> {
+    if (!this.loaded || this.closed) return Promise.resolve();
     if (this.running) {
       this.again = true;
       return this.running;
     }
     this.options.metrics.catchUps.labels(trigger).inc();
+    const timer = this.options.metrics.catchUpDuration.startTimer();
     this.running = (async () => {
       try {
         do {
@@ -260,6 +282,7 @@ export class Engine {
         this.options.metrics.applyFailures.inc();
         this.log.warn("catching up with the change log failed; serving the last good policy", { error, version: this.policy.version });
       } finally {
+        timer();
         this.running = undefined;
       }
     })();
@@ -301,11 +324,11 @@ export class Engine {
       if (changed.length > 0) await apply(changed);
     }
     const p = this.policy;
-    for (const [id, t] of tenants) t ? p.putTenant(t) : p.removeTenant(id);
-    for (const [id, u] of users) u ? p.putUser(u) : p.removeUser(id);
-    for (const [id, r] of roles) r ? p.putRole(r) : p.removeRole(id);
+    for (const [id, t] of tenants) if (t) p.putTenant(t); else p.removeTenant(id);
+    for (const [id, u] of users) if (u) p.putUser(u); else p.removeUser(id);
+    for (const [id, r] of roles) if (r) p.putRole(r); else p.removeRole(id);
     for (const [id, b] of bindings) p.setBindings(id, b);
-    for (const [id, k] of keys) k ? p.putApiKey(k) : p.removeApiKey(id);
+    for (const [id, k] of keys) if (k) p.putApiKey(k); else p.removeApiKey(id);
     for (const [kind, set] of byKind) this.options.metrics.changesApplied.labels(kind).inc(set.size);
     for (const listener of this.appliedListeners) listener(changes);
     this.advanceTo(changes[changes.length - 1].version);
@@ -326,7 +349,7 @@ export class Engine {
     if (version > this.committed) this.committed = version;
     if (this.waiters.length === 0) return;
     const still: typeof this.waiters = [];
-    for (const w of this.waiters) (w.version <= this.policy.version ? w.resolve() : still.push(w));
+    for (const w of this.waiters) if (w.version <= this.policy.version) w.resolve(); else still.push(w);
     this.waiters = still;
   }
 
@@ -339,13 +362,17 @@ export class Engine {
   private async poll(): Promise<void> {
     try {
       const latest = await this.options.store.currentVersion();
-      if (latest > this.committed) this.committed = latest;
-      if (latest > this.policy.version) {
+      if (this.pollFailing) this.log.info("the policy store answers again", { version: latest });
+      this.pollFailing = false;
+      // A fallback is a version no bus message announced: the message was lost or Redis is away.
+      if (latest > this.committed) {
+        this.committed = latest;
         this.options.metrics.pollFallbacks.inc();
-        await this.catchUp("poll");
       }
+      if (latest > this.policy.version) await this.catchUp("poll");
     } catch (error) {
-      this.log.debug("polling the policy version failed", { error });
+      if (!this.pollFailing) this.log.warn("cannot poll the policy store; serving the last good policy", { error, version: this.policy.version });
+      this.pollFailing = true;
     } finally {
       this.schedulePoll();
     }

@@ -20,6 +20,12 @@ export interface PostgresStoreOptions {
   readonly maxConnections?: number;
   /** How long to wait for a connection before failing as unavailable (default 5000 ms). */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long one query may wait for its answer before failing as unavailable (default 60000 ms):
+   * a server that stops answering without closing the connection must not hang callers forever.
+   * Generous, because a cold load of a million keys is one long query.
+   */
+  readonly queryTimeoutMs?: number;
 }
 
 function session(client: pg.Pool | pg.PoolClient): SqlSession {
@@ -39,9 +45,12 @@ function createPostgresDriver(options: PostgresStoreOptions): SqlDriver {
     connectionString: options.connectionString,
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    query_timeout: options.queryTimeoutMs ?? 60_000,
+    keepAlive: true,
     options: options.schema === undefined ? undefined : `-c search_path=${quoteSchemaName(options.schema)}`,
   });
-  // An idle client losing its connection must not crash the process; the next query reports it.
+  // An idle client losing its connection must not crash the process: the pool drops it and the
+  // next query opens a fresh connection, so the store recovers by itself when Postgres returns.
   pool.on("error", () => {});
   let closed = false;
   const pooled = session(pool);
