@@ -13,13 +13,14 @@ import { parseGrant } from "../core/grant.js";
 import { ALL_TENANTS, type BindingRecord, type UserRecord } from "../core/model.js";
 import { isValidRoleName, isValidTenantId, isValidUsername } from "../core/names.js";
 import { validatePatterns } from "../core/patterns.js";
-import type { Engine, Resolved } from "../engine/engine.js";
+import type { Engine } from "../engine/engine.js";
 import type { Logger } from "../observability/logger.js";
-import type { Actor, Store } from "../store/store.js";
+import type { Store } from "../store/store.js";
 import * as pb from "../../gen/verdict/v1/admin_pb.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
+import { type Caller, createCallerAuth } from "./caller-auth.js";
 import { ApiError } from "./errors.js";
-import { type CallContext, type Handlers, callerCredential } from "./rpc.js";
+import type { CallContext, Handlers } from "./rpc.js";
 
 /** Settings of the admin service. */
 export interface AdminServiceOptions {
@@ -32,14 +33,6 @@ export interface AdminServiceOptions {
   readonly now?: () => number;
 }
 
-/** An authenticated and authorised caller. */
-interface Caller {
-  readonly actor: Actor;
-  readonly userId: string;
-  /** True when the caller used an API key narrowed to its own permissions. */
-  readonly narrowedKey: boolean;
-}
-
 const MAX_NAME = 128;
 const MAX_PERMISSIONS = 256;
 
@@ -49,54 +42,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
   const now = options.now ?? Date.now;
   const audit = options.logger.child({ component: "audit" });
 
-  /** HTTP Basic (username and password, verified with argon2id): for operators and first setup. */
-  async function basicAuth(header: string): Promise<Resolved> {
-    const decoded = Buffer.from(header.replace(/^Basic\s+/i, ""), "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    const username = colon < 0 ? decoded : decoded.slice(0, colon);
-    const password = colon < 0 ? "" : decoded.slice(colon + 1);
-    const creds = username.length <= MAX_NAME ? await store.getUserCredentials(username) : undefined;
-    const ok = await passwords.verify(creds?.passwordHash, password);
-    if (!ok || !creds) throw new ApiError("unauthenticated", "invalid username or password");
-    return { kind: "user", userId: creds.user.id };
-  }
-
-  async function authenticate(ctx: CallContext): Promise<{ caller: Caller; resolved: Resolved }> {
-    const authorization = ctx.header("authorization");
-    if (authorization !== undefined && /^Basic\s/i.test(authorization)) {
-      if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
-      const resolved = await basicAuth(authorization);
-      const userId = resolved.kind === "user" ? resolved.userId : "";
-      return { caller: { actor: { userId }, userId, narrowedKey: false }, resolved };
-    }
-    const credential = callerCredential(ctx);
-    if (credential === "") {
-      throw new ApiError(
-        "unauthenticated",
-        "admin calls need a credential: send 'authorization: Bearer <API key or token>', 'x-api-key: <API key>' or 'authorization: Basic <username:password>'",
-      );
-    }
-    if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
-    const resolved = await engine.resolve(credential);
-    if (resolved.kind === "denied") throw new ApiError("unauthenticated", `credential rejected: ${resolved.decision.reason}: ${resolved.decision.message}`);
-    const key = resolved.kind === "key" ? resolved.key : undefined;
-    const userId = key ? key.ownerUserId : resolved.kind === "user" ? resolved.userId : "";
-    return { caller: { actor: { userId, keyId: key?.id }, userId, narrowedKey: (key?.permissions.length ?? 0) > 0 }, resolved };
-  }
-
-  /** Authenticates the caller and checks `action` in `tenant`. */
-  async function authorize(ctx: CallContext, action: string, tenant: string): Promise<Caller> {
-    const { caller, resolved } = await authenticate(ctx);
-    const d = engine.decideResolved(resolved, action, tenant);
-    if (!d.allowed) {
-      if (d.reason === "REVOKED" || d.reason === "EXPIRED" || d.reason === "DISABLED" || d.reason === "UNKNOWN_CREDENTIAL") {
-        throw new ApiError("unauthenticated", `credential rejected: ${d.reason}: ${d.message}`);
-      }
-      const where = tenant === ALL_TENANTS ? "in every tenant" : `in tenant ${tenant}`;
-      throw new ApiError("permission_denied", `${action} ${where} is not allowed for this caller (${d.reason})`);
-    }
-    return caller;
-  }
+  const { authenticate, authorize } = createCallerAuth({ store, engine, passwords });
 
   /** Applies a committed version locally, announces it, and returns it for the response. */
   async function commit(version: number, what: string, caller: Caller | undefined, fields: Record<string, unknown>): Promise<bigint> {

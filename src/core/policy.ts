@@ -42,6 +42,10 @@ interface KeyEntry {
 
 const MAX_TENANT_LENGTH = 63;
 
+function externalKey(issuer: string, subject: string): string {
+  return `${issuer}\u0000${subject}`;
+}
+
 /** Sizes of the indexes, for metrics. */
 export interface PolicySizes {
   readonly tenants: number;
@@ -61,6 +65,8 @@ export class Policy {
   private readonly tenants = new Map<string, TenantRecord>();
   private readonly users = new Map<string, UserRecord>();
   private readonly usersByName = new Map<string, UserRecord>();
+  /** Users mapped from an external identity provider, by externalKey(issuer, subject). */
+  private readonly usersByExternal = new Map<string, UserRecord>();
   private readonly roles = new Map<string, { record: RoleRecord; matcher: Matcher }>();
   private readonly bindings = new Map<string, readonly BindingRecord[]>();
   private readonly keys = new Map<string, KeyEntry>();
@@ -101,6 +107,10 @@ export class Policy {
   getUserByUsername(username: string): UserRecord | undefined {
     return this.usersByName.get(username);
   }
+  /** The user mapped from `subject` of external issuer `issuer`. */
+  getUserByExternalIdentity(issuer: string, subject: string): UserRecord | undefined {
+    return this.usersByExternal.get(externalKey(issuer, subject));
+  }
   getRole(name: string): RoleRecord | undefined {
     return this.roles.get(name)?.record;
   }
@@ -136,13 +146,16 @@ export class Policy {
   putUser(user: UserRecord): void {
     const old = this.users.get(user.id);
     if (old && old.username !== user.username) this.usersByName.delete(old.username);
+    if (old && old.externalIssuer !== "") this.usersByExternal.delete(externalKey(old.externalIssuer, old.externalSubject));
     this.users.set(user.id, user);
     this.usersByName.set(user.username, user);
+    if (user.externalIssuer !== "") this.usersByExternal.set(externalKey(user.externalIssuer, user.externalSubject), user);
     this.access.delete(user.id);
   }
   removeUser(id: string): void {
     const old = this.users.get(id);
     if (old) this.usersByName.delete(old.username);
+    if (old && old.externalIssuer !== "") this.usersByExternal.delete(externalKey(old.externalIssuer, old.externalSubject));
     this.users.delete(id);
     this.setBindings(id, []);
   }

@@ -109,6 +109,47 @@ INSERT INTO roles (name, permissions, description, builtin) VALUES
   ('SUPER', ARRAY['*'], 'Every action in every tenant; held by root only.', true);
 `,
   },
+  {
+    version: 2,
+    name: "sessions, refresh tokens and signing keys",
+    sql: `
+-- A session is one refresh-token family: Login opens it, Refresh extends it, Logout or reuse of a
+-- used refresh token revokes it. Access tokens carry its id as "sid".
+CREATE TABLE sessions (
+  id text NOT NULL CONSTRAINT sessions_pkey PRIMARY KEY,
+  user_id text NOT NULL,
+  tenant text NOT NULL DEFAULT '',
+  created_at bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  revoked_at bigint NOT NULL DEFAULT 0,
+  revoke_reason text NOT NULL DEFAULT ''
+);
+CREATE INDEX sessions_user_idx ON sessions (user_id);
+CREATE INDEX sessions_revoked_idx ON sessions (revoked_at) WHERE revoked_at <> 0;
+
+-- Refresh tokens only as SHA-256 hashes; a used one stays (used_at <> 0) to detect reuse.
+CREATE TABLE refresh_tokens (
+  token_hash text NOT NULL CONSTRAINT refresh_tokens_pkey PRIMARY KEY,
+  session_id text NOT NULL CONSTRAINT refresh_tokens_session_fkey REFERENCES sessions (id) ON DELETE CASCADE,
+  issued_at bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  used_at bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX refresh_tokens_session_idx ON refresh_tokens (session_id);
+
+-- Verdict's own signing keys, shared by every replica. private_key is AES-256-GCM sealed when
+-- encrypted is true, plain PKCS8 PEM otherwise. retired_at is NULL for the one active key.
+CREATE TABLE signing_keys (
+  kid text NOT NULL CONSTRAINT signing_keys_pkey PRIMARY KEY,
+  alg text NOT NULL,
+  public_jwk text NOT NULL,
+  private_key text NOT NULL,
+  encrypted boolean NOT NULL,
+  created_at bigint NOT NULL,
+  retired_at bigint
+);
+`,
+  },
 ]);
 
 /** Double-quotes an identifier after checking it is a plain lower-case SQL name. */

@@ -12,7 +12,18 @@ import type {
 } from "../core/model.js";
 import { ALL_TENANTS } from "../core/model.js";
 import { applyMigrations } from "./migrations.js";
-import type { Actor, ChangeEntry, Committed, EntityKind, Store, UserCredentials } from "./store.js";
+import type { SigningKeyRecord } from "../authn/tokens/signing-keys.js";
+import type {
+  Actor,
+  ChangeEntry,
+  Committed,
+  EntityKind,
+  RefreshOutcome,
+  RefreshTokenRecord,
+  SessionRecord,
+  Store,
+  UserCredentials,
+} from "./store.js";
 import { StoreError } from "./store.js";
 
 /** Rows returned by one statement. */
@@ -57,6 +68,9 @@ export interface SqlStore extends Store {
    */
   trimChangeLog(beforeVersion: number): Promise<void>;
 }
+
+/** API keys read per query while loading a snapshot. */
+const SNAPSHOT_PAGE = 20_000;
 
 /** Settings row recording where the change log was trimmed (first version still complete). */
 const TRIMMED_BEFORE_SETTING = "verdict.change_log_trimmed_before";
@@ -117,6 +131,26 @@ interface ApiKeyRow {
   last_used_at: string | number;
 }
 
+interface SessionRow {
+  id: string;
+  user_id: string;
+  tenant: string;
+  created_at: string | number;
+  expires_at: string | number;
+  revoked_at: string | number;
+  revoke_reason: string;
+}
+
+interface SigningKeyRow {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_key: string;
+  encrypted: boolean;
+  created_at: string | number;
+  retired_at: string | number | null;
+}
+
 interface ChangeRow {
   version: string | number;
   kind: string;
@@ -129,6 +163,11 @@ const ROLE_COLUMNS = "name, permissions, description, builtin";
 const BINDING_COLUMNS = "tenant, user_id, role";
 const API_KEY_COLUMNS =
   "id, name, owner_user_id, permissions, tenant, secret_hash, created_at, expires_at, revoked_at, last_used_at";
+
+const SESSION_COLUMNS = "id, user_id, tenant, created_at, expires_at, revoked_at, revoke_reason";
+const SIGNING_KEY_COLUMNS = "kid, alg, public_jwk, private_key, encrypted, created_at, retired_at";
+/** Key of the transaction-scoped advisory lock serialising signing-key writes ("vkey" in ASCII). */
+const SIGNING_KEY_LOCK = 0x766b6579;
 
 /** Postgres returns bigint as a string (pg) or a number (PGlite); both become a number. */
 function toNumber(value: string | number): number {
@@ -174,6 +213,30 @@ function toApiKey(row: ApiKeyRow): ApiKeyRecord {
   };
 }
 
+function toSession(row: SessionRow): SessionRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    tenant: row.tenant,
+    createdAtMs: toNumber(row.created_at),
+    expiresAtMs: toNumber(row.expires_at),
+    revokedAtMs: toNumber(row.revoked_at),
+    revokeReason: row.revoke_reason,
+  };
+}
+
+function toSigningKey(row: SigningKeyRow): SigningKeyRecord {
+  return {
+    kid: row.kid,
+    alg: row.alg as SigningKeyRecord["alg"],
+    publicJwk: JSON.parse(row.public_jwk) as SigningKeyRecord["publicJwk"],
+    privateKey: row.private_key,
+    encrypted: row.encrypted,
+    createdAtMs: toNumber(row.created_at),
+    retiredAtMs: row.retired_at === null ? null : toNumber(row.retired_at),
+  };
+}
+
 function toChange(row: ChangeRow): ChangeEntry {
   return { version: toNumber(row.version), kind: row.kind as EntityKind, id: row.entity_id };
 }
@@ -190,7 +253,7 @@ const CONNECTION_ERROR_CODES = new Set([
 ]);
 
 const CONNECTION_ERROR_MESSAGES =
-  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Cannot use a pool after calling end|Client has encountered a connection error|PGlite is closed/i;
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client was closed and is not queryable|Cannot use a pool after calling end|Client has encountered a connection error|PGlite is closed/i;
 
 /**
  * Turns a driver error into a StoreError (or a plain Error for programming errors) whose message
@@ -307,14 +370,24 @@ class SqlStoreImpl implements SqlStore {
           const bindings = await tx.query<BindingRow>(
             `SELECT ${BINDING_COLUMNS} FROM role_bindings ORDER BY user_id, tenant, role`,
           );
-          const apiKeys = await tx.query<ApiKeyRow>(`SELECT ${API_KEY_COLUMNS} FROM api_keys ORDER BY id`);
+          // Pages by id, so a million raw rows are never held at once beside their records.
+          const apiKeys: ApiKeyRecord[] = [];
+          for (let after = ""; ; ) {
+            const page = await tx.query<ApiKeyRow>(
+              `SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT ${SNAPSHOT_PAGE}`,
+              [after],
+            );
+            for (const row of page.rows) apiKeys.push(toApiKey(row));
+            if (page.rows.length < SNAPSHOT_PAGE) break;
+            after = page.rows[page.rows.length - 1].id;
+          }
           return {
             version: toNumber(version.rows[0].version),
             tenants: tenants.rows.map(toTenant),
             users: users.rows.map(toUser),
             roles: roles.rows.map(toRole),
             bindings: bindings.rows.map(toBinding),
-            apiKeys: apiKeys.rows.map(toApiKey),
+            apiKeys,
           };
         },
         { snapshot: true },
@@ -744,6 +817,167 @@ class SqlStoreImpl implements SqlStore {
          WHERE k.id = u.id AND u.at > k.last_used_at`,
         [[...uses.keys()], [...uses.values()].map((ms) => Math.trunc(ms))],
       ),
+    );
+  }
+
+  // SessionStore
+
+  createSession(session: SessionRecord, refresh: RefreshTokenRecord, actor: Actor): Promise<Committed<SessionRecord>> {
+    return this.mutate(
+      actor,
+      async (tx) => {
+        const { rows } = await tx.query<SessionRow>(
+          `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${SESSION_COLUMNS}`,
+          [session.id, session.userId, session.tenant, session.createdAtMs, session.expiresAtMs, session.revokedAtMs, session.revokeReason],
+        );
+        await tx.query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)", [
+          refresh.hash,
+          session.id,
+          refresh.issuedAtMs,
+          refresh.expiresAtMs,
+        ]);
+        return { value: toSession(rows[0]), changes: [{ kind: "session", id: session.id }] };
+      },
+      { sessions_pkey: `session "${session.id}" already exists`, refresh_tokens_pkey: "refresh token already exists" },
+    );
+  }
+
+  refreshSession(hash: string, next: RefreshTokenRecord, nowMs: number, actor: Actor): Promise<Committed<RefreshOutcome>> {
+    const invalid = () => new StoreError("not_found", "refresh token unknown, expired or revoked");
+    return this.mutate<RefreshOutcome>(
+      actor,
+      async (tx) => {
+        const token = await tx.query<{ session_id: string; used_at: string | number; expires_at: string | number }>(
+          "SELECT session_id, used_at, expires_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+          [hash],
+        );
+        if (!token.rows.length) throw invalid();
+        const { session_id: sessionId } = token.rows[0];
+        const found = await tx.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = $1 FOR UPDATE`, [sessionId]);
+        const session = toSession(found.rows[0]);
+        if (session.revokedAtMs !== 0 || session.expiresAtMs <= nowMs) throw invalid();
+        if (toNumber(token.rows[0].used_at) !== 0) {
+          const { rows } = await tx.query<SessionRow>(
+            `UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_reuse' WHERE id = $1 RETURNING ${SESSION_COLUMNS}`,
+            [sessionId, nowMs],
+          );
+          return { value: { kind: "reused", session: toSession(rows[0]) }, changes: [{ kind: "session", id: sessionId }] };
+        }
+        if (toNumber(token.rows[0].expires_at) <= nowMs) throw invalid();
+        await tx.query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1", [hash, nowMs]);
+        await tx.query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)", [
+          next.hash,
+          sessionId,
+          next.issuedAtMs,
+          next.expiresAtMs,
+        ]);
+        const { rows } = await tx.query<SessionRow>(
+          `UPDATE sessions SET expires_at = GREATEST(expires_at, $2) WHERE id = $1 RETURNING ${SESSION_COLUMNS}`,
+          [sessionId, next.expiresAtMs],
+        );
+        return { value: { kind: "rotated", session: toSession(rows[0]) }, changes: [{ kind: "session", id: sessionId }] };
+      },
+      { refresh_tokens_pkey: "refresh token already exists" },
+    );
+  }
+
+  revokeSession(id: string, revokedAtMs: number, reason: string, actor: Actor): Promise<Committed<SessionRecord>> {
+    return this.mutate(actor, async (tx) => {
+      const { rows } = await tx.query<SessionRow>(
+        `UPDATE sessions SET revoked_at = CASE WHEN revoked_at = 0 THEN $2 ELSE revoked_at END,
+           revoke_reason = CASE WHEN revoked_at = 0 THEN $3 ELSE revoke_reason END
+         WHERE id = $1 RETURNING ${SESSION_COLUMNS}`,
+        [id, revokedAtMs, reason],
+      );
+      if (!rows.length) throw new StoreError("not_found", `session "${id}" not found`);
+      return { value: toSession(rows[0]), changes: [{ kind: "session", id }] };
+    });
+  }
+
+  findSessionByRefreshHash(hash: string): Promise<SessionRecord | undefined> {
+    return this.read(async () => {
+      const { rows } = await this.db.query<SessionRow>(
+        `SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)`,
+        [hash],
+      );
+      return rows.length ? toSession(rows[0]) : undefined;
+    });
+  }
+
+  getSessions(ids: readonly string[]): Promise<SessionRecord[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.read(async () => {
+      const { rows } = await this.db.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ANY($1::text[]) ORDER BY id`, [[...ids]]);
+      return rows.map(toSession);
+    });
+  }
+
+  listRevokedSessions(sinceMs: number): Promise<SessionRecord[]> {
+    return this.read(async () => {
+      const { rows } = await this.db.query<SessionRow>(
+        `SELECT ${SESSION_COLUMNS} FROM sessions WHERE revoked_at <> 0 AND revoked_at >= $1 ORDER BY id`,
+        [Math.trunc(sinceMs)],
+      );
+      return rows.map(toSession);
+    });
+  }
+
+  // TokenKeyStore
+
+  listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return this.read(async () => {
+      const { rows } = await this.db.query<SigningKeyRow>(`SELECT ${SIGNING_KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid`);
+      return rows.map(toSigningKey);
+    });
+  }
+
+  replaceSigningKeys(records: readonly SigningKeyRecord[], expectedActiveKid: string | null, actor: Actor): Promise<Committed> {
+    return this.mutate(actor, async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock($1)", [SIGNING_KEY_LOCK]);
+      const old = await tx.query<{ kid: string; retired_at: string | number | null }>("SELECT kid, retired_at FROM signing_keys");
+      const active = old.rows.find((row) => row.retired_at === null)?.kid ?? null;
+      if (active !== expectedActiveKid) throw new StoreError("conflict", "signing keys changed concurrently; reload them and try again");
+      await tx.query("DELETE FROM signing_keys");
+      for (const r of records) {
+        await tx.query(`INSERT INTO signing_keys (${SIGNING_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+          r.kid,
+          r.alg,
+          JSON.stringify(r.publicJwk),
+          r.privateKey,
+          r.encrypted,
+          r.createdAtMs,
+          r.retiredAtMs,
+        ]);
+      }
+      const kids = new Set([...old.rows.map((row) => row.kid), ...records.map((r) => r.kid)]);
+      return { value: undefined, changes: [...kids].map((kid) => ({ kind: "signing_key" as const, id: kid })) };
+    });
+  }
+
+  createExternalUser(user: UserRecord, bindings: readonly BindingRecord[], actor: Actor): Promise<Committed<UserRecord>> {
+    return this.mutate(
+      actor,
+      async (tx) => {
+        const { rows } = await tx.query<UserRow>(
+          `INSERT INTO users (id, username, password_hash, disabled, root, created_at, external_issuer, external_subject)
+           VALUES ($1, $2, '', $3, false, $4, $5, $6) RETURNING ${USER_COLUMNS}`,
+          [user.id, user.username, user.disabled, user.createdAtMs, user.externalIssuer, user.externalSubject],
+        );
+        await tx.query(
+          `INSERT INTO role_bindings (tenant, user_id, role)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
+          [bindings.map((b) => b.tenant), bindings.map((b) => b.userId), bindings.map((b) => b.role)],
+        );
+        const changes: Change[] = [{ kind: "user", id: user.id }];
+        if (bindings.length) changes.push({ kind: "binding", id: user.id });
+        return { value: toUser(rows[0]), changes };
+      },
+      {
+        users_pkey: `user id "${user.id}" already exists`,
+        users_username_key: `username "${user.username}" is already taken`,
+        users_external_identity_key: `external identity "${user.externalSubject}" of issuer "${user.externalIssuer}" is already linked to a user`,
+      },
+      { role_bindings_role_fkey: `role not found (one of: ${bindings.map((b) => b.role).join(", ")})` },
     );
   }
 

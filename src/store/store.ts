@@ -11,6 +11,7 @@ import type {
   TenantRecord,
   UserRecord,
 } from "../core/model.js";
+import type { SigningKeyRecord } from "../authn/tokens/signing-keys.js";
 
 /** Kinds of entity the change log names. `binding` changes carry the user id as their id. */
 export type EntityKind = "tenant" | "user" | "role" | "binding" | "api_key" | "session" | "signing_key";
@@ -126,8 +127,83 @@ export interface PolicyWriter {
   setSetting(name: string, value: string): Promise<void>;
 }
 
+/** A login session: one refresh-token family. Times are ms since the epoch; 0 means not set. */
+export interface SessionRecord {
+  readonly id: string;
+  readonly userId: string;
+  /** The tenant its tokens are scoped to; "" when unscoped. */
+  readonly tenant: string;
+  readonly createdAtMs: number;
+  /** When its newest refresh token expires. */
+  readonly expiresAtMs: number;
+  readonly revokedAtMs: number;
+  /** Why it was revoked ("logout", "refresh_reuse", ...); "" while active. */
+  readonly revokeReason: string;
+}
+
+/** A refresh token as stored: only its SHA-256 hash. */
+export interface RefreshTokenRecord {
+  readonly hash: string;
+  readonly issuedAtMs: number;
+  readonly expiresAtMs: number;
+}
+
+/**
+ * What presenting a refresh token did: "rotated" (the token is now used and `next` replaces it) or
+ * "reused" (the token had been used before: the whole session is now revoked).
+ */
+export interface RefreshOutcome {
+  readonly kind: "rotated" | "reused";
+  readonly session: SessionRecord;
+}
+
+/**
+ * Sessions and refresh tokens. Every write appends a "session" change-log entry (the session id),
+ * so that revocations reach every replica by version.
+ */
+export interface SessionStore {
+  /** Opens a session with its first refresh token. */
+  createSession(session: SessionRecord, refresh: RefreshTokenRecord, actor: Actor): Promise<Committed<SessionRecord>>;
+  /**
+   * Presents the refresh token hashed as `hash` at `nowMs`, in one transaction with the token row
+   * locked (two concurrent presentations: one rotates, the other is reuse). An unused token of an
+   * active session is marked used and `next` is stored; a used one revokes the session
+   * (reason "refresh_reuse"). Throws not_found, writing nothing, for an unknown or expired token
+   * or a session already revoked or expired.
+   */
+  refreshSession(hash: string, next: RefreshTokenRecord, nowMs: number, actor: Actor): Promise<Committed<RefreshOutcome>>;
+  /** Revokes a session (idempotent: an earlier revocation keeps its time and reason); not_found if missing. */
+  revokeSession(id: string, revokedAtMs: number, reason: string, actor: Actor): Promise<Committed<SessionRecord>>;
+  /** The session a refresh token (by hash) belongs to, used or not. */
+  findSessionByRefreshHash(hash: string): Promise<SessionRecord | undefined>;
+  /** Sessions by id; missing ids are left out. */
+  getSessions(ids: readonly string[]): Promise<SessionRecord[]>;
+  /** Sessions revoked at or after `sinceMs` (what replicas must remember). */
+  listRevokedSessions(sinceMs: number): Promise<SessionRecord[]>;
+}
+
+/**
+ * Verdict's own signing keys (shared by every replica) and users mapped from external issuers.
+ * Key writes append one "signing_key" entry per kid added, changed or removed.
+ */
+export interface TokenKeyStore {
+  /** Every stored signing key, oldest first. */
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+  /**
+   * Replaces the stored keys with `records` if the active key in the store is still
+   * `expectedActiveKid` (null: no key stored yet), under a lock; otherwise throws conflict and
+   * writes nothing (another replica created or rotated keys first: reload and retry).
+   */
+  replaceSigningKeys(records: readonly SigningKeyRecord[], expectedActiveKid: string | null, actor: Actor): Promise<Committed>;
+  /**
+   * Creates a user mapped from an external identity (no usable password) with its bindings, in
+   * one version; already_exists when the identity or username is taken.
+   */
+  createExternalUser(user: UserRecord, bindings: readonly BindingRecord[], actor: Actor): Promise<Committed<UserRecord>>;
+}
+
 /** A store driver: everything above plus lifecycle. */
-export interface Store extends PolicyReader, PolicyWriter, ChangeFeed {
+export interface Store extends PolicyReader, PolicyWriter, ChangeFeed, SessionStore, TokenKeyStore {
   /** "postgres" or "pglite", for logs and metrics. */
   readonly driver: string;
   /** Applies pending migrations under an advisory lock. */

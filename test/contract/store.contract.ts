@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApiKeyRecord, BindingRecord, RoleRecord, TenantRecord, UserRecord } from "../../src/core/model.js";
 import { ALL_TENANTS } from "../../src/core/model.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
-import type { Actor, ChangeEntry, Committed, EntityKind } from "../../src/store/store.js";
+import type { SigningKeyRecord } from "../../src/authn/tokens/signing-keys.js";
+import type { Actor, ChangeEntry, Committed, EntityKind, SessionRecord } from "../../src/store/store.js";
 import { StoreError } from "../../src/store/store.js";
 
 /** A store on a fresh database, and how to remove that database once the store is closed. */
@@ -664,6 +665,116 @@ export function describeStoreContract(driverName: string, target: StoreContractT
         expect(await store.changesSince(second.version, 10)).toEqual([
           { version: third.version, kind: "tenant", id: third.value.id },
         ]);
+      });
+    });
+
+    describe("sessions, signing keys and external users", () => {
+      const refresh = (issuedAtMs = 1000, expiresAtMs = 10_000) => ({ hash: hashOf(unique("refresh")), issuedAtMs, expiresAtMs });
+      const newSession = (userId: string): SessionRecord => ({
+        id: unique("session"),
+        userId,
+        tenant: "",
+        createdAtMs: 1000,
+        expiresAtMs: 10_000,
+        revokedAtMs: 0,
+        revokeReason: "",
+      });
+
+      it("createSession, refreshSession, revokeSession: one version, one session entry each", async () => {
+        const user = await createUser();
+        const session = newSession(user.id);
+        const first = refresh();
+        const created = await expectOneVersion(() => store.createSession(session, first, SYSTEM), [["session", session.id]]);
+        expect(created.value).toEqual(session);
+        const second = refresh(2000, 20_000);
+        const rotated = await expectOneVersion(() => store.refreshSession(first.hash, second, 2000, SYSTEM), [["session", session.id]]);
+        expect(rotated.value).toEqual({ kind: "rotated", session: { ...session, expiresAtMs: 20_000 } });
+        expect(await store.findSessionByRefreshHash(first.hash)).toEqual({ ...session, expiresAtMs: 20_000 });
+        const revoked = await expectOneVersion(() => store.revokeSession(session.id, 3000, "logout", SYSTEM), [["session", session.id]]);
+        expect(revoked.value).toMatchObject({ revokedAtMs: 3000, revokeReason: "logout" });
+        const again = await store.revokeSession(session.id, 4000, "other", SYSTEM);
+        expect(again.value).toMatchObject({ revokedAtMs: 3000, revokeReason: "logout" });
+        await expectRejected(() => store.refreshSession(second.hash, refresh(), 3500, SYSTEM), "not_found");
+        await expectRejected(() => store.revokeSession(unique("missing"), 1, "logout", SYSTEM), "not_found");
+      });
+
+      it("refreshSession of a used token revokes the session; unknown and expired tokens write nothing", async () => {
+        const user = await createUser();
+        const session = newSession(user.id);
+        const first = refresh();
+        await store.createSession(session, first, SYSTEM);
+        await store.refreshSession(first.hash, refresh(), 2000, SYSTEM);
+        const reused = await expectOneVersion(() => store.refreshSession(first.hash, refresh(), 2500, SYSTEM), [["session", session.id]]);
+        expect(reused.value).toEqual({ kind: "reused", session: { ...session, revokedAtMs: 2500, revokeReason: "refresh_reuse" } });
+        await expectRejected(() => store.refreshSession(hashOf(unique("nothing")), refresh(), 2000, SYSTEM), "not_found");
+        const other = newSession(user.id);
+        const expiring = refresh(1000, 5000);
+        await store.createSession(other, expiring, SYSTEM);
+        await expectRejected(() => store.refreshSession(expiring.hash, refresh(), 6000, SYSTEM), "not_found");
+      });
+
+      it("two concurrent presentations of one refresh token: one rotates, the other revokes", async () => {
+        const user = await createUser();
+        const session = newSession(user.id);
+        const first = refresh();
+        await store.createSession(session, first, SYSTEM);
+        const outcomes = await Promise.all([store.refreshSession(first.hash, refresh(), 2000, SYSTEM), store.refreshSession(first.hash, refresh(), 2000, SYSTEM)]);
+        expect(outcomes.map((o) => o.value.kind).sort()).toEqual(["reused", "rotated"]);
+        expect((await store.getSessions([session.id]))[0].revokeReason).toBe("refresh_reuse");
+      });
+
+      it("getSessions and listRevokedSessions read what was written", async () => {
+        const user = await createUser();
+        const [a, b] = [newSession(user.id), newSession(user.id)];
+        await store.createSession(a, refresh(), SYSTEM);
+        await store.createSession(b, refresh(), SYSTEM);
+        await store.revokeSession(b.id, 7_000_000, "logout", SYSTEM);
+        expect(await store.getSessions([a.id, b.id, unique("missing")])).toEqual([a, { ...b, revokedAtMs: 7_000_000, revokeReason: "logout" }].sort((x, y) => x.id.localeCompare(y.id)));
+        expect(await store.getSessions([])).toEqual([]);
+        const revoked = (await store.listRevokedSessions(6_999_999)).map((s) => s.id);
+        expect(revoked).toContain(b.id);
+        expect(revoked).not.toContain(a.id);
+        expect((await store.listRevokedSessions(7_000_001)).map((s) => s.id)).not.toContain(b.id);
+      });
+
+      it("replaceSigningKeys writes one entry per kid and refuses a stale expected active kid", async () => {
+        const key = (kid: string, retiredAtMs: number | null): SigningKeyRecord => ({
+          kid,
+          alg: "EdDSA",
+          publicJwk: { kty: "OKP", crv: "Ed25519", x: "eA", kid, alg: "EdDSA", use: "sig" },
+          privateKey: `sealed-${kid}`,
+          encrypted: true,
+          createdAtMs: 1000,
+          retiredAtMs,
+        });
+        expect(await store.listSigningKeys()).toEqual([]);
+        await expectOneVersion(() => store.replaceSigningKeys([key("k1", null)], null, SYSTEM), [["signing_key", "k1"]]);
+        await expectRejected(() => store.replaceSigningKeys([key("kx", null)], null, SYSTEM), "conflict");
+        await expectOneVersion(() => store.replaceSigningKeys([key("k1", 2000), key("k2", null)], "k1", SYSTEM), [
+          ["signing_key", "k1"],
+          ["signing_key", "k2"],
+        ]);
+        expect(await store.listSigningKeys()).toEqual([key("k1", 2000), key("k2", null)]);
+        await expectRejected(() => store.replaceSigningKeys([key("k3", null)], "k1", SYSTEM), "conflict");
+        await expectOneVersion(() => store.replaceSigningKeys([key("k3", null)], "k2", SYSTEM), [
+          ["signing_key", "k1"],
+          ["signing_key", "k2"],
+          ["signing_key", "k3"],
+        ]);
+        expect((await store.listSigningKeys()).map((k) => k.kid)).toEqual(["k3"]);
+      });
+
+      it("createExternalUser creates the user and its bindings in one version, once per identity", async () => {
+        const tenant = (await store.createTenant(newTenant(), SYSTEM)).value;
+        const user = newUser({ externalIssuer: "https://idp.example", externalSubject: unique("sub") });
+        const created = await expectOneVersion(() => store.createExternalUser(user, [{ tenant: tenant.id, userId: user.id, role: "READ" }], SYSTEM), [
+          ["user", user.id],
+          ["binding", user.id],
+        ]);
+        expect(created.value).toEqual(user);
+        expect(await store.getBindingsForUser(user.id)).toEqual([{ tenant: tenant.id, userId: user.id, role: "READ" }]);
+        const twin = newUser({ externalIssuer: user.externalIssuer, externalSubject: user.externalSubject });
+        await expectRejected(() => store.createExternalUser(twin, [], SYSTEM), "already_exists");
       });
     });
 

@@ -1,0 +1,195 @@
+/**
+ * AuthService: Login, Refresh, Logout, GetJwks and RotateSigningKey. Every session change commits
+ * in the store with a "session" change-log entry, is applied here before the call returns and is
+ * announced to the other replicas, so a revocation holds at the next Check on every replica.
+ */
+import { create } from "@bufbuild/protobuf";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import type { LoginLimiter } from "../authn/login-limiter.js";
+import { MAX_PASSWORD_LENGTH, type PasswordHasher } from "../authn/password.js";
+import { ALL_TENANTS, type UserRecord } from "../core/model.js";
+import { isValidTenantId } from "../core/names.js";
+import type { Engine } from "../engine/engine.js";
+import type { TokenAuthority } from "../engine/token-authority.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import { type Actor, type SessionRecord, type Store, StoreError } from "../store/store.js";
+import * as pb from "../../gen/verdict/v1/auth_pb.js";
+import { createCallerAuth } from "./caller-auth.js";
+import { ApiError } from "./errors.js";
+import { type Handlers, callerCredential } from "./rpc.js";
+
+/** Settings of the auth service. */
+export interface AuthServiceOptions {
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly tokens: TokenAuthority;
+  readonly passwords: PasswordHasher;
+  readonly limiter: LoginLimiter;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly refreshTtlMs: number;
+  readonly now?: () => number;
+}
+
+/** Prefix of refresh tokens, so that a leaked one is recognisable (secret scanners, logs). */
+export const REFRESH_TOKEN_PREFIX = "vrt_";
+const REFRESH_TOKEN = /^vrt_[A-Za-z0-9_-]{43}$/;
+const MAX_USERNAME = 128;
+
+/** The SHA-256 (hex) under which a refresh token is stored. */
+export function hashRefreshToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+/** Creates the AuthService handlers. */
+export function createAuthService(options: AuthServiceOptions): Handlers<typeof pb.AuthService> {
+  const { store, engine, tokens, passwords, limiter, metrics, refreshTtlMs } = options;
+  const now = options.now ?? Date.now;
+  const audit = options.logger.child({ component: "audit" });
+  const { authorize } = createCallerAuth({ store, engine, passwords });
+  const invalidLogin = () => new ApiError("unauthenticated", "invalid username or password");
+  const invalidRefresh = () => new ApiError("unauthenticated", "invalid refresh token");
+
+  async function commit(version: number): Promise<bigint> {
+    await engine.applyCommitted(version);
+    await engine.publish(version);
+    return BigInt(version);
+  }
+
+  function mintRefreshToken(nowMs: number): { token: string; record: { hash: string; issuedAtMs: number; expiresAtMs: number } } {
+    const token = REFRESH_TOKEN_PREFIX + randomBytes(32).toString("base64url");
+    return { token, record: { hash: hashRefreshToken(token), issuedAtMs: nowMs, expiresAtMs: nowMs + refreshTtlMs } };
+  }
+
+  function pair(user: UserRecord, session: SessionRecord, refreshToken: string, version: bigint, nowMs: number): pb.TokenPair {
+    const access = tokens.issue(user, session.id, session.tenant, nowMs);
+    return create(pb.TokenPairSchema, {
+      accessToken: access.token,
+      refreshToken,
+      tokenType: "Bearer",
+      expiresIn: BigInt(Math.max(0, Math.floor((access.expiresAtMs - nowMs) / 1000))),
+      refreshExpiresIn: BigInt(Math.floor(refreshTtlMs / 1000)),
+      sessionId: session.id,
+      tenant: session.tenant,
+      version,
+    });
+  }
+
+  function requireReady(): void {
+    if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+  }
+
+  /** The user behind a session, if it may still hold tokens. */
+  function activeUser(userId: string): UserRecord | undefined {
+    const user = engine.current.getUser(userId);
+    return user && !user.disabled ? user : undefined;
+  }
+
+  async function revoke(session: SessionRecord, actor: Actor): Promise<bigint> {
+    const { version } = await store.revokeSession(session.id, now(), "logout", actor);
+    audit.info("session revoked", { session: session.id, user: session.userId, version });
+    return commit(version);
+  }
+
+  return {
+    async login(req, ctx) {
+      requireReady();
+      if (req.username === "" || req.username.length > MAX_USERNAME) throw new ApiError("invalid_argument", `username must be 1 to ${MAX_USERNAME} characters`);
+      if (req.password === "" || req.password.length > MAX_PASSWORD_LENGTH) throw new ApiError("invalid_argument", `password must be 1 to ${MAX_PASSWORD_LENGTH} characters`);
+      if (req.tenant !== "" && !isValidTenantId(req.tenant)) throw new ApiError("invalid_argument", "tenant must be 1 to 63 of a-z, 0-9, '-', '_'");
+      const allowance = limiter.check(req.username, ctx.peer, now());
+      if (!allowance.allowed) {
+        metrics.loginAttempts.labels("rate_limited").inc();
+        throw new ApiError("resource_exhausted", `too many failed logins; try again in ${Math.ceil(allowance.retryAfterMs / 1000)} s`);
+      }
+      const creds = await store.getUserCredentials(req.username);
+      // External users have no password: verify against the dummy hash, so they cost the same.
+      const local = creds && creds.user.externalIssuer === "" ? creds : undefined;
+      const ok = await passwords.verify(local?.passwordHash, req.password);
+      const user = ok && local && !local.user.disabled ? local.user : undefined;
+      if (!user) {
+        limiter.fail(req.username, ctx.peer, now());
+        metrics.loginAttempts.labels("failure").inc();
+        throw invalidLogin();
+      }
+      limiter.succeed(req.username, ctx.peer);
+      if (req.tenant !== "") {
+        const tenant = engine.current.getTenant(req.tenant);
+        const member = tenant && !tenant.disabled && (engine.current.principalFor(user.id, req.tenant)?.roles.length ?? 0) > 0;
+        if (!member) {
+          metrics.loginAttempts.labels("wrong_tenant").inc();
+          throw new ApiError("permission_denied", `not a member of tenant ${req.tenant}`);
+        }
+      }
+      const nowMs = now();
+      const refresh = mintRefreshToken(nowMs);
+      const session: SessionRecord = {
+        id: randomUUID(),
+        userId: user.id,
+        tenant: req.tenant,
+        createdAtMs: nowMs,
+        expiresAtMs: refresh.record.expiresAtMs,
+        revokedAtMs: 0,
+        revokeReason: "",
+      };
+      const { version } = await store.createSession(session, refresh.record, { userId: user.id });
+      metrics.loginAttempts.labels("success").inc();
+      audit.info("login", { user: user.id, session: session.id, tenant: req.tenant || ALL_TENANTS, version });
+      return create(pb.LoginResponseSchema, { tokens: pair(user, session, refresh.token, await commit(version), nowMs) });
+    },
+
+    async refresh(req) {
+      requireReady();
+      if (!REFRESH_TOKEN.test(req.refreshToken)) throw invalidRefresh();
+      const nowMs = now();
+      const next = mintRefreshToken(nowMs);
+      let outcome;
+      try {
+        outcome = await store.refreshSession(hashRefreshToken(req.refreshToken), next.record, nowMs, { userId: "system" });
+      } catch (error) {
+        if (error instanceof StoreError && error.code === "not_found") throw invalidRefresh();
+        throw error;
+      }
+      const { session } = outcome.value;
+      const version = await commit(outcome.version);
+      if (outcome.value.kind === "reused") {
+        audit.warn("refresh token reused: session revoked", { session: session.id, user: session.userId, version });
+        throw new ApiError("unauthenticated", "refresh token was already used; its session is revoked, log in again");
+      }
+      const user = activeUser(session.userId);
+      if (!user) throw invalidRefresh();
+      return create(pb.RefreshResponseSchema, { tokens: pair(user, session, next.token, version, nowMs) });
+    },
+
+    async logout(req, ctx) {
+      requireReady();
+      if (req.refreshToken !== "") {
+        if (!REFRESH_TOKEN.test(req.refreshToken)) throw invalidRefresh();
+        const session = await store.findSessionByRefreshHash(hashRefreshToken(req.refreshToken));
+        if (!session) throw invalidRefresh();
+        return create(pb.LogoutResponseSchema, { version: await revoke(session, { userId: session.userId }) });
+      }
+      const credential = callerCredential(ctx);
+      if (credential === "") throw new ApiError("unauthenticated", "send the refresh token, or the access token as 'authorization: Bearer <token>'");
+      const result = await tokens.verify(credential, now());
+      if (!result.ok || !result.claims.own || result.claims.sessionId === "") throw new ApiError("unauthenticated", "invalid access token");
+      const [session] = await store.getSessions([result.claims.sessionId]);
+      if (!session) throw new ApiError("unauthenticated", "invalid access token");
+      return create(pb.LogoutResponseSchema, { version: await revoke(session, { userId: session.userId }) });
+    },
+
+    getJwks() {
+      const keys = tokens.jwks(now()).keys.map((k) => create(pb.JwkSchema, { kty: k.kty, crv: k.crv, x: k.x, y: k.y ?? "", kid: k.kid, alg: k.alg, use: k.use }));
+      return create(pb.GetJwksResponseSchema, { keys });
+    },
+
+    async rotateSigningKey(req, ctx) {
+      const caller = await authorize(ctx, "admin:keys", ALL_TENANTS);
+      if (tokens.hs256) throw new ApiError("failed_precondition", "tokens are HS256 with VERDICT_JWT_SECRET: rotate by restarting every replica with a new secret");
+      const rotated = await tokens.rotate(req.dropPrevious, caller.actor);
+      audit.info("signing key rotated", { kid: rotated.kid, dropPrevious: req.dropPrevious, actor: caller.actor.userId, version: rotated.version });
+      return create(pb.RotateSigningKeyResponseSchema, { kid: rotated.kid, verifyingKids: [...rotated.verifyingKids], version: await commit(rotated.version) });
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * Authentication and authorization of callers of the admin and auth RPCs: HTTP Basic (username and
+ * password, verified with argon2id), or a credential (API key or access token) resolved by the
+ * engine; then a permission check in a tenant, or in every tenant for global objects.
+ */
+import type { PasswordHasher } from "../authn/password.js";
+import { ALL_TENANTS } from "../core/model.js";
+import type { Engine, Resolved } from "../engine/engine.js";
+import type { Actor, Store } from "../store/store.js";
+import { ApiError } from "./errors.js";
+import { type CallContext, callerCredential } from "./rpc.js";
+
+/** An authenticated caller. */
+export interface Caller {
+  readonly actor: Actor;
+  readonly userId: string;
+  /** True when the caller used an API key narrowed to its own permissions. */
+  readonly narrowedKey: boolean;
+}
+
+/** Authenticates and authorizes callers. */
+export interface CallerAuth {
+  /** Who is calling; throws unauthenticated (or unavailable before the policy is loaded). */
+  authenticate(ctx: CallContext): Promise<{ caller: Caller; resolved: Resolved }>;
+  /** Authenticates the caller and checks `action` in `tenant` (ALL_TENANTS: in every tenant). */
+  authorize(ctx: CallContext, action: string, tenant: string): Promise<Caller>;
+}
+
+const MAX_NAME = 128;
+
+/** Creates the caller authentication shared by the admin and auth services. */
+export function createCallerAuth(options: { readonly store: Store; readonly engine: Engine; readonly passwords: PasswordHasher }): CallerAuth {
+  const { store, engine, passwords } = options;
+
+  async function basicAuth(header: string): Promise<Resolved> {
+    const decoded = Buffer.from(header.replace(/^Basic\s+/i, ""), "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    const username = colon < 0 ? decoded : decoded.slice(0, colon);
+    const password = colon < 0 ? "" : decoded.slice(colon + 1);
+    const creds = username.length <= MAX_NAME ? await store.getUserCredentials(username) : undefined;
+    const ok = await passwords.verify(creds?.passwordHash, password);
+    if (!ok || !creds) throw new ApiError("unauthenticated", "invalid username or password");
+    return { kind: "user", userId: creds.user.id };
+  }
+
+  async function authenticate(ctx: CallContext): Promise<{ caller: Caller; resolved: Resolved }> {
+    const authorization = ctx.header("authorization");
+    if (authorization !== undefined && /^Basic\s/i.test(authorization)) {
+      if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+      const resolved = await basicAuth(authorization);
+      const userId = resolved.kind === "user" ? resolved.userId : "";
+      return { caller: { actor: { userId }, userId, narrowedKey: false }, resolved };
+    }
+    const credential = callerCredential(ctx);
+    if (credential === "") {
+      throw new ApiError(
+        "unauthenticated",
+        "this call needs a credential: send 'authorization: Bearer <API key or token>', 'x-api-key: <API key>' or 'authorization: Basic <username:password>'",
+      );
+    }
+    if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+    const resolved = await engine.resolve(credential);
+    if (resolved.kind === "denied") throw new ApiError("unauthenticated", `credential rejected: ${resolved.decision.reason}: ${resolved.decision.message}`);
+    const key = resolved.kind === "key" ? resolved.key : undefined;
+    const userId = key ? key.ownerUserId : resolved.kind === "user" ? resolved.userId : "";
+    return { caller: { actor: { userId, keyId: key?.id }, userId, narrowedKey: (key?.permissions.length ?? 0) > 0 }, resolved };
+  }
+
+  async function authorize(ctx: CallContext, action: string, tenant: string): Promise<Caller> {
+    const { caller, resolved } = await authenticate(ctx);
+    const d = engine.decideResolved(resolved, action, tenant);
+    if (!d.allowed) {
+      if (d.reason === "REVOKED" || d.reason === "EXPIRED" || d.reason === "DISABLED" || d.reason === "UNKNOWN_CREDENTIAL") {
+        throw new ApiError("unauthenticated", `credential rejected: ${d.reason}: ${d.message}`);
+      }
+      const where = tenant === ALL_TENANTS ? "in every tenant" : `in tenant ${tenant}`;
+      throw new ApiError("permission_denied", `${action} ${where} is not allowed for this caller (${d.reason})`);
+    }
+    return caller;
+  }
+
+  return { authenticate, authorize };
+}
