@@ -58,6 +58,9 @@ export interface ApiKeyRecord {
   readonly lastUsedAtMs: number;
 }
 
+/** The part of an API key that decisions need: all the core keeps in memory per key. */
+export type ApiKeyGrant = Pick<ApiKeyRecord, "id" | "ownerUserId" | "permissions" | "tenant" | "secretHash" | "expiresAtMs" | "revokedAtMs">;
+
 /** Everything the core needs to decide, as loaded from the store at one version. */
 export interface PolicyData {
   readonly version: number;
@@ -65,5 +68,6 @@ export interface PolicyData {
   readonly users: readonly UserRecord[];
   readonly roles: readonly RoleRecord[];
   readonly bindings: readonly BindingRecord[];
-  readonly apiKeys: readonly ApiKeyRecord[];
+  /** Only the fields decisions need, so that a million keys fit in memory. */
+  readonly apiKeys: readonly ApiKeyGrant[];
 }

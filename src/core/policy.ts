@@ -7,7 +7,7 @@ import { BUILTIN_ROLES, SUPER_ROLE } from "./builtin-roles.js";
 import { type Decision, type PrincipalView, deny } from "./decision.js";
 import {
   ALL_TENANTS,
-  type ApiKeyRecord,
+  type ApiKeyGrant,
   type BindingRecord,
   type PolicyData,
   type RoleRecord,
@@ -35,10 +35,7 @@ interface Access {
   readonly keyViews: Map<string, PrincipalView>;
 }
 
-interface KeyEntry {
-  readonly record: ApiKeyRecord;
-  readonly matcher: Matcher | undefined;
-}
+
 
 const MAX_TENANT_LENGTH = 63;
 
@@ -69,8 +66,10 @@ export class Policy {
   private readonly usersByExternal = new Map<string, UserRecord>();
   private readonly roles = new Map<string, { record: RoleRecord; matcher: Matcher }>();
   private readonly bindings = new Map<string, readonly BindingRecord[]>();
-  private readonly keys = new Map<string, KeyEntry>();
-  private readonly keysByHash = new Map<string, KeyEntry>();
+  // Keys are held as given (the store loads them slim); narrowed keys' matchers live apart.
+  private readonly keys = new Map<string, ApiKeyGrant>();
+  private readonly keysByHash = new Map<string, ApiKeyGrant>();
+  private readonly keyMatchers = new Map<string, Matcher>();
   private readonly access = new Map<string, Map<string, Access>>();
   private bindingCount = 0;
 
@@ -114,12 +113,12 @@ export class Policy {
   getRole(name: string): RoleRecord | undefined {
     return this.roles.get(name)?.record;
   }
-  getApiKey(id: string): ApiKeyRecord | undefined {
-    return this.keys.get(id)?.record;
+  getApiKey(id: string): ApiKeyGrant | undefined {
+    return this.keys.get(id);
   }
   /** The key whose full secret hashes to `secretHash`. */
-  getApiKeyByHash(secretHash: string): ApiKeyRecord | undefined {
-    return this.keysByHash.get(secretHash)?.record;
+  getApiKeyByHash(secretHash: string): ApiKeyGrant | undefined {
+    return this.keysByHash.get(secretHash);
   }
   getBindings(userId: string): readonly BindingRecord[] {
     return this.bindings.get(userId) ?? [];
@@ -174,21 +173,21 @@ export class Policy {
     else this.bindings.set(userId, bindings);
     this.access.delete(userId);
   }
-  putApiKey(key: ApiKeyRecord): void {
+  /** Adds or replaces a key (the object is kept as given: pass only what decisions need). */
+  putApiKey(key: ApiKeyGrant): void {
     const old = this.keys.get(key.id);
-    if (old) this.keysByHash.delete(old.record.secretHash);
-    const entry: KeyEntry = {
-      record: key,
-      matcher: key.permissions.length > 0 ? compilePatterns(key.permissions) : undefined,
-    };
-    this.keys.set(key.id, entry);
-    this.keysByHash.set(key.secretHash, entry);
+    if (old) this.keysByHash.delete(old.secretHash);
+    if (key.permissions.length > 0) this.keyMatchers.set(key.id, compilePatterns(key.permissions));
+    else this.keyMatchers.delete(key.id);
+    this.keys.set(key.id, key);
+    this.keysByHash.set(key.secretHash, key);
   }
   removeApiKey(id: string): void {
     const old = this.keys.get(id);
     if (!old) return;
     this.keys.delete(id);
-    this.keysByHash.delete(old.record.secretHash);
+    this.keysByHash.delete(old.secretHash);
+    this.keyMatchers.delete(id);
   }
 
   // ---- decisions ----
@@ -204,14 +203,14 @@ export class Policy {
   }
 
   /** Decides for an API key already found by its hash, at time `nowMs`. */
-  decideForKey(key: ApiKeyRecord, action: string, tenant: string, nowMs: number): Decision {
+  decideForKey(key: ApiKeyGrant, action: string, tenant: string, nowMs: number): Decision {
     if (key.revokedAtMs !== 0) return deny("REVOKED", `API key ${key.id} was revoked`, this.version);
     if (key.expiresAtMs !== 0 && nowMs >= key.expiresAtMs) {
       return deny("EXPIRED", `API key ${key.id} expired`, this.version);
     }
     const user = this.users.get(key.ownerUserId);
     if (!user) return deny("REVOKED", `the owner of API key ${key.id} was deleted`, this.version);
-    return this.decide(user, this.keys.get(key.id), action, tenant);
+    return this.decide(user, key, action, tenant);
   }
 
   /** The roles a user holds in a tenant, and whether it is a member. */
@@ -221,7 +220,7 @@ export class Policy {
     return this.accessFor(user, tenant).view;
   }
 
-  private decide(user: UserRecord, key: KeyEntry | undefined, action: string, tenant: string): Decision {
+  private decide(user: UserRecord, key: ApiKeyGrant | undefined, action: string, tenant: string): Decision {
     const version = this.version;
     if (tenant.length === 0) return deny("INVALID_REQUEST", "tenant is empty", version);
     if (tenant.length > MAX_TENANT_LENGTH) return deny("INVALID_REQUEST", "tenant is too long", version);
@@ -234,17 +233,19 @@ export class Policy {
     }
     if (user.disabled) return deny("DISABLED", `user ${user.username} is disabled`, version);
     const access = this.accessFor(user, tenant);
-    const principal = key ? this.keyView(access, key.record) : access.view;
+    const principal = key ? this.keyView(access, key) : access.view;
     if (!access.member) return deny("WRONG_TENANT", `not a member of tenant ${tenant}`, version, principal);
-    if (key && key.record.tenant !== "" && key.record.tenant !== tenant) {
-      return deny("WRONG_TENANT", `API key ${key.record.id} is restricted to another tenant`, version, principal);
+    if (key && key.tenant !== "" && key.tenant !== tenant) {
+      return deny("WRONG_TENANT", `API key ${key.id} is restricted to another tenant`, version, principal);
     }
-    const allowed = access.matcher.matches(action) && (key?.matcher === undefined || key.matcher.matches(action));
+    // A key from an older policy may have no matcher here yet: compile rather than skip narrowing.
+    const narrowing = key && key.permissions.length > 0 ? (this.keyMatchers.get(key.id) ?? compilePatterns(key.permissions)) : undefined;
+    const allowed = access.matcher.matches(action) && (narrowing === undefined || narrowing.matches(action));
     if (!allowed) return deny("FORBIDDEN", `no permission matches ${action}`, version, principal);
     return { allowed: true, reason: "ALLOWED", message: "", principal, version };
   }
 
-  private keyView(access: Access, key: ApiKeyRecord): PrincipalView {
+  private keyView(access: Access, key: ApiKeyGrant): PrincipalView {
     let view = access.keyViews.get(key.id);
     if (!view) {
       view = Object.freeze({ ...access.view, kind: "api_key" as const, keyId: key.id });

@@ -3,7 +3,7 @@
  * follows the store's change log by version (after local commits, on bus messages, and by polling).
  */
 import { type Decision, deny } from "../core/decision.js";
-import type { ApiKeyRecord } from "../core/model.js";
+import type { ApiKeyGrant } from "../core/model.js";
 import { Policy, type PolicyOptions } from "../core/policy.js";
 import { apiKeyProblem, hashApiKey, looksLikeApiKey } from "../authn/api-key.js";
 import type { Bus } from "../bus/bus.js";
@@ -25,7 +25,7 @@ export interface TokenAuthenticator {
 
 /** Who a credential identifies, or why it identifies nobody. */
 export type Resolved =
-  | { readonly kind: "key"; readonly key: ApiKeyRecord }
+  | { readonly kind: "key"; readonly key: ApiKeyGrant }
   | { readonly kind: "user"; readonly userId: string; readonly tenant?: string }
   | { readonly kind: "denied"; readonly decision: Decision };
 

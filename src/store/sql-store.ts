@@ -3,6 +3,7 @@
  * supplies queries and transactions; every statement, the versioning and the error mapping live here.
  */
 import type {
+  ApiKeyGrant,
   ApiKeyRecord,
   BindingRecord,
   PolicyData,
@@ -164,6 +165,8 @@ const BINDING_COLUMNS = "tenant, user_id, role";
 const API_KEY_COLUMNS =
   "id, name, owner_user_id, permissions, tenant, secret_hash, created_at, expires_at, revoked_at, last_used_at";
 
+const API_KEY_GRANT_COLUMNS = "id, owner_user_id, permissions, tenant, secret_hash, expires_at, revoked_at";
+
 const SESSION_COLUMNS = "id, user_id, tenant, created_at, expires_at, revoked_at, revoke_reason";
 const SIGNING_KEY_COLUMNS = "kid, alg, public_jwk, private_key, encrypted, created_at, retired_at";
 /** Key of the transaction-scoped advisory lock serialising signing-key writes ("vkey" in ASCII). */
@@ -210,6 +213,22 @@ function toApiKey(row: ApiKeyRow): ApiKeyRecord {
     expiresAtMs: toNumber(row.expires_at),
     revokedAtMs: toNumber(row.revoked_at),
     lastUsedAtMs: toNumber(row.last_used_at),
+  };
+}
+
+type ApiKeyGrantRow = Pick<ApiKeyRow, "id" | "owner_user_id" | "permissions" | "tenant" | "secret_hash" | "expires_at" | "revoked_at">;
+
+const NO_PERMISSIONS: readonly string[] = Object.freeze([]);
+
+function toApiKeyGrant(row: ApiKeyGrantRow, owners: Map<string, string>): ApiKeyGrant {
+  return {
+    id: row.id,
+    ownerUserId: owners.get(row.owner_user_id) ?? row.owner_user_id,
+    permissions: row.permissions.length === 0 ? NO_PERMISSIONS : row.permissions,
+    tenant: row.tenant,
+    secretHash: row.secret_hash,
+    expiresAtMs: toNumber(row.expires_at),
+    revokedAtMs: toNumber(row.revoked_at),
   };
 }
 
@@ -370,14 +389,16 @@ class SqlStoreImpl implements SqlStore {
           const bindings = await tx.query<BindingRow>(
             `SELECT ${BINDING_COLUMNS} FROM role_bindings ORDER BY user_id, tenant, role`,
           );
-          // Pages by id, so a million raw rows are never held at once beside their records.
-          const apiKeys: ApiKeyRecord[] = [];
+          // Pages by id, so a million raw rows are never held at once beside their records; only
+          // the columns decisions need, with owner ids and empty permission lists shared.
+          const owners = new Map<string, string>(users.rows.map((u) => [u.id, u.id]));
+          const apiKeys: ApiKeyGrant[] = [];
           for (let after = ""; ; ) {
-            const page = await tx.query<ApiKeyRow>(
-              `SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT ${SNAPSHOT_PAGE}`,
+            const page = await tx.query<ApiKeyGrantRow>(
+              `SELECT ${API_KEY_GRANT_COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT ${SNAPSHOT_PAGE}`,
               [after],
             );
-            for (const row of page.rows) apiKeys.push(toApiKey(row));
+            for (const row of page.rows) apiKeys.push(toApiKeyGrant(row, owners));
             if (page.rows.length < SNAPSHOT_PAGE) break;
             after = page.rows[page.rows.length - 1].id;
           }
