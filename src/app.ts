@@ -2,23 +2,29 @@
  * Assembles one Verdict replica from a Config: store, bus, engine, services, servers. main.ts runs
  * it as a process; integration tests run it in-process.
  */
+import { createLoginLimiter } from "./authn/login-limiter.js";
 import { createPasswordHasher } from "./authn/password.js";
 import { openBus } from "./bus/index.js";
 import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
+import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
 import { createPgliteStore } from "./store/pglite.js";
 import { createPostgresStore } from "./store/postgres.js";
 import type { Store } from "./store/store.js";
 import { createAdminService } from "./api/admin-service.js";
+import { createAuthService } from "./api/auth-service.js";
 import { createDecisionService } from "./api/decision-service.js";
+import { createExtAuthzService } from "./api/envoy/service.js";
 import { HealthState } from "./api/health.js";
-import { toConnectService, toGrpcService } from "./api/rpc.js";
+import { type WireCodec, toConnectService, toGrpcService } from "./api/rpc.js";
+import { decodeCheckRequest, encodeCheckResponse } from "./api/check-codec.js";
 import { startGrpcServer } from "./server/grpc-server.js";
 import { startHttpServer } from "./server/http-server.js";
 import { AdminService } from "../gen/verdict/v1/admin_pb.js";
+import { AuthService } from "../gen/verdict/v1/auth_pb.js";
 import { DecisionService } from "../gen/verdict/v1/decision_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 
@@ -39,7 +45,7 @@ export interface RunningVerdict {
 /** Options for tests and embedding. */
 export interface StartOptions {
   readonly logger?: Logger;
-  /** Postgres schema for the tables (tests isolate in their own). */
+  /** Postgres schema for the tables (tests isolate in their own); overrides config.databaseSchema. */
   readonly schema?: string;
   /** Called once with a generated root password. */
   readonly onGeneratedRootPassword?: (username: string, password: string) => void;
@@ -49,10 +55,11 @@ export interface StartOptions {
 export async function startVerdict(config: Config, options: StartOptions = {}): Promise<RunningVerdict> {
   const logger = options.logger ?? createLogger(config.logLevel, { service: "verdict" });
   const metrics = createMetrics();
+  const schema = options.schema ?? (config.databaseSchema || undefined);
   const store: Store = config.databaseUrl
-    ? createPostgresStore({ connectionString: config.databaseUrl, schema: options.schema })
-    : createPgliteStore({ dataDir: config.dataDir, schema: options.schema });
-  const bus = openBus({ redisUrl: config.redisUrl, logger: logger.child({ component: "bus" }) });
+    ? createPostgresStore({ connectionString: config.databaseUrl, schema })
+    : createPgliteStore({ dataDir: config.dataDir, schema });
+  const bus = openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
   const passwords = createPasswordHasher(config.argon2);
   const engine = new Engine({
     store,
@@ -64,11 +71,13 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     pollIntervalMs: config.pollIntervalMs,
     keyUse: config.keyUse,
   });
+  const tokens = createTokenAuthority({ store, engine, settings: config.tokens, logger });
+  engine.setTokenAuthenticator(tokens);
   const health = new HealthState();
   metrics.setSources({
     policyVersion: () => engine.version,
     committedVersion: () => engine.committedVersion,
-    cacheSizes: () => ({ ...engine.current.sizes() }),
+    cacheSizes: () => ({ ...engine.current.sizes(), token_claims: tokens.stats().cacheEntries, revoked_sessions: tokens.stats().revokedSessions }),
     busConnected: () => bus.connected,
     ready: () => engine.ready,
   });
@@ -89,11 +98,27 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       }
     },
   });
+  const auth = createAuthService({
+    store,
+    engine,
+    tokens,
+    passwords,
+    limiter: createLoginLimiter({ maxFailures: config.tokens.loginMaxAttempts, windowMs: config.tokens.loginWindowMs }),
+    metrics,
+    logger,
+    refreshTtlMs: config.tokens.refreshTtlMs,
+  });
   const healthHandlers = health.handlers();
 
+  const extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger });
   const grpc = await startGrpcServer({
     addr: config.grpcAddr,
-    services: [toGrpcService(DecisionService, decision, logger), toGrpcService(AdminService, admin, logger)],
+    services: [
+      toGrpcService(DecisionService, decision, logger, { check: { deserialize: decodeCheckRequest, serialize: encodeCheckResponse } as unknown as WireCodec }),
+      toGrpcService(AdminService, admin, logger),
+      toGrpcService(AuthService, auth, logger),
+      extAuthz.grpcService,
+    ],
     health,
     maxRequestBytes: config.maxRequestBytes,
     logger,
@@ -103,9 +128,16 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     services: [
       { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger) },
       { service: AdminService, implementation: toConnectService(AdminService, admin, logger) },
+      { service: AuthService, implementation: toConnectService(AuthService, auth, logger) },
       { service: Health, implementation: toConnectService(Health, healthHandlers, logger) },
     ].map((s) => s as never),
     registry: metrics.registry,
+    routes: {
+      "/.well-known/jwks.json": (_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=60" });
+        res.end(JSON.stringify(tokens.jwks(Date.now())));
+      },
+    },
     ready: () => engine.ready && health.status === 1,
     maxRequestBytes: config.maxRequestBytes,
     logger,
@@ -122,8 +154,10 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
           generated = boot.generatedPassword;
           options.onGeneratedRootPassword?.(config.root.username, boot.generatedPassword);
         }
+        const keyVersions = await tokens.ensureKeys();
         await engine.load();
-        for (const v of boot.versions) await engine.publish(v);
+        for (const v of [...boot.versions, ...keyVersions]) await engine.publish(v);
+        void tokens.warm();
         health.setServing(true);
         logger.info("policy loaded; serving", { version: engine.version, store: store.driver, bus: bus.driver });
         return;
@@ -146,6 +180,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     async close() {
       stopping = true;
       health.drain();
+      extAuthz.close();
       await Promise.all([grpc.close(config.shutdownGraceMs), http.close(config.shutdownGraceMs)]);
       await engine.close();
       await bus.close();

@@ -3,6 +3,8 @@
  * here; a bad value fails at start with a message naming the variable.
  */
 
+import { parseJwtSecret, parseKeyEncryptionKey } from "../authn/tokens/signing-keys.js";
+
 /** Thrown for an invalid setting; the message names the variable and what it expects. */
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -24,7 +26,18 @@ export interface Config {
   /** Embedded database directory (PGlite), used when databaseUrl is empty. */
   readonly dataDir: string;
   readonly databaseUrl: string;
+  /**
+   * Postgres schema holding Verdict's tables (VERDICT_DATABASE_SCHEMA; lower-case letters, digits
+   * and _). Empty (the default): the server's search_path, normally "public". Several deployments
+   * may share one database in separate schemas; they must then use separate Redis channels too.
+   */
+  readonly databaseSchema: string;
   readonly redisUrl: string;
+  /**
+   * Redis pub/sub channel carrying invalidations (VERDICT_REDIS_CHANNEL, default
+   * "verdict:invalidations"). Every replica of one deployment must use the same channel.
+   */
+  readonly redisChannel: string;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   readonly root: {
     readonly username: string;
@@ -42,12 +55,79 @@ export interface Config {
   /** Largest request message accepted, in bytes. */
   readonly maxRequestBytes: number;
   readonly keyUse: { readonly flushIntervalMs: number; readonly maxPending: number };
-  /** How often each replica asks the store for a newer policy version. */
+  /**
+   * How often each replica asks the store for a newer policy version (VERDICT_POLL_INTERVAL_MS,
+   * default 1000). Bounds staleness when an invalidation message is lost or Redis is away.
+   */
   readonly pollIntervalMs: number;
-  /** How long a Check with min_version may wait for this replica to catch up. */
+  /**
+   * How long a Check with min_version may wait for this replica to catch up
+   * (VERDICT_MIN_VERSION_WAIT_MS, default 100) before answering with reason STALE.
+   */
   readonly minVersionWaitMs: number;
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
   readonly shutdownGraceMs: number;
+  /** The Envoy ext_authz adapter (envoy.service.auth.v3.Authorization on the gRPC port). */
+  readonly extAuthz: {
+    /** Route rules file (YAML or JSON); empty: the built-in rules (conventional actions, see docs/envoy.md). */
+    readonly rulesPath: string;
+    /** How often the rules file is stat-checked for changes besides fs.watch; 0 turns polling off. */
+    readonly reloadIntervalMs: number;
+    /** How long one ext_authz Check may wait for a decision before failing closed (Envoy waits 200 ms by default). */
+    readonly timeoutMs: number;
+  };
+  readonly tokens: TokenSettings;
+}
+
+/** An external OIDC issuer whose tokens Check accepts (one entry of VERDICT_OIDC_ISSUERS). */
+export interface OidcIssuerSettings {
+  readonly issuer: string;
+  readonly audience: readonly string[];
+  /** https, or http on a loopback host. */
+  readonly jwksUrl: string;
+  /** Default ["RS256"]; RS256, ES256 and EdDSA only. */
+  readonly algorithms: readonly ("RS256" | "ES256" | "EdDSA")[];
+  /** How long a fetched key set is fresh (cacheTtlSeconds, default 600). */
+  readonly cacheTtlMs: number;
+  /** Least time between two refetches for an unknown kid (cooldownSeconds, default 30). */
+  readonly cooldownMs: number;
+  /** Claim holding the tenant (tenantClaim, default VERDICT_JWT_TENANT_CLAIM). */
+  readonly tenantClaim: string;
+  /** Create a Verdict user on first sight of a subject (createUsers, default false). */
+  readonly createUsers: boolean;
+  /** Tenant ("*" for every tenant) and role bound to a user created on first sight. */
+  readonly defaultTenant: string;
+  readonly defaultRole: string;
+}
+
+/** Tokens: Verdict's own (Login / Refresh / Logout), their keys, and external issuers. */
+export interface TokenSettings {
+  /** The `iss` of Verdict's tokens (VERDICT_JWT_ISSUER, default "verdict"). */
+  readonly issuer: string;
+  /** The `aud` of Verdict's tokens (VERDICT_JWT_AUDIENCE, default "verdict"). */
+  readonly audience: string;
+  /** Access-token lifetime (VERDICT_ACCESS_TOKEN_TTL_SECONDS, default 3600). */
+  readonly accessTtlMs: number;
+  /** Refresh-token lifetime (VERDICT_REFRESH_TOKEN_TTL_SECONDS, default 30 days). */
+  readonly refreshTtlMs: number;
+  /** Algorithm of new signing keys (VERDICT_JWT_SIGNING_ALG: EdDSA (default) or ES256). */
+  readonly signingAlg: "EdDSA" | "ES256";
+  /** VERDICT_JWT_SECRET: when set (at least 32 bytes), tokens are HS256 with this secret and no keys are stored. */
+  readonly jwtSecret: string;
+  /** VERDICT_KEY_ENCRYPTION_KEY: 32 bytes (hex or base64) sealing private keys at rest; empty: stored in plain PEM. */
+  readonly keyEncryptionKey: string;
+  /** Clock skew tolerated on exp / nbf / iat (VERDICT_JWT_LEEWAY_SECONDS, default 0). */
+  readonly leewayMs: number;
+  /** Claim holding the tenant (VERDICT_JWT_TENANT_CLAIM, default "tenant_id"). */
+  readonly tenantClaim: string;
+  /** Verified-claims cache entries (VERDICT_TOKEN_CACHE_SIZE, default 100000; 0 turns it off). */
+  readonly claimsCacheSize: number;
+  /** VERDICT_OIDC_ISSUERS: a JSON array of issuers (see docs/tokens.md). */
+  readonly oidcIssuers: readonly OidcIssuerSettings[];
+  /** Failed logins allowed per username and peer address in one window (VERDICT_LOGIN_MAX_ATTEMPTS, default 5). */
+  readonly loginMaxAttempts: number;
+  /** The login rate-limit window (VERDICT_LOGIN_WINDOW_SECONDS, default 300). */
+  readonly loginWindowMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -101,6 +181,90 @@ function url(env: Env, name: string, schemes: readonly string[]): string {
   return v;
 }
 
+function schemaName(env: Env, name: string): string {
+  const v = str(env, name, "");
+  if (v !== "" && !/^[a-z_][a-z0-9_]{0,62}$/.test(v)) {
+    throw new ConfigError(`${name} must be 1 to 63 lower-case letters, digits or _ (not starting with a digit), got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function channelName(env: Env, name: string, fallback: string): string {
+  const v = str(env, name, fallback);
+  if (!/^[\x21-\x7e]{1,256}$/.test(v)) throw new ConfigError(`${name} must be 1 to 256 printable characters without spaces, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function secret(env: Env, name: string, parse: (value: string) => Buffer): string {
+  const v = str(env, name, "");
+  if (v === "") return "";
+  try {
+    parse(v);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  return v;
+}
+
+function oidcIssuers(env: Env, name: string, defaultTenantClaim: string): OidcIssuerSettings[] {
+  const v = str(env, name, "");
+  if (v === "") return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(v);
+  } catch {
+    throw new ConfigError(`${name} must be a JSON array of issuers`);
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError(`${name} must be a JSON array of issuers`);
+  return parsed.map((entry: unknown, i) => {
+    const where = `${name}[${i}]`;
+    if (typeof entry !== "object" || entry === null) throw new ConfigError(`${where} must be an object`);
+    const e = entry as Record<string, unknown>;
+    const text = (field: string, fallback?: string): string => {
+      const x = e[field] ?? fallback;
+      if (typeof x !== "string" || x === "") throw new ConfigError(`${where}.${field} must be a non-empty string`);
+      return x;
+    };
+    const seconds = (field: string, fallback: number): number => {
+      const x = e[field] ?? fallback;
+      if (typeof x !== "number" || !Number.isInteger(x) || x < 1 || x > 86_400) throw new ConfigError(`${where}.${field} must be a whole number of seconds from 1 to 86400`);
+      return x * 1000;
+    };
+    const audience = typeof e.audience === "string" ? [e.audience] : e.audience;
+    if (!Array.isArray(audience) || audience.length === 0 || !audience.every((a) => typeof a === "string" && a !== "")) {
+      throw new ConfigError(`${where}.audience must be a non-empty string or array of strings`);
+    }
+    const algorithms = e.algorithms ?? ["RS256"];
+    if (!Array.isArray(algorithms) || algorithms.length === 0 || !algorithms.every((a) => a === "RS256" || a === "ES256" || a === "EdDSA")) {
+      throw new ConfigError(`${where}.algorithms must be a non-empty array of RS256, ES256, EdDSA`);
+    }
+    let jwksUrl: URL;
+    try {
+      jwksUrl = new URL(text("jwksUrl"));
+    } catch {
+      throw new ConfigError(`${where}.jwksUrl is not a valid URL`);
+    }
+    const loopback = ["127.0.0.1", "[::1]", "localhost"].includes(jwksUrl.hostname);
+    if (jwksUrl.protocol !== "https:" && !(jwksUrl.protocol === "http:" && loopback)) throw new ConfigError(`${where}.jwksUrl must be https (http only on a loopback host)`);
+    const createUsers = e.createUsers ?? false;
+    if (typeof createUsers !== "boolean") throw new ConfigError(`${where}.createUsers must be true or false`);
+    const defaultTenant = createUsers ? text("defaultTenant") : "";
+    const defaultRole = createUsers ? text("defaultRole") : "";
+    return Object.freeze({
+      issuer: text("issuer"),
+      audience: Object.freeze([...(audience as string[])]),
+      jwksUrl: jwksUrl.href,
+      algorithms: Object.freeze([...(algorithms as OidcIssuerSettings["algorithms"])]),
+      cacheTtlMs: seconds("cacheTtlSeconds", 600),
+      cooldownMs: seconds("cooldownSeconds", 30),
+      tenantClaim: text("tenantClaim", defaultTenantClaim),
+      createUsers,
+      defaultTenant,
+      defaultRole,
+    });
+  });
+}
+
 /** Builds the configuration from `env` (process.env by default) or throws ConfigError. */
 export function loadConfig(env: Env = process.env): Config {
   const config: Config = {
@@ -108,7 +272,9 @@ export function loadConfig(env: Env = process.env): Config {
     httpAddr: address(env, "VERDICT_HTTP_ADDR", "0.0.0.0:8080"),
     dataDir: str(env, "VERDICT_DATA_DIR", "./data"),
     databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    databaseSchema: schemaName(env, "VERDICT_DATABASE_SCHEMA"),
     redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
+    redisChannel: channelName(env, "VERDICT_REDIS_CHANNEL", "verdict:invalidations"),
     logLevel: oneOf(env, "VERDICT_LOG_LEVEL", "info", ["debug", "info", "warn", "error"] as const),
     root: {
       username: str(env, "VERDICT_ROOT_USERNAME", "root"),
@@ -133,6 +299,26 @@ export function loadConfig(env: Env = process.env): Config {
       parallelism: int(env, "VERDICT_ARGON2_PARALLELISM", 4, 1, 64),
     },
     shutdownGraceMs: int(env, "VERDICT_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    extAuthz: {
+      rulesPath: str(env, "VERDICT_EXT_AUTHZ_RULES", ""),
+      reloadIntervalMs: int(env, "VERDICT_EXT_AUTHZ_RELOAD_MS", 5000, 0, 3_600_000),
+      timeoutMs: int(env, "VERDICT_EXT_AUTHZ_TIMEOUT_MS", 150, 1, 60_000),
+    },
+    tokens: {
+      issuer: str(env, "VERDICT_JWT_ISSUER", "verdict"),
+      audience: str(env, "VERDICT_JWT_AUDIENCE", "verdict"),
+      accessTtlMs: int(env, "VERDICT_ACCESS_TOKEN_TTL_SECONDS", 3600, 1, 86_400) * 1000,
+      refreshTtlMs: int(env, "VERDICT_REFRESH_TOKEN_TTL_SECONDS", 30 * 86_400, 60, 365 * 86_400) * 1000,
+      signingAlg: oneOf(env, "VERDICT_JWT_SIGNING_ALG", "EdDSA", ["EdDSA", "ES256"] as const),
+      jwtSecret: secret(env, "VERDICT_JWT_SECRET", parseJwtSecret),
+      keyEncryptionKey: secret(env, "VERDICT_KEY_ENCRYPTION_KEY", parseKeyEncryptionKey),
+      leewayMs: int(env, "VERDICT_JWT_LEEWAY_SECONDS", 0, 0, 600) * 1000,
+      tenantClaim: str(env, "VERDICT_JWT_TENANT_CLAIM", "tenant_id"),
+      claimsCacheSize: int(env, "VERDICT_TOKEN_CACHE_SIZE", 100_000, 0, 10_000_000),
+      oidcIssuers: oidcIssuers(env, "VERDICT_OIDC_ISSUERS", str(env, "VERDICT_JWT_TENANT_CLAIM", "tenant_id")),
+      loginMaxAttempts: int(env, "VERDICT_LOGIN_MAX_ATTEMPTS", 5, 1, 10_000),
+      loginWindowMs: int(env, "VERDICT_LOGIN_WINDOW_SECONDS", 300, 1, 86_400) * 1000,
+    },
   };
   if (config.root.password !== "" && config.root.password.length < 12) {
     throw new ConfigError("VERDICT_ROOT_PASSWORD must be at least 12 characters");

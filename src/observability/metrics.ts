@@ -25,6 +25,8 @@ export interface Metrics {
   readonly keyUseFlushFailures: Counter;
   readonly changesApplied: Counter<"kind">;
   readonly catchUps: Counter<"trigger">;
+  /** Time one catch-up run takes: read the change log, reload the changed rows, apply them. */
+  readonly catchUpDuration: Histogram;
   readonly fullReloads: Counter;
   readonly applyFailures: Counter;
   readonly busMessages: Counter;
@@ -33,6 +35,8 @@ export interface Metrics {
   readonly staleAnswers: Counter;
   readonly adminRequests: Counter<"method" | "code">;
   readonly loginAttempts: Counter<"outcome">;
+  /** Reloads of the ext_authz rules file after a change: outcome "success" or "failure" (last good rules kept). */
+  readonly extAuthzRulesReloads: Counter<"outcome">;
   setSources(sources: MetricSources): void;
 }
 
@@ -118,6 +122,12 @@ export function createMetrics(): Metrics {
     keyUseFlushFailures: counter("verdict_key_use_flush_failures_total", "Batches of API key last-use records that failed to write."),
     changesApplied: counter("verdict_changes_applied_total", "Changed entities applied from the change log, by kind.", ["kind"]),
     catchUps: counter("verdict_catch_ups_total", "Catch-ups from the change log, by what triggered them.", ["trigger"]),
+    catchUpDuration: new Histogram({
+      name: "verdict_catch_up_duration_seconds",
+      help: "Time one catch-up run takes (change log read, changed rows reloaded and applied; or a full reload).",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10, 60],
+      registers: [registry],
+    }),
     fullReloads: counter("verdict_full_reloads_total", "Full snapshot reloads (start-up, or a change log trimmed past this replica)."),
     applyFailures: counter("verdict_apply_failures_total", "Catch-ups that failed (the last good policy keeps serving)."),
     busMessages: counter("verdict_bus_messages_received_total", "Invalidation messages received."),
@@ -126,6 +136,11 @@ export function createMetrics(): Metrics {
     staleAnswers: counter("verdict_stale_answers_total", "Checks whose min_version could not be reached in time."),
     adminRequests: counter("verdict_admin_requests_total", "Admin and auth RPCs by method and result code.", ["method", "code"]),
     loginAttempts: counter("verdict_login_attempts_total", "Login attempts by outcome.", ["outcome"]),
+    extAuthzRulesReloads: counter(
+      "verdict_ext_authz_rules_reloads_total",
+      "Reloads of the ext_authz rules file after a change, by outcome (failure keeps the last good rules).",
+      ["outcome"],
+    ),
     setSources(s) {
       sources = s;
     },

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createRulesHolder, parseRules, RULES_DEFAULTS, RulesError, type RulesHolder } from "../../src/api/envoy/rules.js";
+import { builtInRules, conventionalAction, createRulesHolder, parseRules, RULES_DEFAULTS, RulesError, type RulesHolder } from "../../src/api/envoy/rules.js";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures/envoy");
 const fixture = (name: string): Promise<string> => readFile(join(FIXTURES, name), "utf8");
@@ -168,6 +168,7 @@ describe("parseRules: one fixture per kind of bad input", () => {
     ["bad-not-a-mapping.yaml", "top level: must be a mapping, got a list"],
     ["bad-unknown-top-key.yaml", 'top level: unknown key "rule"'],
     ["bad-no-rules.yaml", "rules: must be a non-empty list"],
+    ["bad-unmatched.yaml", "unmatched: must be deny or conventional"],
     ["bad-rule-missing-action.yaml", 'rules[1] ("GET /v1/users/*"): "action" must be a string'],
     ["bad-rule-unknown-key.yaml", 'rules[0] ("GET /v1/orders/*"): unknown key "actions"'],
     ["bad-rule-no-method.yaml", 'rules[0] ("/v1/orders/*"): "match" must be "<METHOD> <PATH>"'],
@@ -318,5 +319,48 @@ describe("createRulesHolder", () => {
     await vi.waitFor(() => expect(holder!.failureCount).toBeGreaterThanOrEqual(1), { timeout: 3000, interval: 10 });
     expect(holder.current().actionFor("GET", "/a")).toBe("read:a");
     expect(reports).toContainEqual(expect.objectContaining({ ok: false }));
+  });
+});
+
+describe("unmatched: conventional and the built-in rules", () => {
+  it.each([
+    ["GET", "/v1/orders/42", "read:orders"],
+    ["HEAD", "/orders", "read:orders"],
+    ["OPTIONS", "/api/orders", "read:orders"],
+    ["POST", "/api/v2/orders", "create:orders"],
+    ["PUT", "/v2beta1/orders/7", "update:orders"],
+    ["PATCH", "/v1alpha/orders/7", "update:orders"],
+    ["DELETE", "/v1/orders/42/items/3", "delete:orders"],
+    ["GET", "/version/1", "read:version"],
+    ["TRACE", "/v1/orders", undefined],
+    ["constructor", "/v1/orders", undefined],
+    ["GET", "/", undefined],
+    ["GET", "/v1", undefined],
+    ["GET", "/api/v1/", undefined],
+    ["GET", "/v1/ord%20ers", undefined],
+  ])("%s %s is %s", (method, path, expected) => {
+    expect(conventionalAction(method, path)).toBe(expected);
+  });
+
+  it("built-in rules: conventional actions, x-tenant-id, /healthz exempt, every other default", () => {
+    const rules = builtInRules();
+    expect(rules.unmatched).toBe("conventional");
+    expect(rules.ruleCount).toBe(0);
+    expect(rules.actionFor("DELETE", "/v1/orders/42?force=1")).toBe("delete:orders");
+    expect(rules.isExempt("/healthz")).toBe(true);
+    expect(rules.tenantSources).toEqual([{ kind: "header", name: "x-tenant-id" }]);
+    expect(rules.credentialSources).toEqual(["bearer", "api-key"]);
+    expect(rules.stripCredential).toBe(true);
+    expect(rules.failureStatus).toBe(503);
+  });
+
+  it("explicit rules win over the convention; deny (the default) leaves unmatched requests without an action", () => {
+    const text = "rules:\n  - match: GET /v1/orders/*/invoice\n    action: read:invoices\n";
+    const conventional = parseRules(`unmatched: conventional\n${text}`);
+    expect(conventional.actionFor("GET", "/v1/orders/1/invoice")).toBe("read:invoices");
+    expect(conventional.actionFor("GET", "/v1/orders/1")).toBe("read:orders");
+    const strict = parseRules(text);
+    expect(strict.unmatched).toBe("deny");
+    expect(strict.actionFor("GET", "/v1/orders/1")).toBeUndefined();
   });
 });

@@ -460,7 +460,7 @@ describe("ext_authz: denials", () => {
     const { check, decider } = handler();
     const d = denial(await check(request({ headers: { "x-api-key": "  " } })));
     expect([d.grpc, d.http, d.body.reason]).toEqual([3, 400, "INVALID_REQUEST"]);
-    expect(d.headers["www-authenticate"]).toBeUndefined();
+    expect(d.headers["www-authenticate"]).toBe('Bearer realm="verdict", error="invalid_request"');
     expect(decider.calls).toHaveLength(0);
   });
 
@@ -521,8 +521,8 @@ describe("ext_authz: bad input gets a clean 400", () => {
 
   it.each<[string, RequestShape, string]>([
     ["too many headers", { headers: { ...bearer("vk_alice"), a: "1", b: "2", c: "3" } }, "more than 8 headers"],
-    ["an oversized header value", { headers: { ...bearer("vk_alice"), "x-big": "x".repeat(65) } }, "a header value is longer than 64 characters"],
-    ["an oversized credential", { headers: bearer("vk_" + "a".repeat(60)) }, "a header value is longer than 64 characters"],
+    ["an oversized header value", { headers: { ...bearer("vk_alice"), "x-big": "x".repeat(65) } }, "a header value is longer than 64 bytes"],
+    ["an oversized credential", { headers: bearer("vk_" + "a".repeat(60)) }, "a header value is longer than 64 bytes"],
     ["a long path", { path: "/v1/orders/" + "9".repeat(30), headers: bearer("vk_alice") }, "the path is longer than 40 characters"],
     ["a relative path", { path: "v1/orders/1", headers: bearer("vk_alice") }, "the path must start with '/'"],
     ["an empty path", { path: "", headers: bearer("vk_alice") }, "the request has no path"],

@@ -37,10 +37,20 @@ export interface RequestLimits {
   readonly maxPathLength: number;
 }
 
+/**
+ * What a request that no rule matches is checked as: `deny` answers 403, `conventional` derives the
+ * action from the method and the path (see conventionalAction).
+ */
+export type UnmatchedPolicy = "deny" | "conventional";
+
 /** Validated, compiled rules. Immutable; replaced as a whole on reload. */
 export interface CompiledRules {
-  /** The action of the first rule matching `method` and `path` (query ignored), or undefined. */
+  /**
+   * The action of the first rule matching `method` and `path` (query ignored); with `unmatched:
+   * conventional` the conventional action when no rule matches; otherwise undefined.
+   */
   actionFor(method: string, path: string): string | undefined;
+  readonly unmatched: UnmatchedPolicy;
   /** True when `path` (query ignored) is allowed without a credential. */
   isExempt(path: string): boolean;
   readonly ruleCount: number;
@@ -89,6 +99,7 @@ export const RULES_DEFAULTS = Object.freeze({
   actionOverrideKey: "verdict.action",
   tenantOverrideKey: "verdict.tenant",
   failureStatus: 503 as const,
+  unmatched: "deny" as UnmatchedPolicy,
   headers: Object.freeze({
     principal: "x-verdict-principal",
     tenant: "x-verdict-tenant",
@@ -124,9 +135,14 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
     throw new RulesError(origin, where, reason);
   };
   const root = mapping(doc.toJS() as unknown, "top level", fail);
-  onlyKeys(root, ["rules", "exempt", "tenant", "credentials", "overrides", "failureStatus", "headers", "limits"], "top level", fail);
+  onlyKeys(root, ["rules", "unmatched", "exempt", "tenant", "credentials", "overrides", "failureStatus", "headers", "limits"], "top level", fail);
 
-  const rules = compileRouteRules(root.rules, fail);
+  const unmatched = root.unmatched ?? RULES_DEFAULTS.unmatched;
+  if (unmatched !== "deny" && unmatched !== "conventional") {
+    fail("unmatched", `must be deny or conventional, got ${describe(unmatched)}`);
+  }
+  const conventional = unmatched === "conventional";
+  const rules = compileRouteRules(conventional ? (root.rules ?? []) : root.rules, conventional, fail);
   const exempt = compileExempt(root.exempt, fail);
   const tenant = compileTenant(root.tenant, fail);
   const credentials = compileCredentials(root.credentials, fail);
@@ -151,8 +167,9 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
       for (const rule of candidates) {
         if (matchPath(rule.segments, path, end)) return rule.action;
       }
-      return undefined;
+      return conventional ? conventionalAction(method, path.slice(0, end)) : undefined;
     },
+    unmatched: unmatched as UnmatchedPolicy,
     isExempt(path: string): boolean {
       const end = pathEnd(path);
       for (const segments of exempt) {
@@ -173,6 +190,45 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
     headers,
     limits,
   });
+}
+
+/** The verb of each method under `unmatched: conventional`; other methods have no action. */
+export const CONVENTIONAL_VERBS: ReadonlyMap<string, string> = new Map([
+  ["GET", "read"],
+  ["HEAD", "read"],
+  ["OPTIONS", "read"],
+  ["POST", "create"],
+  ["PUT", "update"],
+  ["PATCH", "update"],
+  ["DELETE", "delete"],
+]);
+
+/** Leading path segments that name an API or its version rather than a resource. */
+const API_PREFIX_SEGMENT = /^(api|v\d+((alpha|beta)\d*)?)$/;
+
+/**
+ * The conventional action of a request: the method's verb (CONVENTIONAL_VERBS) and the first path
+ * segment that is not `api` or a version such as `v1` or `v2beta1`, so `DELETE /v1/orders/42` is
+ * `delete:orders`. Undefined for other methods, a path with no such segment, or a segment that is
+ * not a valid resource name. `path` has no query.
+ */
+export function conventionalAction(method: string, path: string): string | undefined {
+  const verb = CONVENTIONAL_VERBS.get(method);
+  if (verb === undefined) return undefined;
+  for (const segment of path.split("/")) {
+    if (segment === "" || API_PREFIX_SEGMENT.test(segment)) continue;
+    const action = `${verb}:${segment}`;
+    return isValidAction(action) ? action : undefined;
+  }
+  return undefined;
+}
+
+/** The rules used when no rules file is configured: every default, and `unmatched: conventional`. */
+export const BUILT_IN_RULES_TEXT = "unmatched: conventional\n";
+
+/** Compiles BUILT_IN_RULES_TEXT. */
+export function builtInRules(): CompiledRules {
+  return parseRules(BUILT_IN_RULES_TEXT, "built-in rules");
 }
 
 /** Index of the end of the path proper: the first '?' or '#', or the length. */
@@ -272,8 +328,10 @@ interface ParsedRule {
   readonly rule: CompiledRule;
 }
 
-function compileRouteRules(value: unknown, fail: Fail): { list: readonly ParsedRule[]; methods: ReadonlySet<string> } {
-  if (!Array.isArray(value) || value.length === 0) fail("rules", `must be a non-empty list, got ${describe(value)}`);
+function compileRouteRules(value: unknown, mayBeEmpty: boolean, fail: Fail): { list: readonly ParsedRule[]; methods: ReadonlySet<string> } {
+  if (!Array.isArray(value) || (value.length === 0 && !mayBeEmpty)) {
+    fail("rules", `must be a non-empty list (or set "unmatched: conventional"), got ${describe(value)}`);
+  }
   const list: ParsedRule[] = [];
   const methods = new Set<string>();
   const seen = new Map<string, number>();

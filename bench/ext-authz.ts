@@ -1,0 +1,168 @@
+/**
+ * bench/ext-authz: Envoy ext_authz Check (envoy.service.auth.v3.Authorization/Check) against the
+ * plain verdict Check RPC for the same decision (API key, read:orders, allow), on the same server in
+ * the same run, driven by h2load from a separate process with many calls in flight. The ext_authz
+ * request is the one Envoy sends for a typical HTTP/2 request: pseudo-headers, a dozen ordinary
+ * headers, peer addresses, context_extensions and metadata_context. Rounds alternate the two
+ * targets; medians are compared.
+ *
+ *   npx tsc -p tsconfig.build.json && node dist/bench/ext-authz.js
+ *   (ROUNDS=3 SECONDS=5 CLIENTS=4 STREAMS=32 to tune; with DATABASE_URL, Postgres in a fresh schema,
+ *   dropped at the end, instead of PGlite in this process)
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import pg from "pg";
+import { loadConfig } from "../src/config/config.js";
+import { createLogger } from "../src/observability/logger.js";
+import { startVerdict } from "../src/app.js";
+import { AdminService } from "../gen/verdict/v1/admin_pb.js";
+import { CheckRequestSchema, DecisionService } from "../gen/verdict/v1/decision_pb.js";
+import { Reason } from "../gen/verdict/v1/types_pb.js";
+import { Authorization, CheckRequestSchema as EnvoyCheckRequestSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { grpcClient } from "../test/helpers/grpc.js";
+import { formatRow, grpcFrame, h2load, median, type LoadResult } from "./h2load.js";
+
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const SECONDS = Number(process.env.SECONDS ?? 5);
+const CLIENTS = Number(process.env.CLIENTS ?? 4);
+const STREAMS = Number(process.env.STREAMS ?? 32);
+const TARGET_RATIO = 0.85;
+const PASSWORD = "bench-root-password";
+
+const rulesDir = mkdtempSync(join(tmpdir(), "verdict-bench-rules-"));
+const rulesPath = join(rulesDir, "rules.yaml");
+writeFileSync(
+  rulesPath,
+  [
+    "rules:",
+    "  - { match: GET /v1/orders/*, action: read:orders }",
+    "  - { match: POST /v1/orders, action: create:orders }",
+    "  - { match: DELETE /v1/orders/*, action: delete:orders }",
+    "  - { match: GET /v1/invoices/**, action: read:invoices }",
+    "exempt: [/healthz]",
+    "",
+  ].join("\n"),
+);
+
+const schema = process.env.DATABASE_URL ? `bench_ext_authz_${randomBytes(4).toString("hex")}` : "";
+const config = loadConfig({
+  ...process.env,
+  VERDICT_DATABASE_SCHEMA: schema,
+  VERDICT_GRPC_ADDR: "127.0.0.1:0",
+  VERDICT_HTTP_ADDR: "127.0.0.1:0",
+  VERDICT_DATA_DIR: process.env.DATABASE_URL ? "./data" : "memory://",
+  VERDICT_ROOT_PASSWORD: PASSWORD,
+  VERDICT_LOG_LEVEL: "warn",
+  VERDICT_EXT_AUTHZ_RULES: rulesPath,
+});
+const verdict = await startVerdict(config, { logger: createLogger("warn") });
+await verdict.loaded;
+const address = `127.0.0.1:${verdict.grpcPort}`;
+const auth = { authorization: `Basic ${Buffer.from(`root:${PASSWORD}`).toString("base64")}` };
+const admin = grpcClient(AdminService, address);
+await admin.createTenant({ id: "bench" }, auth);
+await admin.createUser({ username: "bench-user", password: "bench-user-password" }, auth);
+await admin.putRole({ name: "bench-role", permissions: ["read:orders", "write:*", "*:invoices"] }, auth);
+await admin.bindRole({ tenant: "bench", user: "bench-user", role: "bench-role" }, auth);
+const { secret } = await admin.createApiKey({ name: "bench", owner: "bench-user" }, auth);
+admin.close();
+
+const checkRequest = create(CheckRequestSchema, { credential: secret, action: "read:orders", tenant: "bench" });
+const path = "/v1/orders/8f14e45f-ceea-467f-a0e6-7a1b0c2d3e4f?expand=items";
+const envoyRequest = create(EnvoyCheckRequestSchema, {
+  attributes: {
+    source: { address: { address: { case: "socketAddress", value: { address: "10.0.3.7", portSpecifier: { case: "portValue", value: 51234 } } } } },
+    destination: { address: { address: { case: "socketAddress", value: { address: "10.0.9.1", portSpecifier: { case: "portValue", value: 8000 } } } } },
+    request: {
+      time: { seconds: BigInt(Math.floor(Date.now() / 1000)), nanos: 0 },
+      http: {
+        id: "7d3b1f0e-1c2a-4b5d-9e8f-0a1b2c3d4e5f",
+        method: "GET",
+        path,
+        host: "api.shop.example.com",
+        scheme: "https",
+        protocol: "HTTP/2",
+        size: -1n,
+        headers: {
+          ":method": "GET",
+          ":path": path,
+          ":authority": "api.shop.example.com",
+          ":scheme": "https",
+          "x-api-key": secret,
+          "x-tenant-id": "bench",
+          "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+          accept: "application/json",
+          "accept-encoding": "gzip, deflate, br",
+          "accept-language": "en-GB,en;q=0.9",
+          "x-forwarded-for": "203.0.113.7",
+          "x-forwarded-proto": "https",
+          "x-request-id": "7d3b1f0e-1c2a-4b5d-9e8f-0a1b2c3d4e5f",
+          "x-envoy-expected-rq-timeout-ms": "15000",
+        },
+      },
+    },
+    contextExtensions: { route: "orders" },
+    metadataContext: { filterMetadata: {} },
+  },
+});
+
+const decision = grpcClient(DecisionService, address);
+const probe = await decision.check(checkRequest);
+decision.close();
+if (!probe.allowed || probe.reason !== Reason.ALLOWED) throw new Error(`the bench Check is not allowed: ${Reason[probe.reason]}`);
+const envoy = grpcClient(Authorization, address);
+const envoyProbe = await envoy.check(envoyRequest);
+envoy.close();
+if (envoyProbe.status?.code !== 0 || envoyProbe.httpResponse.case !== "okResponse") {
+  throw new Error(`the bench ext_authz Check is not allowed: ${JSON.stringify(envoyProbe.status)}`);
+}
+
+const base = `http://${address}`;
+const targets = [
+  { label: "Check (API key, allow)", url: `${base}/verdict.v1.DecisionService/Check`, body: grpcFrame(toBinary(CheckRequestSchema, checkRequest)) },
+  { label: "ext_authz Check (allow)", url: `${base}/envoy.service.auth.v3.Authorization/Check`, body: grpcFrame(toBinary(EnvoyCheckRequestSchema, envoyRequest)) },
+];
+
+console.log(
+  `bench/ext-authz: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${verdict.store.driver}, ` +
+    `request bytes: Check ${targets[0].body.length - 5}, ext_authz ${targets[1].body.length - 5}`,
+);
+/** One h2load run and the server's CPU time per call during it (the server runs in this process). */
+type Measured = LoadResult & { readonly cpuMicrosPerCall: number };
+const results = new Map<string, Measured[]>();
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
+    const before = process.cpuUsage();
+    const load = await h2load({ ...t, seconds: SECONDS, clients: CLIENTS, streamsPerClient: STREAMS });
+    const cpu = process.cpuUsage(before);
+    // h2load's warm-up second is not in `succeeded`; the CPU time includes it, so this slightly over-counts both targets alike.
+    const r: Measured = { ...load, cpuMicrosPerCall: (cpu.user + cpu.system) / (load.succeeded + load.requestsPerSecond) };
+    console.log(`round ${round}  ${formatRow(r)}   server CPU ${r.cpuMicrosPerCall.toFixed(0)} us/call`);
+    results.set(t.label, [...(results.get(t.label) ?? []), r]);
+  }
+}
+const med = (label: string, f: (r: Measured) => number) => median(results.get(label)!.map(f));
+const summary = (name: string, label: string) =>
+  `median ${name.padEnd(10)} ${med(label, (r) => r.requestsPerSecond).toFixed(0)} calls/s  p50 ${med(label, (r) => r.p50Ms).toFixed(2)} ms  ` +
+  `p99 ${med(label, (r) => r.p99Ms).toFixed(2)} ms  server CPU ${med(label, (r) => r.cpuMicrosPerCall).toFixed(0)} us/call`;
+const [plain, extAuthz] = targets.map((t) => t.label);
+const ratio = med(extAuthz, (r) => r.requestsPerSecond) / med(plain, (r) => r.requestsPerSecond);
+const cpuRatio = med(plain, (r) => r.cpuMicrosPerCall) / med(extAuthz, (r) => r.cpuMicrosPerCall);
+console.log("");
+console.log(summary("Check", plain));
+console.log(summary("ext_authz", extAuthz));
+console.log(`ratio ext_authz / Check throughput: ${ratio.toFixed(3)} (target >= ${TARGET_RATIO})`);
+console.log(`ratio Check / ext_authz server CPU per call: ${cpuRatio.toFixed(3)}`);
+await verdict.close();
+rmSync(rulesDir, { recursive: true, force: true });
+if (schema !== "") {
+  const client = new pg.Client({ connectionString: config.databaseUrl });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await client.end();
+}
+process.exit(0);

@@ -1,0 +1,397 @@
+/**
+ * A hand-written binary codec for the ext_authz hot path. protobuf-es's reflective fromBinary /
+ * toBinary cost several times the decision itself for an Envoy CheckRequest (a map of a dozen or
+ * more headers) and for a CheckResponse with header options; this codec reads only the fields the
+ * adapter uses and writes the responses the adapter builds, with Envoy's field numbers (the same
+ * as proto/envoy). Any response it does not write itself goes through protobuf-es, so the output
+ * is always a complete, valid CheckResponse.
+ */
+import { toBinary } from "@bufbuild/protobuf";
+import type { HeaderValueOption } from "../../../gen/envoy/config/core/v3/base_pb.js";
+import { CheckResponseSchema, type CheckResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
+import type { CheckRequestView, HeaderStats, HttpRequestView } from "./ext-authz.js";
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type HeaderEntry = { key: string; value: string; rawValue: Uint8Array };
+
+const VARINT = 0;
+const FIXED64 = 1;
+const LENGTH_DELIMITED = 2;
+const FIXED32 = 5;
+
+/** A cursor over the request bytes; strings are sliced with Buffer's UTF-8 decoder (cheap for short strings). */
+interface Cursor {
+  readonly buf: Buffer;
+  pos: number;
+}
+
+function malformed(): never {
+  throw new RangeError("malformed CheckRequest");
+}
+
+function varint(c: Cursor, end: number): number {
+  let result = 0;
+  let shift = 0;
+  while (c.pos < end) {
+    const b = c.buf[c.pos++];
+    if (shift < 28) result |= (b & 0x7f) << shift;
+    else if (shift < 64) result += (b & 0x7f) * 2 ** shift;
+    else malformed();
+    if (b < 0x80) return result;
+    shift += 7;
+  }
+  return malformed();
+}
+
+/** Reads a length prefix and returns the end of the field it delimits. */
+function delimited(c: Cursor, end: number): number {
+  const length = varint(c, end);
+  const fieldEnd = c.pos + length;
+  if (fieldEnd > end) malformed();
+  return fieldEnd;
+}
+
+/** Node's Buffer has decoded with utf8Slice since its first release; toString adds argument checks costing more than short strings do. */
+type Utf8Buffer = Buffer & { utf8Slice(start: number, end: number): string };
+
+/** Strings up to this many bytes are decoded in JavaScript when they are ASCII (header names, most values). */
+const SHORT_STRING = 32;
+
+function text(buf: Buffer, start: number, end: number): string {
+  if (end - start <= SHORT_STRING) {
+    let value = "";
+    let i = start;
+    for (; i < end && buf[i] < 0x80; i++) value += String.fromCharCode(buf[i]);
+    if (i === end) return value;
+  }
+  return (buf as Utf8Buffer).utf8Slice(start, end);
+}
+
+function string(c: Cursor, end: number): string {
+  const fieldEnd = delimited(c, end);
+  const start = c.pos;
+  c.pos = fieldEnd;
+  return text(c.buf, start, fieldEnd);
+}
+
+/** Header names whose values decodeCheckRequest keeps, as bytes to compare without decoding. */
+export interface HeaderSelection {
+  readonly names: readonly Buffer[];
+}
+
+/** Compiles the header names a decoder keeps (lower-case, as Envoy sends them). */
+export function selectHeaders(names: readonly string[]): HeaderSelection {
+  return { names: names.map((name) => Buffer.from(name, "utf8")) };
+}
+
+function isSelected(buf: Buffer, start: number, end: number, selection: HeaderSelection): boolean {
+  const length = end - start;
+  next: for (const name of selection.names) {
+    if (name.length !== length) continue;
+    for (let i = 0; i < length; i++) if (name[i] !== buf[start + i]) continue next;
+    return true;
+  }
+  return false;
+}
+
+function skip(c: Cursor, wireType: number, end: number): void {
+  switch (wireType) {
+    case VARINT:
+      varint(c, end);
+      return;
+    case FIXED64:
+      c.pos += 8;
+      break;
+    case LENGTH_DELIMITED:
+      c.pos = delimited(c, end);
+      return;
+    case FIXED32:
+      c.pos += 4;
+      break;
+    default:
+      malformed();
+  }
+  if (c.pos > end) malformed();
+}
+
+/**
+ * Decodes the fields of a CheckRequest the adapter reads (attributes.request.http: method, path,
+ * host, headers, header_map; attributes.context_extensions) and skips every other field. With a
+ * selection, only the selected entries of the `headers` map are turned into strings; every entry
+ * is counted and measured in `headerStats`. Maps get no prototype, so no header name can reach
+ * Object.prototype. Throws on malformed bytes.
+ */
+export function decodeCheckRequest(bytes: Uint8Array, selection?: HeaderSelection): CheckRequestView {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const c: Cursor = { buf, pos: 0 };
+  const end = buf.length;
+  let attributes: CheckRequestView["attributes"];
+  while (c.pos < end) {
+    const tag = varint(c, end);
+    if (tag === ((1 << 3) | LENGTH_DELIMITED)) attributes = readAttributes(c, delimited(c, end), selection);
+    else skip(c, tag & 7, end);
+  }
+  return { attributes };
+}
+
+function readAttributes(c: Cursor, end: number, selection: HeaderSelection | undefined): NonNullable<CheckRequestView["attributes"]> {
+  const contextExtensions: Record<string, string> = Object.create(null) as Record<string, string>;
+  let http: HttpRequestView | undefined;
+  let sawRequest = false;
+  while (c.pos < end) {
+    const tag = varint(c, end);
+    if (tag === ((4 << 3) | LENGTH_DELIMITED)) {
+      sawRequest = true;
+      const requestEnd = delimited(c, end);
+      while (c.pos < requestEnd) {
+        const t = varint(c, requestEnd);
+        if (t === ((2 << 3) | LENGTH_DELIMITED)) http = readHttp(c, delimited(c, requestEnd), selection);
+        else skip(c, t & 7, requestEnd);
+      }
+    } else if (tag === ((10 << 3) | LENGTH_DELIMITED)) {
+      readMapEntry(c, delimited(c, end), contextExtensions);
+    } else {
+      skip(c, tag & 7, end);
+    }
+  }
+  return { request: sawRequest ? { http } : undefined, contextExtensions };
+}
+
+function readHttp(c: Cursor, end: number, selection: HeaderSelection | undefined): HttpRequestView {
+  const http: Mutable<HttpRequestView> = { method: "", path: "", host: "", headers: Object.create(null) as Record<string, string> };
+  const stats: Mutable<HeaderStats> = { count: 0, longestValueBytes: 0 };
+  while (c.pos < end) {
+    const tag = varint(c, end);
+    if ((tag & 7) !== LENGTH_DELIMITED) {
+      skip(c, tag & 7, end);
+      continue;
+    }
+    switch (tag >>> 3) {
+      case 2:
+        http.method = string(c, end);
+        break;
+      case 3:
+        readHeader(c, delimited(c, end), http.headers as Record<string, string>, selection, stats);
+        http.headerStats = stats;
+        break;
+      case 4:
+        http.path = string(c, end);
+        break;
+      case 5:
+        http.host = string(c, end);
+        break;
+      case 13:
+        http.headerMap = { headers: readHeaderMap(c, delimited(c, end)) };
+        break;
+      default:
+        skip(c, LENGTH_DELIMITED, end);
+    }
+  }
+  return http;
+}
+
+/** Reads one `headers` map entry: always counted and measured, kept when selected. */
+function readHeader(c: Cursor, end: number, into: Record<string, string>, selection: HeaderSelection | undefined, stats: Mutable<HeaderStats>): void {
+  let keyStart = 0;
+  let keyEnd = 0;
+  let valueStart = 0;
+  let valueEnd = 0;
+  while (c.pos < end) {
+    const tag = varint(c, end);
+    if (tag === ((1 << 3) | LENGTH_DELIMITED)) {
+      keyEnd = delimited(c, end);
+      keyStart = c.pos;
+      c.pos = keyEnd;
+    } else if (tag === ((2 << 3) | LENGTH_DELIMITED)) {
+      valueEnd = delimited(c, end);
+      valueStart = c.pos;
+      c.pos = valueEnd;
+    } else {
+      skip(c, tag & 7, end);
+    }
+  }
+  stats.count++;
+  if (valueEnd - valueStart > stats.longestValueBytes) stats.longestValueBytes = valueEnd - valueStart;
+  if (selection === undefined || isSelected(c.buf, keyStart, keyEnd, selection)) into[text(c.buf, keyStart, keyEnd)] = text(c.buf, valueStart, valueEnd);
+}
+
+function readMapEntry(c: Cursor, end: number, into: Record<string, string>): void {
+  let key = "";
+  let value = "";
+  while (c.pos < end) {
+    const tag = varint(c, end);
+    if (tag === ((1 << 3) | LENGTH_DELIMITED)) key = string(c, end);
+    else if (tag === ((2 << 3) | LENGTH_DELIMITED)) value = string(c, end);
+    else skip(c, tag & 7, end);
+  }
+  into[key] = value;
+}
+
+function readHeaderMap(c: Cursor, end: number): HeaderEntry[] {
+  const headers: HeaderEntry[] = [];
+  while (c.pos < end) {
+    const tag = varint(c, end);
+    if (tag !== ((1 << 3) | LENGTH_DELIMITED)) {
+      skip(c, tag & 7, end);
+      continue;
+    }
+    const entryEnd = delimited(c, end);
+    const entry: HeaderEntry = { key: "", value: "", rawValue: new Uint8Array(0) };
+    while (c.pos < entryEnd) {
+      const t = varint(c, entryEnd);
+      if (t === ((1 << 3) | LENGTH_DELIMITED)) entry.key = string(c, entryEnd);
+      else if (t === ((2 << 3) | LENGTH_DELIMITED)) entry.value = string(c, entryEnd);
+      else if (t === ((3 << 3) | LENGTH_DELIMITED)) {
+        const valueEnd = delimited(c, entryEnd);
+        entry.rawValue = Uint8Array.prototype.slice.call(c.buf, c.pos, valueEnd);
+        c.pos = valueEnd;
+      } else skip(c, t & 7, entryEnd);
+    }
+    headers.push(entry);
+  }
+  return headers;
+}
+
+/**
+ * Encodes a CheckResponse. Responses of the shape the adapter builds (status; ok_response with
+ * headers and headers_to_remove, or denied_response) are written directly into one buffer sized
+ * in advance; any other field set (dynamic metadata, status details, query parameters, append,
+ * raw header values, error_response) goes through protobuf-es's toBinary instead.
+ */
+export function encodeCheckResponse(response: CheckResponse): Uint8Array {
+  if (!isPlain(response)) return toBinary(CheckResponseSchema, response);
+  const status = response.status;
+  const statusSize = status === undefined ? -1 : intField(status.code) + stringField(status.message);
+  const body = response.httpResponse;
+  let bodySize = -1;
+  if (body.case === "okResponse") {
+    bodySize = headersSize(body.value.headers) + headersSize(body.value.responseHeadersToAdd);
+    for (const name of body.value.headersToRemove) bodySize += 1 + lengthAndBytes(Buffer.byteLength(name));
+  } else if (body.case === "deniedResponse") {
+    const httpStatus = body.value.status;
+    bodySize = (httpStatus === undefined ? 0 : 1 + lengthAndBytes(intField(httpStatus.code))) + headersSize(body.value.headers) + stringField(body.value.body);
+  }
+  const size = (statusSize < 0 ? 0 : 1 + lengthAndBytes(statusSize)) + (bodySize < 0 ? 0 : 1 + lengthAndBytes(bodySize));
+  const w: Cursor = { buf: Buffer.allocUnsafe(size), pos: 0 };
+  if (status !== undefined) {
+    writeTag(w, 1, statusSize);
+    writeInt(w, 1, status.code);
+    writeString(w, 2, status.message);
+  }
+  if (body.case === "okResponse") {
+    writeTag(w, 3, bodySize);
+    writeHeaders(w, 2, body.value.headers);
+    for (const name of body.value.headersToRemove) {
+      writeTag(w, 5, Buffer.byteLength(name));
+      w.pos += w.buf.write(name, w.pos, "utf8");
+    }
+    writeHeaders(w, 6, body.value.responseHeadersToAdd);
+  } else if (body.case === "deniedResponse") {
+    writeTag(w, 2, bodySize);
+    const httpStatus = body.value.status;
+    if (httpStatus !== undefined) {
+      writeTag(w, 1, intField(httpStatus.code));
+      writeInt(w, 1, httpStatus.code);
+    }
+    writeHeaders(w, 2, body.value.headers);
+    writeString(w, 3, body.value.body);
+  }
+  return w.buf;
+}
+
+function isPlain(response: CheckResponse): boolean {
+  if (response.dynamicMetadata !== undefined || (response.status !== undefined && (response.status.details.length > 0 || response.status.code < 0))) return false;
+  const body = response.httpResponse;
+  if (body.case === "okResponse") {
+    const ok = body.value;
+    return (
+      ok.dynamicMetadata === undefined &&
+      ok.queryParametersToSet.length === 0 &&
+      ok.queryParametersToRemove.length === 0 &&
+      plainHeaders(ok.headers) &&
+      plainHeaders(ok.responseHeadersToAdd)
+    );
+  }
+  if (body.case === "deniedResponse") return (body.value.status === undefined || body.value.status.code >= 0) && plainHeaders(body.value.headers);
+  return body.case === undefined;
+}
+
+function plainHeaders(options: readonly HeaderValueOption[]): boolean {
+  for (const option of options) {
+    if (option.append !== undefined || option.header === undefined || option.header.rawValue.length > 0 || option.appendAction < 0) return false;
+  }
+  return true;
+}
+
+function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+/** Bytes of a length prefix and `n` bytes. */
+function lengthAndBytes(n: number): number {
+  return varintSize(n) + n;
+}
+
+/** Bytes of a non-negative int32/enum field with a one-byte tag, 0 when it is the default. */
+function intField(value: number): number {
+  return value === 0 ? 0 : 1 + varintSize(value);
+}
+
+/** Bytes of a string field with a one-byte tag, 0 when it is empty. */
+function stringField(value: string): number {
+  return value === "" ? 0 : 1 + lengthAndBytes(Buffer.byteLength(value));
+}
+
+function headerValueSize(option: HeaderValueOption): number {
+  return stringField(option.header!.key) + stringField(option.header!.value);
+}
+
+function optionSize(option: HeaderValueOption): number {
+  return 1 + lengthAndBytes(headerValueSize(option)) + intField(option.appendAction) + (option.keepEmptyValue ? 2 : 0);
+}
+
+function headersSize(options: readonly HeaderValueOption[]): number {
+  let size = 0;
+  for (const option of options) size += 1 + lengthAndBytes(optionSize(option));
+  return size;
+}
+
+function writeVarint(w: Cursor, n: number): void {
+  while (n >= 0x80) {
+    w.buf[w.pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  w.buf[w.pos++] = n;
+}
+
+/** Writes a length-delimited tag (field numbers below 16) and the length. */
+function writeTag(w: Cursor, field: number, length: number): void {
+  w.buf[w.pos++] = (field << 3) | LENGTH_DELIMITED;
+  writeVarint(w, length);
+}
+
+function writeInt(w: Cursor, field: number, value: number): void {
+  if (value === 0) return;
+  w.buf[w.pos++] = (field << 3) | VARINT;
+  writeVarint(w, value);
+}
+
+function writeString(w: Cursor, field: number, value: string): void {
+  if (value === "") return;
+  writeTag(w, field, Buffer.byteLength(value));
+  w.pos += w.buf.write(value, w.pos, "utf8");
+}
+
+function writeHeaders(w: Cursor, field: number, options: readonly HeaderValueOption[]): void {
+  for (const option of options) {
+    writeTag(w, field, optionSize(option));
+    writeTag(w, 1, headerValueSize(option));
+    writeString(w, 1, option.header!.key);
+    writeString(w, 2, option.header!.value);
+    writeInt(w, 3, option.appendAction);
+    if (option.keepEmptyValue) {
+      w.buf[w.pos++] = (4 << 3) | VARINT;
+      w.buf[w.pos++] = 1;
+    }
+  }
+}
