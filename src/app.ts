@@ -11,6 +11,7 @@ import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engin
 import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
+import { createDecisionAudit } from "./observability/audit.js";
 import { createPgliteStore } from "./store/pglite.js";
 import { createPostgresStore } from "./store/postgres.js";
 import type { Store } from "./store/store.js";
@@ -84,7 +85,10 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
 
   const rootSettings: RootSettings = { ...config.root, adminRole: config.adminRole };
   const adminLogger = logger.child({ component: "admin" });
-  const decision = createDecisionService({ engine, metrics, requireCaller: config.checkRequireCaller, minVersionWaitMs: config.minVersionWaitMs });
+  const audit = config.audit.enabled
+    ? createDecisionAudit({ ...config.audit, write: (lines) => process.stdout.write(lines), onDropped: () => metrics.auditDropped.inc() })
+    : undefined;
+  const decision = createDecisionService({ engine, metrics, requireCaller: config.checkRequireCaller, minVersionWaitMs: config.minVersionWaitMs, audit });
   const admin = createAdminService({
     store,
     engine,
@@ -110,7 +114,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   });
   const healthHandlers = health.handlers();
 
-  const extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger });
+  const extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger, audit });
   const grpc = await startGrpcServer({
     addr: config.grpcAddr,
     services: [
@@ -183,6 +187,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       extAuthz.close();
       await Promise.all([grpc.close(config.shutdownGraceMs), http.close(config.shutdownGraceMs)]);
       await engine.close();
+      audit?.close();
       await bus.close();
       await store.close();
     },

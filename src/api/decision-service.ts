@@ -7,6 +7,7 @@ import { performance } from "node:perf_hooks";
 import type { Decision } from "../core/decision.js";
 import { deny } from "../core/decision.js";
 import type { Engine, Resolved } from "../engine/engine.js";
+import type { DecisionAudit } from "../observability/audit.js";
 import type { Metrics } from "../observability/metrics.js";
 import {
   ActionDecisionSchema,
@@ -32,6 +33,8 @@ export interface DecisionServiceOptions {
   readonly metrics: Metrics;
   readonly requireCaller: boolean;
   readonly minVersionWaitMs: number;
+  /** Where decisions are audited (every denial, sampled allows). */
+  readonly audit?: DecisionAudit;
 }
 
 /** Makes decision ids: a random per-process prefix and a counter (unique, cheap, sortable). */
@@ -43,7 +46,7 @@ export function createDecisionIds(): () => string {
 
 /** Creates the DecisionService handlers. */
 export function createDecisionService(options: DecisionServiceOptions): Handlers<typeof DecisionService> {
-  const { engine, metrics, requireCaller, minVersionWaitMs } = options;
+  const { engine, metrics, requireCaller, minVersionWaitMs, audit } = options;
   const nextId = createDecisionIds();
   const checkTimer = metrics.checkDuration.labels("check");
 
@@ -62,9 +65,11 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
     return deny("STALE", "this replica could not reach the requested min_version in time", engine.version);
   };
 
-  const respond = (d: Decision, started: number): CheckResponse => {
+  const respond = (d: Decision, started: number, action: string, tenant: string): CheckResponse => {
     metrics.countDecision("check", d.allowed, d.reason);
     checkTimer.observe((performance.now() - started) / 1000);
+    const decisionId = nextId();
+    audit?.record("check", d, action, tenant, decisionId);
     return {
       $typeName: "verdict.v1.CheckResponse",
       allowed: d.allowed,
@@ -72,7 +77,7 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
       message: d.message,
       principal: toPrincipal(d.principal),
       policyVersion: BigInt(d.version),
-      decisionId: nextId(),
+      decisionId,
     };
   };
 
@@ -81,15 +86,15 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
       const started = performance.now();
       const gate = callerDenial(ctx, req.tenant);
       const decide = (denied: Decision | undefined): CheckResponse | Promise<CheckResponse> => {
-        if (denied) return respond(denied, started);
+        if (denied) return respond(denied, started, req.action, req.tenant);
         const min = Number(req.minVersion);
         if (min > engine.version) {
           return engine.waitForVersion(min, minVersionWaitMs).then(async (ok) =>
-            respond(ok ? await engine.check(req.credential, req.action, req.tenant) : staleDecision(), started),
+            respond(ok ? await engine.check(req.credential, req.action, req.tenant) : staleDecision(), started, req.action, req.tenant),
           );
         }
         const d = engine.check(req.credential, req.action, req.tenant);
-        return d instanceof Promise ? d.then((x) => respond(x, started)) : respond(d, started);
+        return d instanceof Promise ? d.then((x) => respond(x, started, req.action, req.tenant)) : respond(d, started, req.action, req.tenant);
       };
       return gate instanceof Promise ? gate.then(decide) : decide(gate);
     },
@@ -107,17 +112,19 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
           ? { kind: "denied", decision: staleDecision() }
           : await engine.resolve(req.credential);
       let principal: Decision["principal"];
+      const decisionId = nextId();
       const decisions = req.actions.map((action) => {
         const d = engine.decideResolved(resolved, action, req.tenant);
         principal ??= d.principal;
         metrics.countDecision("check_batch", d.allowed, d.reason);
+        audit?.record("check_batch", d, action, req.tenant, decisionId);
         return create(ActionDecisionSchema, { action, allowed: d.allowed, reason: Reason[d.reason] });
       });
       return create(CheckBatchResponseSchema, {
         decisions,
         principal: toPrincipal(principal),
         policyVersion: BigInt(engine.version),
-        decisionId: nextId(),
+        decisionId,
       });
     },
   };

@@ -67,6 +67,13 @@ export interface Config {
   readonly minVersionWaitMs: number;
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
   readonly shutdownGraceMs: number;
+  /** The decision audit trail (JSON lines on stdout): every denial, a sample of allows. */
+  readonly audit: {
+    readonly enabled: boolean;
+    readonly allowSampleRate: number;
+    readonly flushIntervalMs: number;
+    readonly maxPending: number;
+  };
   /** The Envoy ext_authz adapter (envoy.service.auth.v3.Authorization on the gRPC port). */
   readonly extAuthz: {
     /** Route rules file (YAML or JSON); empty: the built-in rules (conventional actions, see docs/envoy.md). */
@@ -151,6 +158,14 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   if (!/^\d+$/.test(v)) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(v)}`);
   const n = Number(v);
   if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function fraction(env: Env, name: string, fallback: number): number {
+  const v = env[name];
+  if (v === undefined || v === "") return fallback;
+  const n = Number(v);
+  if (!/^\d*\.?\d+$/.test(v) || n > 1) throw new ConfigError(`${name} must be a number from 0 to 1, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -299,6 +314,12 @@ export function loadConfig(env: Env = process.env): Config {
       parallelism: int(env, "VERDICT_ARGON2_PARALLELISM", 4, 1, 64),
     },
     shutdownGraceMs: int(env, "VERDICT_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    audit: {
+      enabled: bool(env, "VERDICT_AUDIT_DECISIONS", true),
+      allowSampleRate: fraction(env, "VERDICT_AUDIT_ALLOW_SAMPLE_RATE", 0.01),
+      flushIntervalMs: int(env, "VERDICT_AUDIT_FLUSH_MS", 1000, 10, 3_600_000),
+      maxPending: int(env, "VERDICT_AUDIT_MAX_PENDING", 10_000, 1, 10_000_000),
+    },
     extAuthz: {
       rulesPath: str(env, "VERDICT_EXT_AUTHZ_RULES", ""),
       reloadIntervalMs: int(env, "VERDICT_EXT_AUTHZ_RELOAD_MS", 5000, 0, 3_600_000),

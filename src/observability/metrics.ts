@@ -22,6 +22,7 @@ export interface Metrics {
   /** Observes one Check's latency in seconds. */
   readonly checkDuration: Histogram<"rpc">;
   readonly keyUseDropped: Counter;
+  readonly auditDropped: Counter;
   readonly keyUseFlushFailures: Counter;
   readonly changesApplied: Counter<"kind">;
   readonly catchUps: Counter<"trigger">;
@@ -118,6 +119,7 @@ export function createMetrics(): Metrics {
       }
       child.inc();
     },
+    auditDropped: counter("verdict_audit_dropped_total", "Decision audit records dropped because the pending batch was full."),
     keyUseDropped: counter("verdict_key_use_dropped_total", "API key last-use records dropped because the pending batch was full."),
     keyUseFlushFailures: counter("verdict_key_use_flush_failures_total", "Batches of API key last-use records that failed to write."),
     changesApplied: counter("verdict_changes_applied_total", "Changed entities applied from the change log, by kind.", ["kind"]),

@@ -50,6 +50,7 @@ export function replicaEnv(extra: Record<string, string>): Record<string, string
     VERDICT_ARGON2_TIME_COST: "1",
     VERDICT_ARGON2_PARALLELISM: "1",
     VERDICT_LOG_LEVEL: process.env.VERDICT_TEST_LOG_LEVEL ?? "warn",
+    VERDICT_AUDIT_DECISIONS: "false",
     VERDICT_SHUTDOWN_GRACE_MS: "200",
     ...extra,
   };

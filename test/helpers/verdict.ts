@@ -41,6 +41,7 @@ export async function startTestVerdict(env: Record<string, string> = {}, schema?
     VERDICT_ARGON2_TIME_COST: "1",
     VERDICT_ARGON2_PARALLELISM: "1",
     VERDICT_LOG_LEVEL: process.env.VERDICT_TEST_LOG_LEVEL ?? "error",
+    VERDICT_AUDIT_DECISIONS: "false",
     VERDICT_SHUTDOWN_GRACE_MS: "500",
     ...env,
   });

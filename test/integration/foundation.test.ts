@@ -3,7 +3,7 @@
  * JSON over HTTP) on the machine's Postgres.
  */
 import { status } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
 import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
@@ -25,7 +25,10 @@ describe("foundation: admin, Check, revocation, JSON, metrics, health", () => {
   let rootKey = "";
 
   beforeAll(async () => {
-    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_KEY_USE_FLUSH_MS: "50" }, schema);
+    v = await startTestVerdict(
+      { DATABASE_URL: TEST_DATABASE_URL, VERDICT_KEY_USE_FLUSH_MS: "50", VERDICT_AUDIT_DECISIONS: "true", VERDICT_AUDIT_FLUSH_MS: "20", VERDICT_AUDIT_ALLOW_SAMPLE_RATE: "0" },
+      schema,
+    );
     admin = grpcClient(AdminService, v.grpcAddress);
     decision = grpcClient(DecisionService, v.grpcAddress);
     health = grpcClient(Health, v.grpcAddress);
@@ -216,6 +219,25 @@ describe("foundation: admin, Check, revocation, JSON, metrics, health", () => {
     expect(text).not.toContain(aliceKey);
     expect((await fetch(`${v.httpBase}/readyz`)).status).toBe(200);
     expect((await fetch(`${v.httpBase}/healthz`)).status).toBe(200);
+  });
+
+  it("audits every denial off the hot path, without the credential", async () => {
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      const d = await decision.check({ credential: aliceKey, action: "audit:probe", tenant: "acme" });
+      await decision.check({ credential: aliceKey, action: "audit:probe", tenant: "acme" });
+      await new Promise((r) => setTimeout(r, 100));
+      const lines = written.join("").split("\n").filter((l) => l.includes('"msg":"decision"')).map((l) => JSON.parse(l));
+      const mine = lines.find((l) => l.decisionId === d.decisionId);
+      expect(mine).toMatchObject({ component: "audit", rpc: "check", allowed: false, reason: "REVOKED", action: "audit:probe", tenant: "acme" });
+      expect(written.join("")).not.toContain(aliceKey);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("rejects an oversized request without harm and keeps serving", async () => {

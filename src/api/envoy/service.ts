@@ -6,6 +6,7 @@
 import { type ServerUnaryCall, type ServiceDefinition, type sendUnaryData, status } from "@grpc/grpc-js";
 import type { CheckResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { Config } from "../../config/config.js";
+import type { DecisionAudit } from "../../observability/audit.js";
 import type { Logger } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { GrpcService } from "../../server/grpc-server.js";
@@ -20,6 +21,8 @@ export interface ExtAuthzServiceOptions {
   readonly settings: Config["extAuthz"];
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Where decisions are audited (every denial, sampled allows). */
+  readonly audit?: DecisionAudit;
 }
 
 /** The running ext_authz service. */
@@ -62,6 +65,7 @@ export async function createExtAuthzService(options: ExtAuthzServiceOptions): Pr
   const observe = (outcome: ExtAuthzOutcome): void => {
     metrics.countDecision("ext_authz", outcome.allowed, outcome.reason);
     timer.observe(outcome.durationMs / 1000);
+    options.audit?.record("ext_authz", outcome, outcome.action, outcome.tenant, outcome.decisionId);
     if (outcome.error !== undefined) {
       logger.error("ext_authz failed closed", { decisionId: outcome.decisionId, action: outcome.action, tenant: outcome.tenant, error: outcome.error });
     }

@@ -1,0 +1,85 @@
+/**
+ * The decision audit trail: every denial and a sample of allows, written as JSON lines in batches
+ * off the hot path. Recording is O(1) and allocation-light; the pending queue is bounded and every
+ * record dropped because it was full is counted. Credentials are never recorded.
+ */
+import type { Decision } from "../core/decision.js";
+
+/** What the audit needs of an answer (a Decision, or an ext_authz outcome). */
+export type Audited = Pick<Decision, "allowed" | "reason" | "principal"> & { readonly version?: number };
+
+/** Settings of the decision audit. */
+export interface DecisionAuditOptions {
+  /** Fraction of allows recorded, 0 to 1 (denials are always recorded). */
+  readonly allowSampleRate: number;
+  readonly maxPending: number;
+  readonly flushIntervalMs: number;
+  /** Receives a batch of JSON lines (each ending in a newline). */
+  readonly write: (lines: string) => void;
+  readonly onDropped: () => void;
+  readonly random?: () => number;
+  readonly now?: () => number;
+}
+
+/** Records decisions and writes them in batches. */
+export interface DecisionAudit {
+  /** Notes one decision (sampled if it is an allow). */
+  record(rpc: string, decision: Audited, action: string, tenant: string, decisionId: string): void;
+  /** Writes what is pending now. */
+  flush(): void;
+  /** Stops the timer and writes what is pending. */
+  close(): void;
+}
+
+const MAX_FIELD = 256;
+
+type Entry = [time: number, rpc: string, decision: Audited, action: string, tenant: string, decisionId: string];
+
+/** Creates the audit trail; a rate of 0 and no denials means it writes nothing. */
+export function createDecisionAudit(options: DecisionAuditOptions): DecisionAudit {
+  const random = options.random ?? Math.random;
+  const now = options.now ?? Date.now;
+  let pending: Entry[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    let out = "";
+    for (const [time, rpc, d, action, tenant, decisionId] of batch) {
+      out +=
+        JSON.stringify({
+          time: new Date(time).toISOString(),
+          level: "info",
+          msg: "decision",
+          component: "audit",
+          rpc,
+          decisionId,
+          allowed: d.allowed,
+          reason: d.reason,
+          action: action.slice(0, MAX_FIELD),
+          tenant: tenant.slice(0, MAX_FIELD),
+          userId: d.principal?.userId,
+          keyId: d.principal?.keyId || undefined,
+          version: d.version,
+        }) + "\n";
+    }
+    options.write(out);
+  };
+  const timer = setInterval(flush, options.flushIntervalMs);
+  timer.unref();
+  return {
+    record(rpc, decision, action, tenant, decisionId) {
+      if (decision.allowed && (options.allowSampleRate <= 0 || random() >= options.allowSampleRate)) return;
+      if (pending.length >= options.maxPending) {
+        options.onDropped();
+        return;
+      }
+      pending.push([now(), rpc, decision, action, tenant, decisionId]);
+    },
+    flush,
+    close() {
+      clearInterval(timer);
+      flush();
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import type { Decision } from "../../src/core/decision.js";
+import { createDecisionAudit } from "../../src/observability/audit.js";
+
+const allow: Decision = { allowed: true, reason: "ALLOWED", message: "", principal: { kind: "api_key", userId: "u1", username: "alice", keyId: "k1", tenant: "acme", roles: [] }, version: 3 };
+const deny: Decision = { allowed: false, reason: "FORBIDDEN", message: "no", principal: undefined, version: 3 };
+
+function setup(rate: number, maxPending = 100, randoms: number[] = []) {
+  const written: string[] = [];
+  let dropped = 0;
+  const audit = createDecisionAudit({
+    allowSampleRate: rate,
+    maxPending,
+    flushIntervalMs: 60_000,
+    write: (l) => written.push(l),
+    onDropped: () => dropped++,
+    random: () => randoms.shift() ?? 0.5,
+    now: () => 0,
+  });
+  return { audit, written, dropped: () => dropped };
+}
+
+describe("decision audit", () => {
+  it("records every denial and samples allows", () => {
+    const { audit, written } = setup(0.1, 100, [0.05, 0.5, 0.09, 0.99]);
+    for (let i = 0; i < 4; i++) audit.record("check", allow, "read:x", "acme", `a${i}`);
+    audit.record("check", deny, "write:x", "acme", "d1");
+    audit.flush();
+    const lines = written.join("").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.decisionId)).toEqual(["a0", "a2", "d1"]);
+    expect(lines[0]).toMatchObject({ msg: "decision", component: "audit", allowed: true, reason: "ALLOWED", userId: "u1", keyId: "k1", tenant: "acme" });
+    expect(lines[2]).toMatchObject({ allowed: false, reason: "FORBIDDEN", action: "write:x" });
+  });
+
+  it("bounds the queue and counts what it drops", () => {
+    const { audit, written, dropped } = setup(0, 3);
+    for (let i = 0; i < 5; i++) audit.record("check", deny, "read:x", "acme", `d${i}`);
+    expect(dropped()).toBe(2);
+    audit.close();
+    expect(written.join("").trim().split("\n")).toHaveLength(3);
+  });
+
+  it("truncates over-long fields and writes nothing when there is nothing", () => {
+    const { audit, written } = setup(0);
+    audit.flush();
+    expect(written).toHaveLength(0);
+    audit.record("check", deny, "x".repeat(10_000), "t", "d");
+    audit.flush();
+    expect(JSON.parse(written[0]).action).toHaveLength(256);
+  });
+});
