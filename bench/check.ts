@@ -51,14 +51,25 @@ const base = `http://${address}`;
 const targets = [
   { label: "no-op (Health/Check)", url: `${base}/grpc.health.v1.Health/Check`, body: grpcFrame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema))) },
   { label: "Check (API key, allow)", url: `${base}/verdict.v1.DecisionService/Check`, body: grpcFrame(toBinary(CheckRequestSchema, checkRequest)) },
+  {
+    label: "Check (no credential, deny)",
+    url: `${base}/verdict.v1.DecisionService/Check`,
+    body: grpcFrame(toBinary(CheckRequestSchema, create(CheckRequestSchema, { action: "read:orders", tenant: "bench" }))),
+  },
 ];
 
 console.log(`bench/check: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${verdict.store.driver}`);
 const results = new Map<string, Array<Awaited<ReturnType<typeof h2load>>>>();
+const cpuPerCallByLabel = new Map<string, number[]>();
 for (let round = 1; round <= ROUNDS; round++) {
   for (const t of targets) {
+    const cpu = process.cpuUsage();
     const r = await h2load({ ...t, seconds: SECONDS, clients: CLIENTS, streamsPerClient: STREAMS });
-    console.log(`round ${round}  ${formatRow(r)}`);
+    const used = process.cpuUsage(cpu);
+    // h2load's warm-up second is not counted in `succeeded`: the figure slightly overstates CPU per call.
+    const cpuPerCall = (used.user + used.system) / (r.succeeded * (1 + 1 / SECONDS));
+    cpuPerCallByLabel.set(t.label, [...(cpuPerCallByLabel.get(t.label) ?? []), cpuPerCall]);
+    console.log(`round ${round}  ${formatRow(r)}   server CPU ${cpuPerCall.toFixed(0)} us/call`);
     results.set(t.label, [...(results.get(t.label) ?? []), r]);
   }
 }
@@ -68,5 +79,7 @@ console.log("");
 console.log(`median no-op  ${med(noop, (r) => r.requestsPerSecond).toFixed(0)} calls/s  p50 ${med(noop, (r) => r.p50Ms).toFixed(2)} ms  p99 ${med(noop, (r) => r.p99Ms).toFixed(2)} ms`);
 console.log(`median Check  ${med(check, (r) => r.requestsPerSecond).toFixed(0)} calls/s  p50 ${med(check, (r) => r.p50Ms).toFixed(2)} ms  p99 ${med(check, (r) => r.p99Ms).toFixed(2)} ms`);
 console.log(`ratio Check / no-op throughput: ${(med(check, (r) => r.requestsPerSecond) / med(noop, (r) => r.requestsPerSecond)).toFixed(3)} (target >= 0.9)`);
+const cpuMed = (label: string) => median(cpuPerCallByLabel.get(label)!);
+console.log(`server CPU per call: no-op ${cpuMed(noop).toFixed(0)} us, Check ${cpuMed(check).toFixed(0)} us, ratio no-op / Check ${(cpuMed(noop) / cpuMed(check)).toFixed(3)}`);
 await verdict.close();
 process.exit(0);

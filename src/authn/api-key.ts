@@ -10,7 +10,7 @@
  * Only the SHA-256 of the whole key is stored: the secret has enough entropy that a slow hash adds
  * nothing, and a fast one keeps Check at microseconds.
  */
-import { createHash, randomBytes, randomInt } from "node:crypto";
+import { hash, randomBytes, randomInt } from "node:crypto";
 import { crc32 } from "node:zlib";
 
 /** The prefix every Verdict API key starts with. */
@@ -68,9 +68,9 @@ export function mintApiKey(id: string = newKeyId()): MintedKey {
   return { id, secret, secretHash: hashApiKey(secret) };
 }
 
-/** Hex SHA-256 of a full key string. */
+/** Hex SHA-256 of a full key string (one-shot: no Hash object per Check for the GC to collect). */
 export function hashApiKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return hash("sha256", key, "hex");
 }
 
 /** True when the string starts like an API key (so it should be parsed as one). */

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ReasonCode } from "../core/decision.js";
+import { HotCounter, type HotCounterChild, HotHistogram } from "./hot-metrics.js";
 
 /** Numbers the metrics read at scrape time. */
 export interface MetricSources {
@@ -20,7 +21,7 @@ export interface Metrics {
   /** Counts one decision; label children are made once per reason and reused. */
   countDecision(rpc: "check" | "check_batch" | "ext_authz", allowed: boolean, reason: ReasonCode): void;
   /** Observes one Check's latency in seconds. */
-  readonly checkDuration: Histogram<"rpc">;
+  readonly checkDuration: HotHistogram;
   readonly keyUseDropped: Counter;
   readonly auditDropped: Counter;
   readonly keyUseFlushFailures: Counter;
@@ -47,20 +48,15 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry });
   let sources: MetricSources | undefined;
 
-  const decisions = new Counter({
-    name: "verdict_decisions_total",
-    help: "Decisions by RPC, outcome and reason code.",
-    labelNames: ["rpc", "outcome", "reason"] as const,
-    registers: [registry],
-  });
-  const children = new Map<string, { inc(): void }>();
-  const checkDuration = new Histogram({
-    name: "verdict_check_duration_seconds",
-    help: "Time to decide one Check inside the server (excluding transport).",
-    labelNames: ["rpc"] as const,
-    buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1],
-    registers: [registry],
-  });
+  const decisions = new HotCounter(registry, "verdict_decisions_total", "Decisions by RPC, outcome and reason code.", ["rpc", "outcome", "reason"]);
+  const children = new Map<string, Map<ReasonCode, HotCounterChild>>();
+  const checkDuration = new HotHistogram(
+    registry,
+    "verdict_check_duration_seconds",
+    "Time to decide one Check inside the server (excluding transport).",
+    ["rpc"],
+    [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1],
+  );
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Counter<L>({ name, help, labelNames, registers: [registry] });
 
@@ -111,11 +107,12 @@ export function createMetrics(): Metrics {
     registry,
     checkDuration,
     countDecision(rpc, allowed, reason) {
-      const key = rpc + reason;
-      let child = children.get(key);
+      let byReason = children.get(rpc);
+      if (!byReason) children.set(rpc, (byReason = new Map()));
+      let child = byReason.get(reason);
       if (!child) {
         child = decisions.labels(rpc, allowed ? "allow" : "deny", reason);
-        children.set(key, child);
+        byReason.set(reason, child);
       }
       child.inc();
     },
