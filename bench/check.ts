@@ -13,6 +13,7 @@ import { CheckRequestSchema, DecisionService } from "../gen/verdict/v1/decision_
 import { HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { Reason } from "../gen/verdict/v1/types_pb.js";
 import { grpcClient } from "../test/helpers/grpc.js";
+import { dropSchema, freshSchema } from "../test/helpers/verdict.js";
 import { formatRow, grpcFrame, h2load, median } from "./h2load.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -29,7 +30,9 @@ const config = loadConfig({
   VERDICT_ROOT_PASSWORD: PASSWORD,
   VERDICT_LOG_LEVEL: "warn",
 });
-const verdict = await startVerdict(config, { logger: createLogger("warn") });
+// With DATABASE_URL, a fresh schema (dropped at the end) unless VERDICT_DATABASE_SCHEMA names one.
+const schema = process.env.DATABASE_URL && !process.env.VERDICT_DATABASE_SCHEMA ? freshSchema() : undefined;
+const verdict = await startVerdict(config, { logger: createLogger("warn"), schema });
 await verdict.loaded;
 const address = `127.0.0.1:${verdict.grpcPort}`;
 const auth = { authorization: `Basic ${Buffer.from(`root:${PASSWORD}`).toString("base64")}` };
@@ -82,4 +85,5 @@ console.log(`ratio Check / no-op throughput: ${(med(check, (r) => r.requestsPerS
 const cpuMed = (label: string) => median(cpuPerCallByLabel.get(label)!);
 console.log(`server CPU per call: no-op ${cpuMed(noop).toFixed(0)} us, Check ${cpuMed(check).toFixed(0)} us, ratio no-op / Check ${(cpuMed(noop) / cpuMed(check)).toFixed(3)}`);
 await verdict.close();
+if (schema) await dropSchema(schema);
 process.exit(0);

@@ -16,6 +16,7 @@ import { AuthService, LoginRequestSchema } from "../gen/verdict/v1/auth_pb.js";
 import { CheckRequestSchema, DecisionService } from "../gen/verdict/v1/decision_pb.js";
 import { Reason } from "../gen/verdict/v1/types_pb.js";
 import { grpcClient } from "../test/helpers/grpc.js";
+import { dropSchema, freshSchema } from "../test/helpers/verdict.js";
 import { type LoadResult, formatRow, grpcFrame, h2load, median } from "./h2load.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -35,7 +36,9 @@ const config = loadConfig({
   VERDICT_ROOT_PASSWORD: PASSWORD,
   VERDICT_LOG_LEVEL: "warn",
 });
-const verdict = await startVerdict(config, { logger: createLogger("warn") });
+// With DATABASE_URL, a fresh schema (dropped at the end) unless VERDICT_DATABASE_SCHEMA names one.
+const schema = process.env.DATABASE_URL && !process.env.VERDICT_DATABASE_SCHEMA ? freshSchema() : undefined;
+const verdict = await startVerdict(config, { logger: createLogger("warn"), schema });
 await verdict.loaded;
 const address = `127.0.0.1:${verdict.grpcPort}`;
 const root = { authorization: `Basic ${Buffer.from(`root:${PASSWORD}`).toString("base64")}` };
@@ -118,4 +121,5 @@ console.log(`in-process engine.check: first-seen token ${firstSeenUs.toFixed(1)}
 const stats = verdict.engine.current.sizes();
 console.log(`policy sizes ${JSON.stringify(stats)}`);
 await verdict.close();
+if (schema) await dropSchema(schema);
 process.exit(0);

@@ -61,7 +61,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     ? createPostgresStore({ connectionString: config.databaseUrl, schema })
     : createPgliteStore({ dataDir: config.dataDir, schema });
   const bus = openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
-  const passwords = createPasswordHasher(config.argon2);
+  const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256 });
   const engine = new Engine({
     store,
     bus,

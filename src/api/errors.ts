@@ -6,6 +6,7 @@
 import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { PasswordBusyError } from "../authn/password.js";
 import { GrantSyntaxError } from "../core/grant.js";
 import { PatternError } from "../core/patterns.js";
 import { StoreError } from "../store/store.js";
@@ -62,6 +63,7 @@ const CONNECT: Record<ApiErrorCode, Code> = {
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof PatternError || error instanceof GrantSyntaxError) return new ApiError("invalid_argument", error.message);
+  if (error instanceof PasswordBusyError) return new ApiError("resource_exhausted", error.message);
   if (error instanceof StoreError) {
     if (error.code === "unavailable") return new ApiError("unavailable", "the policy store is unavailable; try again shortly", { cause: error });
     if (error.code === "conflict") return new ApiError("failed_precondition", error.message);

@@ -33,24 +33,64 @@ export interface PasswordHasher {
   verify(hash: string | undefined, password: string): Promise<boolean>;
 }
 
-/** Creates a hasher with the given argon2id cost. */
-export function createPasswordHasher(cost: PasswordCost = DEFAULT_PASSWORD_COST): PasswordHasher {
-  const options = { type: argon2.argon2id as 2, ...cost };
+/** Thrown when more password operations are waiting than the hasher queues. */
+export class PasswordBusyError extends Error {
+  constructor() {
+    super("too many password checks in progress; try again shortly");
+    this.name = "PasswordBusyError";
+  }
+}
+
+/** How many argon2 operations run at once and how many may wait. */
+export interface PasswordConcurrency {
+  readonly maxConcurrent: number;
+  readonly maxWaiting: number;
+}
+
+/**
+ * Creates a hasher with the given argon2id cost. Operations run at most `maxConcurrent` at a time
+ * (each takes ~64 MiB and several threads; unbounded, a burst of logins starves Check of CPU), and
+ * beyond `maxWaiting` queued ones they fail fast with PasswordBusyError.
+ */
+export function createPasswordHasher(
+  cost: PasswordCost = DEFAULT_PASSWORD_COST,
+  concurrency: PasswordConcurrency = { maxConcurrent: 1, maxWaiting: 256 },
+): PasswordHasher {
+  const options = { type: argon2.argon2id as 2, memoryCost: cost.memoryCost, timeCost: cost.timeCost, parallelism: cost.parallelism };
   let dummy: Promise<string> | undefined;
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  const limited = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (running >= concurrency.maxConcurrent) {
+      if (waiting.length >= concurrency.maxWaiting) throw new PasswordBusyError();
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    } else {
+      running++;
+    }
+    try {
+      return await work();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
   return {
-    hash: (password) => argon2.hash(password, options),
+    hash: (password) => limited(() => argon2.hash(password, options)),
     async verify(hash, password) {
       if (password.length > MAX_PASSWORD_LENGTH) password = password.slice(0, MAX_PASSWORD_LENGTH);
       if (hash === undefined) {
         dummy ??= argon2.hash("verdict-dummy-password", options);
-        await argon2.verify(await dummy, password).catch(() => false);
+        const dummyHash = await dummy;
+        await limited(() => argon2.verify(dummyHash, password)).catch((e) => {
+          if (e instanceof PasswordBusyError) throw e;
+        });
         return false;
       }
-      try {
-        return await argon2.verify(hash, password);
-      } catch {
+      return limited(() => argon2.verify(hash, password)).catch((e) => {
+        if (e instanceof PasswordBusyError) throw e;
         return false;
-      }
+      });
     },
   };
 }

@@ -65,7 +65,8 @@ export interface Config {
    * (VERDICT_MIN_VERSION_WAIT_MS, default 100) before answering with reason STALE.
    */
   readonly minVersionWaitMs: number;
-  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
+  /** argon2id cost, and how many password operations may run at once (the rest queue). */
+  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number; readonly maxConcurrent: number };
   readonly shutdownGraceMs: number;
   /** The decision audit trail (JSON lines on stdout): every denial, a sample of allows. */
   readonly audit: {
@@ -312,6 +313,7 @@ export function loadConfig(env: Env = process.env): Config {
       memoryCost: int(env, "VERDICT_ARGON2_MEMORY_KIB", 65536, 1024, 4 * 1024 * 1024),
       timeCost: int(env, "VERDICT_ARGON2_TIME_COST", 3, 1, 100),
       parallelism: int(env, "VERDICT_ARGON2_PARALLELISM", 4, 1, 64),
+      maxConcurrent: int(env, "VERDICT_ARGON2_MAX_CONCURRENT", 1, 1, 64),
     },
     shutdownGraceMs: int(env, "VERDICT_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     audit: {
