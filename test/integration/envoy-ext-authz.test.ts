@@ -16,7 +16,8 @@ import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVer
 
 const PROTO_ROOT = join(import.meta.dirname, "../fixtures/envoy-client");
 const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/** Decision ids: a per-process hex prefix and a base-36 counter, as DecisionService makes them. */
+const DECISION_ID = /^[0-9a-f]{12}-[0-9a-z]+$/;
 
 const RULES = `
 rules:
@@ -163,7 +164,7 @@ describe("envoy ext_authz against a real server", () => {
     const body = JSON.parse(denied.body) as Record<string, string>;
     expect(Object.keys(body).sort()).toEqual(["decision_id", "message", "reason"]);
     expect(body.reason).toBe(reason);
-    expect(body.decision_id).toMatch(UUID);
+    expect(body.decision_id).toMatch(DECISION_ID);
     expect(headers).toEqual({
       "content-type": "application/json",
       "cache-control": "no-store",
@@ -189,7 +190,7 @@ describe("envoy ext_authz against a real server", () => {
       expect(o.keep_empty_value).toBe(true);
     }
     const headers = headerRecord(ok.headers);
-    expect(headers["x-verdict-decision-id"]).toMatch(UUID);
+    expect(headers["x-verdict-decision-id"]).toMatch(DECISION_ID);
     return headers;
   }
 

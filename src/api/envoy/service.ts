@@ -10,6 +10,7 @@ import type { DecisionAudit } from "../../observability/audit.js";
 import type { Logger } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { GrpcService } from "../../server/grpc-server.js";
+import { createDecisionIds } from "../decision-service.js";
 import type { Decider } from "./decider.js";
 import { createExtAuthzHandler, headerNamesRead, type CheckRequestView, type ExtAuthzHandler, type ExtAuthzOutcome } from "./ext-authz.js";
 import { builtInRules, createRulesHolder, type CompiledRules, type RulesSource } from "./rules.js";
@@ -70,7 +71,8 @@ export async function createExtAuthzService(options: ExtAuthzServiceOptions): Pr
       logger.error("ext_authz failed closed", { decisionId: outcome.decisionId, action: outcome.action, tenant: outcome.tenant, error: outcome.error });
     }
   };
-  const check = createExtAuthzHandler({ decider, rules, timeoutMs: settings.timeoutMs, onOutcome: observe });
+  // Decision ids in the same form as DecisionService's: a per-process prefix and a counter.
+  const check = createExtAuthzHandler({ decider, rules, timeoutMs: settings.timeoutMs, onOutcome: observe, newDecisionId: createDecisionIds() });
 
   return {
     grpcService: authorizationService(check, rules),
