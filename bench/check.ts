@@ -5,44 +5,19 @@
  *   npm run bench:check            (ROUNDS=3 SECONDS=5 CLIENTS=4 STREAMS=32 to tune)
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { loadConfig } from "../src/config/config.js";
-import { createLogger } from "../src/observability/logger.js";
-import { startVerdict } from "../src/app.js";
-import { AdminService } from "../gen/verdict/v1/admin_pb.js";
 import { CheckRequestSchema, DecisionService } from "../gen/verdict/v1/decision_pb.js";
 import { HealthCheckRequestSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { Reason } from "../gen/verdict/v1/types_pb.js";
 import { grpcClient } from "../test/helpers/grpc.js";
-import { dropSchema, freshSchema } from "../test/helpers/verdict.js";
 import { formatRow, grpcFrame, h2load, median } from "./h2load.js";
+import { startBenchServer } from "./server.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 5);
 const CLIENTS = Number(process.env.CLIENTS ?? 4);
 const STREAMS = Number(process.env.STREAMS ?? 32);
-const PASSWORD = "bench-root-password";
-
-const config = loadConfig({
-  ...process.env,
-  VERDICT_GRPC_ADDR: "127.0.0.1:0",
-  VERDICT_HTTP_ADDR: "127.0.0.1:0",
-  VERDICT_DATA_DIR: process.env.DATABASE_URL ? "./data" : "memory://",
-  VERDICT_ROOT_PASSWORD: PASSWORD,
-  VERDICT_LOG_LEVEL: "warn",
-});
-// With DATABASE_URL, a fresh schema (dropped at the end) unless VERDICT_DATABASE_SCHEMA names one.
-const schema = process.env.DATABASE_URL && !process.env.VERDICT_DATABASE_SCHEMA ? freshSchema() : undefined;
-const verdict = await startVerdict(config, { logger: createLogger("warn"), schema });
-await verdict.loaded;
-const address = `127.0.0.1:${verdict.grpcPort}`;
-const auth = { authorization: `Basic ${Buffer.from(`root:${PASSWORD}`).toString("base64")}` };
-const admin = grpcClient(AdminService, address);
-await admin.createTenant({ id: "bench" }, auth);
-await admin.createUser({ username: "bench-user", password: "bench-user-password" }, auth);
-await admin.putRole({ name: "bench-role", permissions: ["read:orders", "write:*", "*:invoices"] }, auth);
-await admin.bindRole({ tenant: "bench", user: "bench-user", role: "bench-role" }, auth);
-const { secret } = await admin.createApiKey({ name: "bench", owner: "bench-user" }, auth);
-admin.close();
+const server = await startBenchServer();
+const { address, apiKey: secret } = server;
 
 const checkRequest = create(CheckRequestSchema, { credential: secret, action: "read:orders", tenant: "bench" });
 const decision = grpcClient(DecisionService, address);
@@ -61,7 +36,7 @@ const targets = [
   },
 ];
 
-console.log(`bench/check: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${verdict.store.driver}`);
+console.log(`bench/check: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${server.storeDriver}`);
 const results = new Map<string, Array<Awaited<ReturnType<typeof h2load>>>>();
 const cpuPerCallByLabel = new Map<string, number[]>();
 for (let round = 1; round <= ROUNDS; round++) {
@@ -84,6 +59,5 @@ console.log(`median Check  ${med(check, (r) => r.requestsPerSecond).toFixed(0)} 
 console.log(`ratio Check / no-op throughput: ${(med(check, (r) => r.requestsPerSecond) / med(noop, (r) => r.requestsPerSecond)).toFixed(3)} (target >= 0.9)`);
 const cpuMed = (label: string) => median(cpuPerCallByLabel.get(label)!);
 console.log(`server CPU per call: no-op ${cpuMed(noop).toFixed(0)} us, Check ${cpuMed(check).toFixed(0)} us, ratio no-op / Check ${(cpuMed(noop) / cpuMed(check)).toFixed(3)}`);
-await verdict.close();
-if (schema) await dropSchema(schema);
+await server.close();
 process.exit(0);

@@ -13,25 +13,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
-import pg from "pg";
-import { loadConfig } from "../src/config/config.js";
-import { createLogger } from "../src/observability/logger.js";
-import { startVerdict } from "../src/app.js";
-import { AdminService } from "../gen/verdict/v1/admin_pb.js";
 import { CheckRequestSchema, DecisionService } from "../gen/verdict/v1/decision_pb.js";
 import { Reason } from "../gen/verdict/v1/types_pb.js";
 import { Authorization, CheckRequestSchema as EnvoyCheckRequestSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { grpcClient } from "../test/helpers/grpc.js";
 import { formatRow, grpcFrame, h2load, median, type LoadResult } from "./h2load.js";
+import { startBenchServer } from "./server.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 5);
 const CLIENTS = Number(process.env.CLIENTS ?? 4);
 const STREAMS = Number(process.env.STREAMS ?? 32);
 const TARGET_RATIO = 0.85;
-const PASSWORD = "bench-root-password";
 
 const rulesDir = mkdtempSync(join(tmpdir(), "verdict-bench-rules-"));
 const rulesPath = join(rulesDir, "rules.yaml");
@@ -48,28 +42,8 @@ writeFileSync(
   ].join("\n"),
 );
 
-const schema = process.env.DATABASE_URL ? `bench_ext_authz_${randomBytes(4).toString("hex")}` : "";
-const config = loadConfig({
-  ...process.env,
-  VERDICT_DATABASE_SCHEMA: schema,
-  VERDICT_GRPC_ADDR: "127.0.0.1:0",
-  VERDICT_HTTP_ADDR: "127.0.0.1:0",
-  VERDICT_DATA_DIR: process.env.DATABASE_URL ? "./data" : "memory://",
-  VERDICT_ROOT_PASSWORD: PASSWORD,
-  VERDICT_LOG_LEVEL: "warn",
-  VERDICT_EXT_AUTHZ_RULES: rulesPath,
-});
-const verdict = await startVerdict(config, { logger: createLogger("warn") });
-await verdict.loaded;
-const address = `127.0.0.1:${verdict.grpcPort}`;
-const auth = { authorization: `Basic ${Buffer.from(`root:${PASSWORD}`).toString("base64")}` };
-const admin = grpcClient(AdminService, address);
-await admin.createTenant({ id: "bench" }, auth);
-await admin.createUser({ username: "bench-user", password: "bench-user-password" }, auth);
-await admin.putRole({ name: "bench-role", permissions: ["read:orders", "write:*", "*:invoices"] }, auth);
-await admin.bindRole({ tenant: "bench", user: "bench-user", role: "bench-role" }, auth);
-const { secret } = await admin.createApiKey({ name: "bench", owner: "bench-user" }, auth);
-admin.close();
+const server = await startBenchServer({ VERDICT_EXT_AUTHZ_RULES: rulesPath });
+const { verdict, address, apiKey: secret } = server;
 
 const checkRequest = create(CheckRequestSchema, { credential: secret, action: "read:orders", tenant: "bench" });
 const path = "/v1/orders/8f14e45f-ceea-467f-a0e6-7a1b0c2d3e4f?expand=items";
@@ -157,12 +131,6 @@ console.log(summary("Check", plain));
 console.log(summary("ext_authz", extAuthz));
 console.log(`ratio ext_authz / Check throughput: ${ratio.toFixed(3)} (target >= ${TARGET_RATIO})`);
 console.log(`ratio Check / ext_authz server CPU per call: ${cpuRatio.toFixed(3)}`);
-await verdict.close();
+await server.close();
 rmSync(rulesDir, { recursive: true, force: true });
-if (schema !== "") {
-  const client = new pg.Client({ connectionString: config.databaseUrl });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-}
 process.exit(0);

@@ -8,16 +8,12 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { performance } from "node:perf_hooks";
-import { loadConfig } from "../src/config/config.js";
-import { createLogger } from "../src/observability/logger.js";
-import { startVerdict } from "../src/app.js";
-import { AdminService } from "../gen/verdict/v1/admin_pb.js";
 import { AuthService, LoginRequestSchema } from "../gen/verdict/v1/auth_pb.js";
 import { CheckRequestSchema, DecisionService } from "../gen/verdict/v1/decision_pb.js";
 import { Reason } from "../gen/verdict/v1/types_pb.js";
 import { grpcClient } from "../test/helpers/grpc.js";
-import { dropSchema, freshSchema } from "../test/helpers/verdict.js";
 import { type LoadResult, formatRow, grpcFrame, h2load, median } from "./h2load.js";
+import { BENCH_USER_PASSWORD, startBenchServer } from "./server.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 5);
@@ -25,30 +21,9 @@ const CLIENTS = Number(process.env.CLIENTS ?? 4);
 const STREAMS = Number(process.env.STREAMS ?? 32);
 const FRESH_TOKENS = Number(process.env.FRESH_TOKENS ?? 300);
 const LOGIN_STREAMS = Number(process.env.LOGIN_STREAMS ?? 4);
-const PASSWORD = "bench-root-password";
-const USER_PASSWORD = "bench-user-password";
-
-const config = loadConfig({
-  ...process.env,
-  VERDICT_GRPC_ADDR: "127.0.0.1:0",
-  VERDICT_HTTP_ADDR: "127.0.0.1:0",
-  VERDICT_DATA_DIR: process.env.DATABASE_URL ? "./data" : "memory://",
-  VERDICT_ROOT_PASSWORD: PASSWORD,
-  VERDICT_LOG_LEVEL: "warn",
-});
-// With DATABASE_URL, a fresh schema (dropped at the end) unless VERDICT_DATABASE_SCHEMA names one.
-const schema = process.env.DATABASE_URL && !process.env.VERDICT_DATABASE_SCHEMA ? freshSchema() : undefined;
-const verdict = await startVerdict(config, { logger: createLogger("warn"), schema });
-await verdict.loaded;
-const address = `127.0.0.1:${verdict.grpcPort}`;
-const root = { authorization: `Basic ${Buffer.from(`root:${PASSWORD}`).toString("base64")}` };
-const admin = grpcClient(AdminService, address);
-await admin.createTenant({ id: "bench" }, root);
-await admin.createUser({ username: "bench-user", password: USER_PASSWORD }, root);
-await admin.putRole({ name: "bench-role", permissions: ["read:orders", "write:*", "*:invoices"] }, root);
-await admin.bindRole({ tenant: "bench", user: "bench-user", role: "bench-role" }, root);
-const { secret } = await admin.createApiKey({ name: "bench", owner: "bench-user" }, root);
-admin.close();
+const USER_PASSWORD = BENCH_USER_PASSWORD;
+const server = await startBenchServer();
+const { verdict, address, apiKey: secret } = server;
 
 const auth = grpcClient(AuthService, address);
 const loginRequest = create(LoginRequestSchema, { username: "bench-user", password: USER_PASSWORD, tenant: "bench" });
@@ -95,7 +70,7 @@ const targets = [
 const loginTarget = { label: "Login (argon2id)", url: `${base}/verdict.v1.AuthService/Login`, body: grpcFrame(toBinary(LoginRequestSchema, loginRequest)) };
 const load = { seconds: SECONDS, clients: CLIENTS, streamsPerClient: STREAMS };
 
-console.log(`bench/tokens: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${verdict.store.driver}, argon2 ${JSON.stringify(config.argon2)}`);
+console.log(`bench/tokens: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${verdict.store.driver}, argon2 (VERDICT_ARGON2_* or the defaults)`);
 const results = new Map<string, LoadResult[]>();
 const record = (r: LoadResult, round: number) => {
   console.log(`round ${round}  ${formatRow(r)}`);
@@ -120,6 +95,5 @@ console.log(`Check p99 during logins / without: ${(med("Check (JWT) during login
 console.log(`in-process engine.check: first-seen token ${firstSeenUs.toFixed(1)} us, cached token ${cachedUs.toFixed(1)} us, API key ${keyUs.toFixed(1)} us (${FRESH_TOKENS} tokens)`);
 const stats = verdict.engine.current.sizes();
 console.log(`policy sizes ${JSON.stringify(stats)}`);
-await verdict.close();
-if (schema) await dropSchema(schema);
+await server.close();
 process.exit(0);
