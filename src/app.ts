@@ -19,7 +19,7 @@ import { createAdminService } from "./api/admin-service.js";
 import { createAuthService } from "./api/auth-service.js";
 import { createDecisionService } from "./api/decision-service.js";
 import { createExtAuthzService } from "./api/envoy/service.js";
-import { HealthState } from "./api/health.js";
+import { HealthState, ServingStatus } from "./api/health.js";
 import { type WireCodec, toConnectService, toGrpcService } from "./api/rpc.js";
 import { decodeCheckRequest, encodeCheckResponse } from "./api/check-codec.js";
 import { startGrpcServer } from "./server/grpc-server.js";
@@ -142,7 +142,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
         res.end(JSON.stringify(tokens.jwks(Date.now())));
       },
     },
-    ready: () => engine.ready && health.status === 1,
+    ready: () => engine.ready && health.status === ServingStatus.SERVING,
     maxRequestBytes: config.maxRequestBytes,
     logger,
   });

@@ -16,8 +16,7 @@ import {
   type CheckResponse,
   type DecisionService,
 } from "../../gen/verdict/v1/decision_pb.js";
-import { Reason } from "../../gen/verdict/v1/types_pb.js";
-import { toPrincipal } from "./convert.js";
+import { toPrincipal, toProtoReason } from "./convert.js";
 import { ApiError } from "./errors.js";
 import { type CallContext, type Handlers, callerCredential } from "./rpc.js";
 
@@ -73,7 +72,7 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
     return {
       $typeName: "verdict.v1.CheckResponse",
       allowed: d.allowed,
-      reason: Reason[d.reason],
+      reason: toProtoReason(d.reason),
       message: d.message,
       principal: toPrincipal(d.principal),
       policyVersion: BigInt(d.version),
@@ -118,7 +117,7 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
         principal ??= d.principal;
         metrics.countDecision("check_batch", d.allowed, d.reason);
         audit?.record("check_batch", d, action, req.tenant, decisionId);
-        return create(ActionDecisionSchema, { action, allowed: d.allowed, reason: Reason[d.reason] });
+        return create(ActionDecisionSchema, { action, allowed: d.allowed, reason: toProtoReason(d.reason) });
       });
       return create(CheckBatchResponseSchema, {
         decisions,

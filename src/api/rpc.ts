@@ -31,6 +31,18 @@ function logFailure(logger: Logger, method: string, error: unknown, code: string
   if (code === "internal" || code === "unavailable") logger.error("rpc failed", { method, code, error: (error as Error)?.cause ?? error });
 }
 
+/** The context of a grpc-js call: one small object per call, headers read only when asked. */
+class GrpcCallContext implements CallContext {
+  constructor(private readonly call: ServerUnaryCall<unknown, unknown>) {}
+  header(name: string): string | undefined {
+    const v = this.call.metadata.get(name);
+    return v.length > 0 ? String(v[0]) : undefined;
+  }
+  get peer(): string {
+    return this.call.getPeer();
+  }
+}
+
 /** A hand-written codec replacing protobuf-es (de)serialisation for one hot method. */
 export interface WireCodec {
   deserialize(bytes: Buffer): unknown;
@@ -65,17 +77,8 @@ export function toGrpcService<S extends DescService>(
       callback(toGrpcError(api));
     };
     implementation[method.localName] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-      const ctx: CallContext = {
-        header(name) {
-          const v = call.metadata.get(name);
-          return v.length > 0 ? String(v[0]) : undefined;
-        },
-        get peer() {
-          return call.getPeer();
-        },
-      };
       try {
-        const result = handler(call.request, ctx);
+        const result = handler(call.request, new GrpcCallContext(call));
         if (result instanceof Promise) result.then((r) => callback(null, r), (e) => fail(callback, e));
         else callback(null, result);
       } catch (error) {

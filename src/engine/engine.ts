@@ -47,6 +47,14 @@ export interface EngineOptions {
 
 const CHANGE_BATCH = 1000;
 
+/** True when the string has exactly three dot-separated parts (without splitting it). */
+function isJwtShaped(credential: string): boolean {
+  const first = credential.indexOf(".");
+  if (first < 0) return false;
+  const second = credential.indexOf(".", first + 1);
+  return second >= 0 && credential.indexOf(".", second + 1) < 0;
+}
+
 /** The in-memory decision engine of one replica. */
 export class Engine {
   private policy: Policy;
@@ -154,7 +162,7 @@ export class Engine {
     if (credential.length > 8192) {
       return { kind: "denied", decision: deny("MALFORMED_CREDENTIAL", "credential longer than 8192 characters", this.policy.version) };
     }
-    if (credential.split(".").length !== 3) {
+    if (!isJwtShaped(credential)) {
       return { kind: "denied", decision: deny("MALFORMED_CREDENTIAL", "credential is neither an API key nor a JWT", this.policy.version) };
     }
     if (!this.tokens) {
