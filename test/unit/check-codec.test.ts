@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { decodeCheckRequest, encodeCheckResponse, WireError } from "../../src/api/check-codec.js";
+import { decodeCheckRequest, encodeCheckResponse } from "../../src/api/check-codec.js";
+import { WireError } from "../../src/api/protowire.js";
 import { CheckRequestSchema, CheckResponseSchema } from "../../gen/verdict/v1/decision_pb.js";
 import { PrincipalSchema } from "../../gen/verdict/v1/types_pb.js";
 

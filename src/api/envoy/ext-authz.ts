@@ -88,7 +88,7 @@ export interface CheckRequestView {
 export type ExtAuthzHandler = (request: CheckRequestView, rules?: CompiledRules) => Promise<CheckResponse>;
 
 /** google.rpc.Code values used in CheckResponse.status. */
-export const GrpcCode = Object.freeze({
+const GrpcCode = Object.freeze({
   OK: 0,
   INVALID_ARGUMENT: 3,
   PERMISSION_DENIED: 7,
@@ -195,7 +195,7 @@ export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler
 /** The answer when the decider (or the adapter) failed: fail closed. */
 function failure(caught: unknown): Judgement {
   const message = caught instanceof DecisionTimeout ? "the decision timed out" : "the authorization service failed";
-  return { kind: "reject", rejection: { reason: "INTERNAL_ERROR", message }, principal: undefined };
+  return rejected("INTERNAL_ERROR", message);
 }
 
 /** The action and tenant once known, reported in the outcome even when the request is denied. */
@@ -219,9 +219,9 @@ function judge(request: CheckRequestView, rules: CompiledRules, decider: Decider
   const http = attributes?.request?.http;
   if (attributes === undefined || http === undefined) return rejected("INVALID_REQUEST", "the request has no HTTP attributes");
   const headers = headersOf(http);
-  const problem = requestProblem(http, headers, rules);
+  const path = http.path || headers[":path"] || "";
+  const problem = requestProblem(http, headers, path, rules);
   if (problem !== undefined) return rejected("INVALID_REQUEST", problem);
-  const path = http.path || headers[":path"];
   if (rules.isExempt(path)) return { kind: "exempt" };
 
   const credential = findCredential(headers, rules);
@@ -274,7 +274,7 @@ function headersOf(http: HttpRequestView): Headers {
 }
 
 /** Why the request cannot be judged (too large, malformed path), or undefined. */
-function requestProblem(http: HttpRequestView, headers: Headers, rules: CompiledRules): string | undefined {
+function requestProblem(http: HttpRequestView, headers: Headers, path: string, rules: CompiledRules): string | undefined {
   const { maxHeaders, maxHeaderValueLength, maxPathLength } = rules.limits;
   const stats = http.headerStats;
   if (stats !== undefined) {
@@ -287,7 +287,6 @@ function requestProblem(http: HttpRequestView, headers: Headers, rules: Compiled
       if (Buffer.byteLength(headers[name]) > maxHeaderValueLength) return `a header value is longer than ${maxHeaderValueLength} bytes`;
     }
   }
-  const path = http.path || headers[":path"] || "";
   if (path.length === 0) return "the request has no path";
   if (path.length > maxPathLength) return `the path is longer than ${maxPathLength} characters`;
   if (path.charCodeAt(0) !== 47 /* / */) return "the path must start with '/'";

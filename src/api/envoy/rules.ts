@@ -193,7 +193,7 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
 }
 
 /** The verb of each method under `unmatched: conventional`; other methods have no action. */
-export const CONVENTIONAL_VERBS: ReadonlyMap<string, string> = new Map([
+const CONVENTIONAL_VERBS: ReadonlyMap<string, string> = new Map([
   ["GET", "read"],
   ["HEAD", "read"],
   ["OPTIONS", "read"],
@@ -224,11 +224,8 @@ export function conventionalAction(method: string, path: string): string | undef
 }
 
 /** The rules used when no rules file is configured: every default, and `unmatched: conventional`. */
-export const BUILT_IN_RULES_TEXT = "unmatched: conventional\n";
-
-/** Compiles BUILT_IN_RULES_TEXT. */
 export function builtInRules(): CompiledRules {
-  return parseRules(BUILT_IN_RULES_TEXT, "built-in rules");
+  return parseRules("unmatched: conventional\n", "built-in rules");
 }
 
 /** Index of the end of the path proper: the first '?' or '#', or the length. */
@@ -382,15 +379,17 @@ function compileExempt(value: unknown, fail: Fail): readonly PathPattern[] {
   });
 }
 
+const DEFAULT_TENANT_SOURCES: readonly TenantSource[] = Object.freeze([{ kind: "header", name: RULES_DEFAULTS.tenantHeader }]);
+
 function compileTenant(value: unknown, fail: Fail): { sources: readonly TenantSource[]; defaultTenant: string | undefined } {
-  if (value === undefined) return { sources: [{ kind: "header", name: RULES_DEFAULTS.tenantHeader }], defaultTenant: undefined };
+  if (value === undefined) return { sources: DEFAULT_TENANT_SOURCES, defaultTenant: undefined };
   const tenant = mapping(value, "tenant", fail);
   onlyKeys(tenant, ["from", "default"], "tenant", fail);
   const defaultTenant = optionalString(tenant.default, "tenant.default", fail);
   if (defaultTenant !== undefined && !isValidTenantId(defaultTenant)) {
     fail("tenant.default", `${JSON.stringify(defaultTenant)} is not a valid tenant id`);
   }
-  if (tenant.from === undefined) return { sources: [{ kind: "header", name: RULES_DEFAULTS.tenantHeader }], defaultTenant };
+  if (tenant.from === undefined) return { sources: DEFAULT_TENANT_SOURCES, defaultTenant };
   if (!Array.isArray(tenant.from) || tenant.from.length === 0) {
     fail("tenant.from", `must be a non-empty list of sources, got ${describe(tenant.from)}`);
   }

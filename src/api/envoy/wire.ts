@@ -9,6 +9,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import type { HeaderValueOption } from "../../../gen/envoy/config/core/v3/base_pb.js";
 import { CheckResponseSchema, type CheckResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { type Cursor, WireError, readVarint, varintSize, writeVarint } from "../protowire.js";
 import type { CheckRequestView, HeaderStats, HttpRequestView } from "./ext-authz.js";
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -19,33 +20,13 @@ const FIXED64 = 1;
 const LENGTH_DELIMITED = 2;
 const FIXED32 = 5;
 
-/** A cursor over the request bytes; strings are sliced with Buffer's UTF-8 decoder (cheap for short strings). */
-interface Cursor {
-  readonly buf: Buffer;
-  pos: number;
-}
-
 function malformed(): never {
-  throw new RangeError("malformed CheckRequest");
-}
-
-function varint(c: Cursor, end: number): number {
-  let result = 0;
-  let shift = 0;
-  while (c.pos < end) {
-    const b = c.buf[c.pos++];
-    if (shift < 28) result |= (b & 0x7f) << shift;
-    else if (shift < 64) result += (b & 0x7f) * 2 ** shift;
-    else malformed();
-    if (b < 0x80) return result;
-    shift += 7;
-  }
-  return malformed();
+  throw new WireError("malformed CheckRequest");
 }
 
 /** Reads a length prefix and returns the end of the field it delimits. */
 function delimited(c: Cursor, end: number): number {
-  const length = varint(c, end);
+  const length = readVarint(c, end);
   const fieldEnd = c.pos + length;
   if (fieldEnd > end) malformed();
   return fieldEnd;
@@ -97,7 +78,7 @@ function isSelected(buf: Buffer, start: number, end: number, selection: HeaderSe
 function skip(c: Cursor, wireType: number, end: number): void {
   switch (wireType) {
     case VARINT:
-      varint(c, end);
+      readVarint(c, end);
       return;
     case FIXED64:
       c.pos += 8;
@@ -127,7 +108,7 @@ export function decodeCheckRequest(bytes: Uint8Array, selection?: HeaderSelectio
   const end = buf.length;
   let attributes: CheckRequestView["attributes"];
   while (c.pos < end) {
-    const tag = varint(c, end);
+    const tag = readVarint(c, end);
     if (tag === ((1 << 3) | LENGTH_DELIMITED)) attributes = readAttributes(c, delimited(c, end), selection);
     else skip(c, tag & 7, end);
   }
@@ -139,12 +120,12 @@ function readAttributes(c: Cursor, end: number, selection: HeaderSelection | und
   let http: HttpRequestView | undefined;
   let sawRequest = false;
   while (c.pos < end) {
-    const tag = varint(c, end);
+    const tag = readVarint(c, end);
     if (tag === ((4 << 3) | LENGTH_DELIMITED)) {
       sawRequest = true;
       const requestEnd = delimited(c, end);
       while (c.pos < requestEnd) {
-        const t = varint(c, requestEnd);
+        const t = readVarint(c, requestEnd);
         if (t === ((2 << 3) | LENGTH_DELIMITED)) http = readHttp(c, delimited(c, requestEnd), selection);
         else skip(c, t & 7, requestEnd);
       }
@@ -161,7 +142,7 @@ function readHttp(c: Cursor, end: number, selection: HeaderSelection | undefined
   const http: Mutable<HttpRequestView> = { method: "", path: "", host: "", headers: Object.create(null) as Record<string, string> };
   const stats: Mutable<HeaderStats> = { count: 0, longestValueBytes: 0 };
   while (c.pos < end) {
-    const tag = varint(c, end);
+    const tag = readVarint(c, end);
     if ((tag & 7) !== LENGTH_DELIMITED) {
       skip(c, tag & 7, end);
       continue;
@@ -197,7 +178,7 @@ function readHeader(c: Cursor, end: number, into: Record<string, string>, select
   let valueStart = 0;
   let valueEnd = 0;
   while (c.pos < end) {
-    const tag = varint(c, end);
+    const tag = readVarint(c, end);
     if (tag === ((1 << 3) | LENGTH_DELIMITED)) {
       keyEnd = delimited(c, end);
       keyStart = c.pos;
@@ -219,7 +200,7 @@ function readMapEntry(c: Cursor, end: number, into: Record<string, string>): voi
   let key = "";
   let value = "";
   while (c.pos < end) {
-    const tag = varint(c, end);
+    const tag = readVarint(c, end);
     if (tag === ((1 << 3) | LENGTH_DELIMITED)) key = string(c, end);
     else if (tag === ((2 << 3) | LENGTH_DELIMITED)) value = string(c, end);
     else skip(c, tag & 7, end);
@@ -230,7 +211,7 @@ function readMapEntry(c: Cursor, end: number, into: Record<string, string>): voi
 function readHeaderMap(c: Cursor, end: number): HeaderEntry[] {
   const headers: HeaderEntry[] = [];
   while (c.pos < end) {
-    const tag = varint(c, end);
+    const tag = readVarint(c, end);
     if (tag !== ((1 << 3) | LENGTH_DELIMITED)) {
       skip(c, tag & 7, end);
       continue;
@@ -238,7 +219,7 @@ function readHeaderMap(c: Cursor, end: number): HeaderEntry[] {
     const entryEnd = delimited(c, end);
     const entry: HeaderEntry = { key: "", value: "", rawValue: new Uint8Array(0) };
     while (c.pos < entryEnd) {
-      const t = varint(c, entryEnd);
+      const t = readVarint(c, entryEnd);
       if (t === ((1 << 3) | LENGTH_DELIMITED)) entry.key = string(c, entryEnd);
       else if (t === ((2 << 3) | LENGTH_DELIMITED)) entry.value = string(c, entryEnd);
       else if (t === ((3 << 3) | LENGTH_DELIMITED)) {
@@ -323,10 +304,6 @@ function plainHeaders(options: readonly HeaderValueOption[]): boolean {
   return true;
 }
 
-function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
-}
-
 /** Bytes of a length prefix and `n` bytes. */
 function lengthAndBytes(n: number): number {
   return varintSize(n) + n;
@@ -354,14 +331,6 @@ function headersSize(options: readonly HeaderValueOption[]): number {
   let size = 0;
   for (const option of options) size += 1 + lengthAndBytes(optionSize(option));
   return size;
-}
-
-function writeVarint(w: Cursor, n: number): void {
-  while (n >= 0x80) {
-    w.buf[w.pos++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  w.buf[w.pos++] = n;
 }
 
 /** Writes a length-delimited tag (field numbers below 16) and the length. */
