@@ -12,8 +12,7 @@ import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
 import { createDecisionAudit } from "./observability/audit.js";
-import { createPgliteStore } from "./store/pglite.js";
-import { createPostgresStore } from "./store/postgres.js";
+import { openStore } from "./store/index.js";
 import type { Store } from "./store/store.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAuthService } from "./api/auth-service.js";
@@ -57,9 +56,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const logger = options.logger ?? createLogger(config.logLevel, { service: "verdict" });
   const metrics = createMetrics();
   const schema = options.schema ?? (config.databaseSchema || undefined);
-  const store: Store = config.databaseUrl
-    ? createPostgresStore({ connectionString: config.databaseUrl, schema })
-    : createPgliteStore({ dataDir: config.dataDir, schema });
+  const store: Store = openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema });
   const bus = openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
   const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256 });
   const engine = new Engine({
@@ -97,8 +94,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     async afterBindingChange() {
       const version = await disableRootAfterSetup(store, rootSettings, adminLogger);
       if (version !== undefined) {
-        await engine.applyCommitted(version);
-        await engine.publish(version);
+        await engine.commit(version);
       }
     },
   });

@@ -3,6 +3,7 @@
  * these entities changed". The change log in the store is the truth; a lost message only delays a
  * replica until it polls.
  */
+import type { Logger } from "../observability/logger.js";
 import type { ChangeEntry } from "../store/store.js";
 
 /** What one committed mutation announces. */
@@ -27,3 +28,29 @@ export interface Bus {
   readonly connected: boolean;
   close(): Promise<void>;
 }
+
+/**
+ * Live counters of one bus. The object is updated in place, so a metrics collector can keep a
+ * reference and read it at scrape time.
+ */
+export interface BusStats {
+  /** Messages handed to the transport successfully. */
+  published: number;
+  /** Publishes that failed (the change is then picked up by polling). */
+  publishFailures: number;
+  /** Well-formed messages delivered to this bus's subscribers. */
+  received: number;
+  /** Messages on the channel that could not be decoded; ignored. */
+  malformed: number;
+  /** Resubscriptions after a lost connection (always 0 in memory). */
+  reconnects: number;
+}
+
+/** A bus that also reports its counters. Every driver returns one. */
+export interface MeteredBus extends Bus {
+  /** Live, read-only view of the counters. */
+  readonly stats: Readonly<BusStats>;
+}
+
+/** The slice of the service logger the bus drivers use; `console` satisfies it too. */
+export type BusLogger = Pick<Logger, "info" | "warn" | "error">;

@@ -3,8 +3,7 @@
  * only receivers. Delivery is asynchronous (a microtask per message) so a publisher never runs
  * subscriber code on its own stack, as with a real transport.
  */
-import type { Invalidation } from "./bus.js";
-import type { BusLogger, BusStats, MeteredBus } from "./index.js";
+import type { BusLogger, BusStats, Invalidation, MeteredBus } from "./bus.js";
 
 /** Options for {@link createMemoryBus}. */
 export interface MemoryBusOptions {

@@ -13,8 +13,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Redis } from "ioredis";
 import type { RedisOptions } from "ioredis";
 import type { EntityKind } from "../store/store.js";
-import type { Invalidation } from "./bus.js";
-import type { BusLogger, BusStats, MeteredBus } from "./index.js";
+import type { BusLogger, BusStats, Invalidation, MeteredBus } from "./bus.js";
 
 /** Options for {@link createRedisBus}. */
 export interface RedisBusOptions {

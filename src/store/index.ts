@@ -5,10 +5,6 @@ import { createPgliteStore } from "./pglite.js";
 import { createPostgresStore } from "./postgres.js";
 import type { SqlStore } from "./sql-store.js";
 
-export type { SqlStore } from "./sql-store.js";
-export { StoreError } from "./store.js";
-export type { Actor, ChangeEntry, ChangeFeed, Committed, EntityKind, PolicyReader, PolicyWriter, Store, UserCredentials } from "./store.js";
-
 /** Where the policy lives. */
 export interface OpenStoreOptions {
   /** postgres:// URL; when unset or empty the embedded PGlite store is used. */
@@ -20,18 +16,12 @@ export interface OpenStoreOptions {
 }
 
 /**
- * Opens the store and checks that the database answers, so a bad URL fails at start as a
- * StoreError("unavailable"). Does not migrate: call migrate() next.
+ * Opens the Postgres store when `databaseUrl` is set, the PGlite store otherwise. Connects lazily:
+ * an unreachable database fails the first call (migrate() or ping()) as StoreError("unavailable"),
+ * so a replica can start its servers and retry. Call migrate() before anything else.
  */
-export async function openStore(options: OpenStoreOptions): Promise<SqlStore> {
-  const store = options.databaseUrl
+export function openStore(options: OpenStoreOptions): SqlStore {
+  return options.databaseUrl
     ? createPostgresStore({ connectionString: options.databaseUrl, schema: options.schema })
     : createPgliteStore({ dataDir: options.dataDir, schema: options.schema });
-  try {
-    await store.ping();
-  } catch (err) {
-    await store.close().catch(() => {});
-    throw err;
-  }
-  return store;
 }

@@ -76,6 +76,9 @@ const SNAPSHOT_PAGE = 20_000;
 /** Settings row recording where the change log was trimmed (first version still complete). */
 const TRIMMED_BEFORE_SETTING = "verdict.change_log_trimmed_before";
 
+const UPSERT_SETTING =
+  "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value";
+
 /** Messages for constraint violations, by constraint name, built by each writer from its input. */
 type ConstraintMessages = Readonly<Record<string, string>>;
 
@@ -312,6 +315,15 @@ function translateError(err: unknown, unique: ConstraintMessages, missing: Const
   return new Error(code ? `database error ${code}: ${message}` : `database error: ${message}`);
 }
 
+/** Inserts bindings in one statement, keeping any that already exist. */
+async function insertBindings(tx: SqlSession, bindings: readonly BindingRecord[]): Promise<void> {
+  await tx.query(
+    `INSERT INTO role_bindings (tenant, user_id, role)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
+    [bindings.map((b) => b.tenant), bindings.map((b) => b.userId), bindings.map((b) => b.role)],
+  );
+}
+
 function dedupe(changes: readonly Change[]): Change[] {
   const seen = new Map<string, Change>();
   for (const change of changes) seen.set(`${change.kind}\u0000${change.id}`, change);
@@ -362,6 +374,25 @@ class SqlStoreImpl implements SqlStore {
     } catch (err) {
       throw translateError(err, unique, missing);
     }
+  }
+
+  /**
+   * Runs `sql` (parameters: `id`, then `params`; it must return a row per match) as one mutation
+   * with one `kind` entry for `id`; not_found, naming `noun` and `id`, when no row matched.
+   */
+  private updateOne(
+    actor: Actor,
+    kind: EntityKind,
+    noun: string,
+    id: string,
+    sql: string,
+    params: readonly unknown[],
+  ): Promise<Committed> {
+    return this.mutate(actor, async (tx) => {
+      const { rows } = await tx.query(sql, [id, ...params]);
+      if (!rows.length) throw new StoreError("not_found", `${noun} "${id}" not found`);
+      return { value: undefined, changes: [{ kind, id }] };
+    });
   }
 
   async migrate(): Promise<void> {
@@ -585,10 +616,7 @@ class SqlStoreImpl implements SqlStore {
         );
         const before = toNumber(rows[0].before);
         await tx.query("DELETE FROM change_log WHERE version < $1", [before]);
-        await tx.query(
-          "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-          [TRIMMED_BEFORE_SETTING, String(before)],
-        );
+        await tx.query(UPSERT_SETTING, [TRIMMED_BEFORE_SETTING, String(before)]);
       }),
     );
   }
@@ -611,11 +639,7 @@ class SqlStoreImpl implements SqlStore {
   }
 
   setTenantDisabled(id: string, disabled: boolean, actor: Actor): Promise<Committed> {
-    return this.mutate(actor, async (tx) => {
-      const { rows } = await tx.query("UPDATE tenants SET disabled = $2 WHERE id = $1 RETURNING id", [id, disabled]);
-      if (!rows.length) throw new StoreError("not_found", `tenant "${id}" not found`);
-      return { value: undefined, changes: [{ kind: "tenant", id }] };
-    });
+    return this.updateOne(actor, "tenant", "tenant", id, "UPDATE tenants SET disabled = $2 WHERE id = $1 RETURNING id", [disabled]);
   }
 
   deleteTenant(id: string, actor: Actor): Promise<Committed> {
@@ -664,11 +688,7 @@ class SqlStoreImpl implements SqlStore {
   }
 
   setUserDisabled(id: string, disabled: boolean, actor: Actor): Promise<Committed> {
-    return this.mutate(actor, async (tx) => {
-      const { rows } = await tx.query("UPDATE users SET disabled = $2 WHERE id = $1 RETURNING id", [id, disabled]);
-      if (!rows.length) throw new StoreError("not_found", `user "${id}" not found`);
-      return { value: undefined, changes: [{ kind: "user", id }] };
-    });
+    return this.updateOne(actor, "user", "user", id, "UPDATE users SET disabled = $2 WHERE id = $1 RETURNING id", [disabled]);
   }
 
   deleteUser(id: string, actor: Actor): Promise<Committed> {
@@ -688,14 +708,9 @@ class SqlStoreImpl implements SqlStore {
   }
 
   setPassword(id: string, passwordHash: string, actor: Actor): Promise<Committed> {
-    return this.mutate(actor, async (tx) => {
-      const { rows } = await tx.query("UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id", [
-        id,
-        passwordHash,
-      ]);
-      if (!rows.length) throw new StoreError("not_found", `user "${id}" not found`);
-      return { value: undefined, changes: [{ kind: "user", id }] };
-    });
+    return this.updateOne(actor, "user", "user", id, "UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id", [
+      passwordHash,
+    ]);
   }
 
   // PolicyWriter: roles and bindings
@@ -743,11 +758,7 @@ class SqlStoreImpl implements SqlStore {
         const existing = new Set(found.rows.map((row) => row.id));
         const absent = tenants.filter((t) => !existing.has(t));
         if (absent.length) throw new StoreError("not_found", `tenant "${absent.join('", "')}" not found`);
-        await tx.query(
-          `INSERT INTO role_bindings (tenant, user_id, role)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
-          [bindings.map((b) => b.tenant), bindings.map((b) => b.userId), bindings.map((b) => b.role)],
-        );
+        await insertBindings(tx, bindings);
         return { value: undefined, changes: bindings.map((b) => ({ kind: "binding" as const, id: b.userId })) };
       },
       {},
@@ -805,14 +816,14 @@ class SqlStoreImpl implements SqlStore {
   }
 
   revokeApiKey(id: string, revokedAtMs: number, actor: Actor): Promise<Committed> {
-    return this.mutate(actor, async (tx) => {
-      const { rows } = await tx.query(
-        "UPDATE api_keys SET revoked_at = CASE WHEN revoked_at = 0 THEN $2 ELSE revoked_at END WHERE id = $1 RETURNING id",
-        [id, revokedAtMs],
-      );
-      if (!rows.length) throw new StoreError("not_found", `API key "${id}" not found`);
-      return { value: undefined, changes: [{ kind: "api_key", id }] };
-    });
+    return this.updateOne(
+      actor,
+      "api_key",
+      "API key",
+      id,
+      "UPDATE api_keys SET revoked_at = CASE WHEN revoked_at = 0 THEN $2 ELSE revoked_at END WHERE id = $1 RETURNING id",
+      [revokedAtMs],
+    );
   }
 
   rotateApiKey(id: string, secretHash: string, actor: Actor): Promise<Committed<ApiKeyRecord>> {
@@ -984,11 +995,7 @@ class SqlStoreImpl implements SqlStore {
            VALUES ($1, $2, '', $3, false, $4, $5, $6) RETURNING ${USER_COLUMNS}`,
           [user.id, user.username, user.disabled, user.createdAtMs, user.externalIssuer, user.externalSubject],
         );
-        await tx.query(
-          `INSERT INTO role_bindings (tenant, user_id, role)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
-          [bindings.map((b) => b.tenant), bindings.map((b) => b.userId), bindings.map((b) => b.role)],
-        );
+        await insertBindings(tx, bindings);
         const changes: Change[] = [{ kind: "user", id: user.id }];
         if (bindings.length) changes.push({ kind: "binding", id: user.id });
         return { value: toUser(rows[0]), changes };
@@ -1012,12 +1019,7 @@ class SqlStoreImpl implements SqlStore {
   }
 
   async setSetting(name: string, value: string): Promise<void> {
-    await this.read(() =>
-      this.db.query(
-        "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-        [name, value],
-      ),
-    );
+    await this.read(() => this.db.query(UPSERT_SETTING, [name, value]));
   }
 }
 

@@ -3,9 +3,8 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { MeteredBus } from "../../src/bus/index.js";
 import { createRedisBus, openBus } from "../../src/bus/index.js";
+import { TEST_REDIS_URL as url } from "../helpers/verdict.js";
 import { invalidation, quietLogger, record, runBusContract, waitFor } from "./bus.contract.js";
-
-const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /** Opens `count` buses on one fresh channel, each with its own connection name, once subscribed. */
 async function openReplicas(count: number, onError?: (error: Error) => void, channel = `verdict:test:${randomUUID()}`) {

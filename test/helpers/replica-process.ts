@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { ROOT_PASSWORD } from "./verdict.js";
+import { CHEAP_TEST_ENV } from "./verdict.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
@@ -43,14 +43,8 @@ export async function buildReplica(tag: string): Promise<{ main: string; remove:
 export function replicaEnv(extra: Record<string, string>): Record<string, string> {
   return {
     PATH: process.env.PATH ?? "",
-    VERDICT_GRPC_ADDR: "127.0.0.1:0",
-    VERDICT_HTTP_ADDR: "127.0.0.1:0",
-    VERDICT_ROOT_PASSWORD: ROOT_PASSWORD,
-    VERDICT_ARGON2_MEMORY_KIB: "4096",
-    VERDICT_ARGON2_TIME_COST: "1",
-    VERDICT_ARGON2_PARALLELISM: "1",
+    ...CHEAP_TEST_ENV,
     VERDICT_LOG_LEVEL: process.env.VERDICT_TEST_LOG_LEVEL ?? "warn",
-    VERDICT_AUDIT_DECISIONS: "false",
     VERDICT_SHUTDOWN_GRACE_MS: "200",
     ...extra,
   };

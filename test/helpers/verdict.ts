@@ -15,6 +15,20 @@ export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6
 /** The root password integration tests configure. */
 export const ROOT_PASSWORD = "root-password-for-tests";
 
+/**
+ * Environment every test replica shares, in process or spawned: loopback ephemeral ports, the test
+ * root password, cheap argon2, no decision audit. Callers add the log level and shutdown grace.
+ */
+export const CHEAP_TEST_ENV: Readonly<Record<string, string>> = Object.freeze({
+  VERDICT_GRPC_ADDR: "127.0.0.1:0",
+  VERDICT_HTTP_ADDR: "127.0.0.1:0",
+  VERDICT_ROOT_PASSWORD: ROOT_PASSWORD,
+  VERDICT_ARGON2_MEMORY_KIB: "4096",
+  VERDICT_ARGON2_TIME_COST: "1",
+  VERDICT_ARGON2_PARALLELISM: "1",
+  VERDICT_AUDIT_DECISIONS: "false",
+});
+
 /** A fresh schema name. */
 export function freshSchema(): string {
   return `verdict_it_${randomBytes(6).toString("hex")}`;
@@ -34,14 +48,8 @@ export async function dropSchema(schema: string): Promise<void> {
 /** Starts a replica with cheap argon2 settings and ephemeral ports; waits until it serves. */
 export async function startTestVerdict(env: Record<string, string> = {}, schema?: string): Promise<RunningVerdict & { grpcAddress: string; httpBase: string }> {
   const config = loadConfig({
-    VERDICT_GRPC_ADDR: "127.0.0.1:0",
-    VERDICT_HTTP_ADDR: "127.0.0.1:0",
-    VERDICT_ROOT_PASSWORD: ROOT_PASSWORD,
-    VERDICT_ARGON2_MEMORY_KIB: "4096",
-    VERDICT_ARGON2_TIME_COST: "1",
-    VERDICT_ARGON2_PARALLELISM: "1",
+    ...CHEAP_TEST_ENV,
     VERDICT_LOG_LEVEL: process.env.VERDICT_TEST_LOG_LEVEL ?? "error",
-    VERDICT_AUDIT_DECISIONS: "false",
     VERDICT_SHUTDOWN_GRACE_MS: "500",
     ...env,
   });
