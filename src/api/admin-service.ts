@@ -42,12 +42,11 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
   const now = options.now ?? Date.now;
   const audit = options.logger.child({ component: "audit" });
 
-  const { authenticate, authorize } = createCallerAuth({ store, engine, passwords });
+  const { authenticate, authorize, authorizeAuthenticated } = createCallerAuth({ store, engine, passwords });
 
   /** Applies a committed version locally, announces it, and returns it for the response. */
   async function commit(version: number, what: string, caller: Caller | undefined, fields: Record<string, unknown>): Promise<bigint> {
-    await engine.applyCommitted(version);
-    await engine.publish(version);
+    await engine.commit(version);
     audit.info(what, { version, actor: caller?.actor.userId, actorKey: caller?.actor.keyId, ...fields });
     return BigInt(version);
   }
@@ -87,9 +86,10 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
 
   /** Keys the caller may manage: its own, or any with admin:keys in every tenant. */
   async function authorizeKeyOwner(ctx: CallContext, ownerRef: string): Promise<{ caller: Caller; ownerId: string }> {
-    const { caller } = await authenticate(ctx);
+    const authenticated = await authenticate(ctx);
+    const { caller } = authenticated;
     const ownerId = ownerRef === "" ? caller.userId : findUser(ownerRef).id;
-    if (ownerId !== caller.userId) await authorize(ctx, "admin:keys", ALL_TENANTS);
+    if (ownerId !== caller.userId) authorizeAuthenticated(authenticated, "admin:keys", ALL_TENANTS);
     return { caller, ownerId };
   }
 
@@ -97,8 +97,9 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     if (!isKeyId(id)) throw new ApiError("invalid_argument", "id must be an API key id (12 characters of a-z, 2-7)");
     const key = engine.current.getApiKey(id);
     if (!key) throw new ApiError("not_found", `API key ${id} not found`);
-    const { caller } = await authenticate(ctx);
-    if (key.ownerUserId !== caller.userId) await authorize(ctx, "admin:keys", ALL_TENANTS);
+    const authenticated = await authenticate(ctx);
+    const { caller } = authenticated;
+    if (key.ownerUserId !== caller.userId) authorizeAuthenticated(authenticated, "admin:keys", ALL_TENANTS);
     return { caller, ownerId: key.ownerUserId };
   }
 
@@ -162,9 +163,10 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       return create(pb.DeleteUserResponseSchema, { version: await commit(version, "user deleted", caller, { user: user.id }) });
     },
     async changePassword(req, ctx) {
-      const { caller } = await authenticate(ctx);
+      const authenticated = await authenticate(ctx);
+      const { caller } = authenticated;
       const user = req.user === "" ? findUser(caller.userId) : findUser(req.user);
-      if (user.id !== caller.userId) await authorize(ctx, "admin:users", ALL_TENANTS);
+      if (user.id !== caller.userId) authorizeAuthenticated(authenticated, "admin:users", ALL_TENANTS);
       if (caller.narrowedKey) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot change passwords");
       const problem = passwordProblem(req.newPassword);
       if (problem) throw new ApiError("invalid_argument", problem);

@@ -4,7 +4,8 @@
  * announced to the other replicas, so a revocation holds at the next Check on every replica.
  */
 import { create } from "@bufbuild/protobuf";
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
+import { hashApiKey } from "../authn/api-key.js";
 import type { LoginLimiter } from "../authn/login-limiter.js";
 import { MAX_PASSWORD_LENGTH, type PasswordHasher } from "../authn/password.js";
 import { ALL_TENANTS, type UserRecord } from "../core/model.js";
@@ -33,14 +34,11 @@ export interface AuthServiceOptions {
 }
 
 /** Prefix of refresh tokens, so that a leaked one is recognisable (secret scanners, logs). */
-export const REFRESH_TOKEN_PREFIX = "vrt_";
+const REFRESH_TOKEN_PREFIX = "vrt_";
 const REFRESH_TOKEN = /^vrt_[A-Za-z0-9_-]{43}$/;
 const MAX_USERNAME = 128;
-
-/** The SHA-256 (hex) under which a refresh token is stored. */
-export function hashRefreshToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
-}
+/** Refresh tokens are stored as the same hex SHA-256 as API keys (256 random bits need no slow hash). */
+const hashRefreshToken = hashApiKey;
 
 /** Creates the AuthService handlers. */
 export function createAuthService(options: AuthServiceOptions): Handlers<typeof pb.AuthService> {
@@ -52,8 +50,7 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
   const invalidRefresh = () => new ApiError("unauthenticated", "invalid refresh token");
 
   async function commit(version: number): Promise<bigint> {
-    await engine.applyCommitted(version);
-    await engine.publish(version);
+    await engine.commit(version);
     return BigInt(version);
   }
 

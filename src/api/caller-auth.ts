@@ -21,9 +21,17 @@ export interface Caller {
 /** Authenticates and authorizes callers. */
 export interface CallerAuth {
   /** Who is calling; throws unauthenticated (or unavailable before the policy is loaded). */
-  authenticate(ctx: CallContext): Promise<{ caller: Caller; resolved: Resolved }>;
+  authenticate(ctx: CallContext): Promise<Authenticated>;
   /** Authenticates the caller and checks `action` in `tenant` (ALL_TENANTS: in every tenant). */
   authorize(ctx: CallContext, action: string, tenant: string): Promise<Caller>;
+  /** Checks `action` in `tenant` for a caller already authenticated (no second password check). */
+  authorizeAuthenticated(authenticated: Authenticated, action: string, tenant: string): Caller;
+}
+
+/** The result of authenticate(). */
+export interface Authenticated {
+  readonly caller: Caller;
+  readonly resolved: Resolved;
 }
 
 const MAX_NAME = 128;
@@ -43,10 +51,14 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
     return { kind: "user", userId: creds.user.id };
   }
 
-  async function authenticate(ctx: CallContext): Promise<{ caller: Caller; resolved: Resolved }> {
+  const requireLoaded = () => {
+    if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+  };
+
+  async function authenticate(ctx: CallContext): Promise<Authenticated> {
     const authorization = ctx.header("authorization");
     if (authorization !== undefined && /^Basic\s/i.test(authorization)) {
-      if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+      requireLoaded();
       const resolved = await basicAuth(authorization);
       const userId = resolved.kind === "user" ? resolved.userId : "";
       return { caller: { actor: { userId }, userId, narrowedKey: false }, resolved };
@@ -58,7 +70,7 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
         "this call needs a credential: send 'authorization: Bearer <API key or token>', 'x-api-key: <API key>' or 'authorization: Basic <username:password>'",
       );
     }
-    if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+    requireLoaded();
     const resolved = await engine.resolve(credential);
     if (resolved.kind === "denied") throw new ApiError("unauthenticated", `credential rejected: ${resolved.decision.reason}: ${resolved.decision.message}`);
     const key = resolved.kind === "key" ? resolved.key : undefined;
@@ -66,8 +78,7 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
     return { caller: { actor: { userId, keyId: key?.id }, userId, narrowedKey: (key?.permissions.length ?? 0) > 0 }, resolved };
   }
 
-  async function authorize(ctx: CallContext, action: string, tenant: string): Promise<Caller> {
-    const { caller, resolved } = await authenticate(ctx);
+  function authorizeAuthenticated({ caller, resolved }: Authenticated, action: string, tenant: string): Caller {
     const d = engine.decideResolved(resolved, action, tenant);
     if (!d.allowed) {
       if (d.reason === "REVOKED" || d.reason === "EXPIRED" || d.reason === "DISABLED" || d.reason === "UNKNOWN_CREDENTIAL") {
@@ -79,5 +90,9 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
     return caller;
   }
 
-  return { authenticate, authorize };
+  return {
+    authenticate,
+    authorize: async (ctx, action, tenant) => authorizeAuthenticated(await authenticate(ctx), action, tenant),
+    authorizeAuthenticated,
+  };
 }

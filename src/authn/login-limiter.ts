@@ -24,7 +24,6 @@ export interface LoginLimiter {
   fail(username: string, peer: string, nowMs: number): void;
   /** Forgets the pair after a successful login. */
   succeed(username: string, peer: string): void;
-  readonly size: number;
 }
 
 interface Window {
@@ -33,7 +32,7 @@ interface Window {
 }
 
 /** The address part of a peer such as "ipv4:127.0.0.1:5050", "[::1]:5050" or "127.0.0.1". */
-export function peerAddress(peer: string): string {
+function peerAddress(peer: string): string {
   const bare = peer.replace(/^ipv[46]:/, "");
   const bracketed = /^\[([^\]]*)\](?::\d+)?$/.exec(bare);
   if (bracketed) return bracketed[1];
@@ -75,9 +74,6 @@ export function createLoginLimiter(options: LoginLimiterOptions): LoginLimiter {
     },
     succeed(username, peer) {
       windows.delete(key(username, peer));
-    },
-    get size() {
-      return windows.size;
     },
   };
 }

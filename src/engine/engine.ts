@@ -226,16 +226,18 @@ export class Engine {
   // ---- following the change log ----
 
   /**
-   * Waits until this replica has applied `version`, a version the store just committed, reading
-   * the change log as needed. Throws StoreError("unavailable") when the store cannot be read
-   * (the change stays committed: this replica and the others pick it up when the store returns).
+   * Follows a mutation the store just committed at `version`: applies it on this replica (reading
+   * the change log as needed), then announces it to the others (after commit, never before).
+   * Throws StoreError("unavailable") when the store cannot be read (the change stays committed:
+   * this replica and the others pick it up by polling when the store returns).
    */
-  async applyCommitted(version: number): Promise<void> {
+  async commit(version: number): Promise<void> {
     if (version > this.committed) this.committed = version;
     for (let attempt = 0; attempt < 2 && this.policy.version < version; attempt++) await this.catchUp("commit");
     if (this.policy.version < version) {
       throw new StoreError("unavailable", `committed at version ${version}, but this replica could not read the change log to apply it`);
     }
+    await this.publish(version);
   }
 
   /** Announces a committed version to the other replicas (after commit, never before). */

@@ -4,13 +4,14 @@
  * "session" changes), and the mapping of external subjects to users. Plugged into the engine as
  * its TokenAuthenticator, so Check accepts JWTs; everything a Check needs is in memory.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { hash, randomUUID } from "node:crypto";
 import type { OidcIssuerSettings, TokenSettings } from "../config/config.js";
 import type { UserRecord } from "../core/model.js";
-import { type AccessTokenInput, type SignedAccessToken, type TokenResult, type TokenVerifier, type TokenVerifierStats, createTokenVerifier, signAccessToken } from "../authn/tokens/jwt.js";
+import { type AccessTokenInput, type OwnIssuerConfig, type SignedAccessToken, type TokenResult, type TokenVerifier, type TokenVerifierStats, createTokenVerifier, signAccessToken } from "../authn/tokens/jwt.js";
 import {
   type KeyRing,
   type PublicJwks,
+  type SigningKeyRecord,
   createHmacKeyRing,
   createSigningKeyRing,
   parseJwtSecret,
@@ -84,16 +85,11 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
     ? createHmacKeyRing({ secret: parseJwtSecret(settings.jwtSecret), retireAfterMs, nowMs: now() })
     : undefined;
   // The verifier holds the ring through this view, so swapping the ring keeps the external key sets.
-  const liveRing: KeyRing = {
+  const liveRing: OwnIssuerConfig["ring"] = {
     get alg() {
       return requireRing().alg;
     },
-    retireAfterMs,
-    active: () => requireRing().active(),
     verificationKey: (kid, nowMs) => requireRing().verificationKey(kid, nowMs),
-    rotate: (nowMs) => requireRing().rotate(nowMs),
-    publicJwks: (nowMs) => requireRing().publicJwks(nowMs),
-    exportRecords: () => requireRing().exportRecords(),
   };
   let verifier: TokenVerifier | undefined;
   const revoked = new Map<string, number>();
@@ -107,22 +103,14 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
   function buildVerifier(): TokenVerifier {
     return createTokenVerifier({
       own: { issuer: settings.issuer, audience: settings.audience, ring: liveRing, tenantClaim: settings.tenantClaim },
-      external: settings.oidcIssuers.map((i) => ({
-        issuer: i.issuer,
-        audience: i.audience,
-        jwksUrl: i.jwksUrl,
-        algorithms: i.algorithms,
-        cacheTtlMs: i.cacheTtlMs,
-        cooldownMs: i.cooldownMs,
-        tenantClaim: i.tenantClaim,
-      })),
+      external: settings.oidcIssuers,
       leewayMs: settings.leewayMs,
       cacheSize: settings.claimsCacheSize,
       fetch: options.fetch,
     });
   }
 
-  function ringFromStore(records: Parameters<typeof createSigningKeyRing>[0]["records"]): KeyRing {
+  function ringFromStore(records: readonly SigningKeyRecord[] | undefined): KeyRing {
     return createSigningKeyRing({ alg: settings.signingAlg, retireAfterMs, nowMs: now(), keyEncryptionKey: kek, records });
   }
 
@@ -162,7 +150,7 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
   });
 
   function externalUsername(issuer: string, subject: string): string {
-    return `ext-${createHash("sha256").update(`${issuer}\u0000${subject}`).digest("hex").slice(0, 24)}`;
+    return `ext-${hash("sha256", `${issuer}\u0000${subject}`, "hex").slice(0, 24)}`;
   }
 
   async function createExternalUser(config: OidcIssuerSettings, subject: string, tenant: string): Promise<TokenAuth> {
@@ -177,8 +165,7 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
     };
     try {
       const { version } = await store.createExternalUser(user, [{ tenant: config.defaultTenant, userId: user.id, role: config.defaultRole }], SYSTEM);
-      await engine.applyCommitted(version);
-      await engine.publish(version);
+      await engine.commit(version);
       log.info("user created for an external identity", { user: user.id, issuer: config.issuer, version });
     } catch (error) {
       if (!(error instanceof StoreError && error.code === "already_exists")) {
@@ -189,7 +176,7 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
     }
     const mapped = engine.current.getUserByExternalIdentity(config.issuer, subject);
     if (!mapped) return { ok: false, reason: "UNKNOWN_CREDENTIAL", message: "no Verdict user is mapped to this external subject" };
-    return { ok: true, userId: mapped.id, tenant: tenant };
+    return { ok: true, userId: mapped.id, tenant };
   }
 
   function fromResult(result: TokenResult): TokenAuth | Promise<TokenAuth> {

@@ -90,7 +90,8 @@ export type TokenResult = { readonly ok: true; readonly claims: VerifiedClaims }
 export interface OwnIssuerConfig {
   readonly issuer: string;
   readonly audience: string | readonly string[];
-  readonly ring: KeyRing;
+  /** Only its algorithm and verification keys are used. */
+  readonly ring: Pick<KeyRing, "alg" | "verificationKey">;
   /** Default "tenant_id". */
   readonly tenantClaim?: string;
 }
@@ -212,9 +213,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   let signatureChecks = 0;
   let cacheHits = 0;
 
-  const finish = (token: string, parsed: ParsedToken, issuer: Issuer, key: KeyObject, nowMs: number): TokenResult => {
+  const finish = (token: string, parsed: ParsedToken, issuer: Issuer, found: IssuerKey | undefined, nowMs: number): TokenResult => {
+    if (!found) return fail("TOKEN_UNKNOWN_KEY", "token kid is not in the issuer's key set");
+    if (found.alg !== parsed.alg) return fail("TOKEN_ALGORITHM_NOT_ALLOWED", "token algorithm does not match its key");
     signatureChecks += 1;
-    if (!checkSignature(parsed, key)) return fail("TOKEN_BAD_SIGNATURE", "token signature does not verify");
+    if (!checkSignature(parsed, found.key)) return fail("TOKEN_BAD_SIGNATURE", "token signature does not verify");
     const result = readClaims(parsed.payload, issuer, leewayMs, nowMs);
     if (result.ok && cache) cache.set(token, result.claims, result.claims.expiresAtMs + leewayMs);
     return result;
@@ -238,14 +241,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       if (parsed.kid === undefined) return fail("TOKEN_UNKNOWN_KEY", "token has no kid");
       const kid = parsed.kid;
       const found = issuer.key(kid, nowMs);
-      if (found) return found.alg === parsed.alg ? finish(token, parsed, issuer, found.key, nowMs) : algorithmMismatch();
-      const refetch = issuer.refetch(nowMs);
-      if (!refetch) return unknownKey();
-      return refetch.then(() => {
-        const fetched = issuer.key(kid, nowMs);
-        if (!fetched) return unknownKey();
-        return fetched.alg === parsed.alg ? finish(token, parsed, issuer, fetched.key, nowMs) : algorithmMismatch();
-      });
+      const refetch = found ? undefined : issuer.refetch(nowMs);
+      if (!refetch) return finish(token, parsed, issuer, found, nowMs);
+      return refetch.then(() => finish(token, parsed, issuer, issuer.key(kid, nowMs), nowMs));
     },
     async warm(nowMs) {
       await Promise.all([...keySets.values()].map((keySet) => keySet.refresh(nowMs)));
@@ -273,13 +271,18 @@ interface ParsedToken {
   readonly signature: Buffer;
 }
 
+interface IssuerKey {
+  readonly key: KeyObject;
+  readonly alg: JwsAlgorithm;
+}
+
 interface Issuer {
   readonly issuer: string;
   readonly audiences: ReadonlySet<string>;
   readonly tenantClaim: string;
   readonly own: boolean;
   readonly algorithms: ReadonlySet<string>;
-  key(kid: string, nowMs: number): { readonly key: KeyObject; readonly alg: JwsAlgorithm } | undefined;
+  key(kid: string, nowMs: number): IssuerKey | undefined;
   /** A pending refetch of the key set, or undefined when none may happen now. */
   refetch(nowMs: number): Promise<void> | undefined;
 }
@@ -332,14 +335,6 @@ function checkTenantClaim(claim: string | undefined): string {
 
 function fail(reason: TokenFailureReason, message: string): TokenFailure {
   return { ok: false, reason, message };
-}
-
-function unknownKey(): TokenFailure {
-  return fail("TOKEN_UNKNOWN_KEY", "token kid is not in the issuer's key set");
-}
-
-function algorithmMismatch(): TokenFailure {
-  return fail("TOKEN_ALGORITHM_NOT_ALLOWED", "token algorithm does not match its key");
 }
 
 function encodeJson(value: unknown): string {
