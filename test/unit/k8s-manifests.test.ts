@@ -29,7 +29,7 @@ function find(docs: Doc[], kind: string, name: string): Doc {
 describe("k8s manifests", () => {
   it("every file parses as YAML with unique keys and every document has a kind and a name", async () => {
     const files = (await readdir(K8S)).filter((f) => f.endsWith(".yaml"));
-    expect(files.sort()).toEqual(["envoy.yaml", "verdict.yaml"]);
+    expect(files.sort()).toEqual(["envoy.yaml", "secret.example.yaml", "verdict.yaml"]);
     for (const file of files) {
       for (const doc of await manifests(file)) {
         expect(typeof doc.apiVersion).toBe("string");
@@ -65,6 +65,25 @@ describe("k8s manifests", () => {
     expect(service.spec.clusterIP).toBe("None");
     expect(service.spec.ports.find((p: Doc) => p.name === "grpc").port).toBe(config.grpcAddr.port);
     expect(find(docs, "PodDisruptionBudget", "verdict").spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+
+    const hpa = find(docs, "HorizontalPodAutoscaler", "verdict");
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: "apps/v1", kind: "Deployment", name: "verdict" });
+    expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(deployment.spec.replicas);
+    expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
+    // Utilization targets are relative to the request: without one the HPA cannot act.
+    expect(hpa.spec.metrics[0].resource.name).toBe("cpu");
+    expect(container.resources.requests.cpu).toBeDefined();
+  });
+
+  it("the example Secret has exactly the keys the Deployment reads, and placeholders only", async () => {
+    const deployment = find(await manifests("verdict.yaml"), "Deployment", "verdict");
+    const refs = deployment.spec.template.spec.containers[0].env
+      .filter((e: Doc) => e.valueFrom?.secretKeyRef)
+      .map((e: Doc) => e.valueFrom.secretKeyRef);
+    for (const ref of refs) expect(ref.name).toBe("verdict-secrets");
+    const secret = find(await manifests("secret.example.yaml"), "Secret", "verdict-secrets");
+    expect(Object.keys(secret.stringData).sort()).toEqual(refs.map((r: Doc) => r.key).sort());
+    for (const value of Object.values(secret.stringData)) expect(value).toMatch(/CHANGE-ME|^redis:\/\/redis:6379$/);
   });
 
   it("Envoy: ext_authz over gRPC v3 to Verdict's gRPC port, 100 ms timeout, fail closed, no bodies", async () => {
@@ -95,7 +114,8 @@ describe("k8s manifests", () => {
     const cluster = bootstrap.static_resources.clusters.find((c: Doc) => c.name === "verdict");
     expect(cluster.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http2_protocol_options).toBeDefined();
     const endpoint = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
-    expect(endpoint.address).toMatch(/^verdict\./);
+    // A short Service name, resolved in Envoy's own namespace: no namespace baked into the example.
+    expect(endpoint.address).toBe("verdict");
     expect(endpoint.port_value).toBe(config.grpcAddr.port);
     expect(cluster.health_checks[0].grpc_health_check.service_name).toBe("envoy.service.auth.v3.Authorization");
 
