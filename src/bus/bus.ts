@@ -4,7 +4,7 @@
  * replica until it polls.
  */
 import type { Logger } from "../observability/logger.js";
-import type { ChangeEntry } from "../store/store.js";
+import type { ChangeEntry } from "../core/change-log.js";
 
 /** What one committed mutation announces. */
 export interface Invalidation {

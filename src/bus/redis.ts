@@ -12,7 +12,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { Redis } from "ioredis";
 import type { RedisOptions } from "ioredis";
-import type { EntityKind } from "../store/store.js";
+import type { EntityKind } from "../core/change-log.js";
 import type { BusLogger, BusStats, Invalidation, MeteredBus } from "./bus.js";
 
 /** Options for {@link createRedisBus}. */

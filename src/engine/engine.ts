@@ -9,7 +9,8 @@ import { apiKeyProblem, hashApiKey, looksLikeApiKey } from "../authn/api-key.js"
 import type { Bus } from "../bus/bus.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { type ChangeEntry, type EntityKind, type Store, StoreError } from "../store/store.js";
+import type { ChangeEntry, EntityKind } from "../core/change-log.js";
+import { type Store, StoreError } from "../store/store.js";
 import { createKeyUseRecorder, type KeyUseRecorder } from "./key-use.js";
 
 /** The result of verifying a token credential. */

@@ -7,11 +7,11 @@
 import { hash, randomUUID } from "node:crypto";
 import type { OidcIssuerSettings, TokenSettings } from "../config/config.js";
 import type { UserRecord } from "../core/model.js";
+import type { SigningKeyRecord } from "../core/signing-key-record.js";
 import { type AccessTokenInput, type OwnIssuerConfig, type SignedAccessToken, type TokenResult, type TokenVerifier, type TokenVerifierStats, createTokenVerifier, signAccessToken } from "../authn/tokens/jwt.js";
 import {
   type KeyRing,
   type PublicJwks,
-  type SigningKeyRecord,
   createHmacKeyRing,
   createSigningKeyRing,
   parseJwtSecret,

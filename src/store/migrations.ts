@@ -2,7 +2,7 @@
  * The database schema as an ordered list of SQL migrations, kept in TypeScript so that the build
  * output carries them. The same SQL runs on Postgres 15 and on PGlite.
  */
-import type { SqlSession } from "./sql-store.js";
+import type { SqlSession } from "./sql-driver.js";
 
 /** One schema step. Versions are applied in ascending order, each exactly once. */
 export interface Migration {

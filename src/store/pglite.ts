@@ -7,8 +7,8 @@ import { mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 import type { Transaction } from "@electric-sql/pglite";
 import { quoteSchemaName } from "./migrations.js";
-import type { SqlDriver, SqlResult, SqlSession, SqlStore, TransactionOptions } from "./sql-store.js";
-import { createSqlStore } from "./sql-store.js";
+import type { SqlDriver, SqlResult, SqlSession, TransactionOptions } from "./sql-driver.js";
+import { type SqlStore, createSqlStore } from "./sql-store.js";
 
 /** Where PGlite keeps its data. */
 export interface PgliteStoreOptions {

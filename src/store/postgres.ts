@@ -3,8 +3,8 @@
  */
 import pg from "pg";
 import { quoteSchemaName } from "./migrations.js";
-import type { SqlDriver, SqlResult, SqlSession, SqlStore, TransactionOptions } from "./sql-store.js";
-import { createSqlStore } from "./sql-store.js";
+import type { SqlDriver, SqlResult, SqlSession, TransactionOptions } from "./sql-driver.js";
+import { type SqlStore, createSqlStore } from "./sql-store.js";
 
 /** Where and how to connect to Postgres. */
 export interface PostgresStoreOptions {

@@ -2,6 +2,11 @@
  * The storage interface, split by capability (read, write, change feed). Postgres is the source
  * of truth: every mutation writes its rows and one change-log entry per changed entity in one
  * transaction, under a version that increases monotonically in commit order.
+ *
+ * A new store method goes into the capability interface below that it belongs to, and its SQL
+ * into the matching file: PolicyReader in sql-policy-reader.ts, PolicyWriter in
+ * sql-policy-writer.ts, ChangeFeed in sql-change-feed.ts, SessionStore in sql-sessions.ts,
+ * TokenKeyStore in sql-token-keys.ts.
  */
 import type {
   ApiKeyRecord,
@@ -11,17 +16,8 @@ import type {
   TenantRecord,
   UserRecord,
 } from "../core/model.js";
-import type { SigningKeyRecord } from "../authn/tokens/signing-keys.js";
-
-/** Kinds of entity the change log names. `binding` changes carry the user id as their id. */
-export type EntityKind = "tenant" | "user" | "role" | "binding" | "api_key" | "session" | "signing_key";
-
-/** One change-log entry: entity `kind`/`id` changed at `version`. */
-export interface ChangeEntry {
-  readonly version: number;
-  readonly kind: EntityKind;
-  readonly id: string;
-}
+import type { ChangeEntry } from "../core/change-log.js";
+import type { SigningKeyRecord } from "../core/signing-key-record.js";
 
 /** A user with its password hash, for login and password checks only. */
 export interface UserCredentials {

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Invalidation } from "../../src/bus/bus.js";
 import type { BusLogger, MeteredBus } from "../../src/bus/index.js";
-import type { ChangeEntry, EntityKind } from "../../src/store/store.js";
+import type { ChangeEntry, EntityKind } from "../../src/core/change-log.js";
 
 /** Opens buses for one test. */
 export interface BusHarness {

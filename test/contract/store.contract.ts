@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApiKeyRecord, BindingRecord, RoleRecord, TenantRecord, UserRecord } from "../../src/core/model.js";
 import { ALL_TENANTS } from "../../src/core/model.js";
 import type { SqlStore } from "../../src/store/sql-store.js";
-import type { SigningKeyRecord } from "../../src/authn/tokens/signing-keys.js";
-import type { Actor, ChangeEntry, Committed, EntityKind, SessionRecord } from "../../src/store/store.js";
+import type { ChangeEntry, EntityKind } from "../../src/core/change-log.js";
+import type { SigningKeyRecord } from "../../src/core/signing-key-record.js";
+import type { Actor, Committed, SessionRecord } from "../../src/store/store.js";
 import { StoreError } from "../../src/store/store.js";
 
 /** A store on a fresh database, and how to remove that database once the store is closed. */

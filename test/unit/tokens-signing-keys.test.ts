@@ -5,8 +5,8 @@ import {
   createSigningKeyRing,
   parseJwtSecret,
   parseKeyEncryptionKey,
-  type SigningKeyRecord,
 } from "../../src/authn/tokens/signing-keys.js";
+import type { SigningKeyRecord } from "../../src/core/signing-key-record.js";
 
 const T0 = 1_700_000_000_000;
 const HOUR = 3_600_000;

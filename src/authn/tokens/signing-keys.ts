@@ -1,6 +1,7 @@
 /**
  * Verdict's own token signing keys: a ring with one active signing key and the previous keys that
- * still verify tokens they signed, plus their storage format.
+ * still verify tokens they signed, and their conversion to and from the stored form
+ * (core/signing-key-record.ts).
  *
  * At rest: with a key-encryption key (VERDICT_KEY_ENCRYPTION_KEY) private keys are sealed with
  * AES-256-GCM. Without one they are stored as plain PKCS8 PEM, and anyone who can read the stored
@@ -17,23 +18,10 @@ import {
   randomBytes,
   type KeyObject,
 } from "node:crypto";
-
-/** Asymmetric algorithms Verdict signs its own tokens with. */
-export type AsymmetricSigningAlgorithm = "EdDSA" | "ES256";
+import type { AsymmetricSigningAlgorithm, PublicJwk, SigningKeyRecord } from "../../core/signing-key-record.js";
 
 /** Every algorithm Verdict may sign its own tokens with. */
 export type OwnAlgorithm = AsymmetricSigningAlgorithm | "HS256";
-
-/** A public JSON Web Key as published in the JWKS: never holds private members. */
-export interface PublicJwk {
-  readonly kty: "OKP" | "EC";
-  readonly crv: "Ed25519" | "P-256";
-  readonly x: string;
-  readonly y?: string;
-  readonly kid: string;
-  readonly alg: AsymmetricSigningAlgorithm;
-  readonly use: "sig";
-}
 
 /** A JSON Web Key Set: `{ keys: [...] }`. */
 export interface PublicJwks {
@@ -48,21 +36,6 @@ export interface RingKey {
   readonly verificationKey: KeyObject;
   readonly createdAtMs: number;
   /** When the key stopped signing; null while it is the active key. */
-  readonly retiredAtMs: number | null;
-}
-
-/**
- * How a key is stored. `privateKey` is PKCS8 PEM in plain text when `encrypted` is false, and
- * base64 of `iv (12 bytes) || ciphertext || GCM tag (16 bytes)` over the PKCS8 DER, with the kid as
- * additional authenticated data, when `encrypted` is true.
- */
-export interface SigningKeyRecord {
-  readonly kid: string;
-  readonly alg: AsymmetricSigningAlgorithm;
-  readonly publicJwk: PublicJwk;
-  readonly privateKey: string;
-  readonly encrypted: boolean;
-  readonly createdAtMs: number;
   readonly retiredAtMs: number | null;
 }
 
