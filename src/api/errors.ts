@@ -72,6 +72,11 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError("internal", "internal error", { cause: error });
 }
 
+/** The error for a request message that does not decode (the decoder's complaint is kept as the cause). */
+export function malformedRequest(typeName: string, cause: unknown): ApiError {
+  return new ApiError("invalid_argument", `malformed ${typeName} message`, { cause });
+}
+
 /** The gRPC form of an error. */
 export function toGrpcError(error: ApiError): Partial<ServiceError> {
   return { code: GRPC[error.code], details: error.message, metadata: new Metadata() };

@@ -8,7 +8,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { ServerUnaryCall, ServiceDefinition, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "../observability/logger.js";
-import { toApiError, toConnectError, toGrpcError } from "./errors.js";
+import { malformedRequest, toApiError, toConnectError, toGrpcError } from "./errors.js";
 
 /** What a handler may know about its call. */
 export interface CallContext {
@@ -49,7 +49,11 @@ export interface WireCodec {
   serialize(message: unknown): Buffer;
 }
 
-/** Builds a grpc-js service definition and implementation from handlers (and optional codecs). */
+/**
+ * Builds a grpc-js service definition and implementation from handlers (and optional codecs).
+ * Requests are decoded in the handler, not by grpc-js, so that a message that does not decode is
+ * answered INVALID_ARGUMENT (grpc-js would answer INTERNAL "Error deserializing request").
+ */
 export function toGrpcService<S extends DescService>(
   service: S,
   handlers: Handlers<S>,
@@ -62,12 +66,13 @@ export function toGrpcService<S extends DescService>(
     if (method.methodKind !== "unary") continue;
     const handler = (handlers as Record<string, (req: unknown, ctx: CallContext) => unknown>)[method.localName].bind(handlers);
     const { input, output } = method;
+    const decode = codecs[method.localName]?.deserialize ?? ((b: Buffer) => fromBinary(input, b));
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
       requestStream: false,
       responseStream: false,
       requestSerialize: (m: MessageShape<typeof input>) => Buffer.from(toBinary(input, m)),
-      requestDeserialize: codecs[method.localName]?.deserialize ?? ((b: Buffer) => fromBinary(input, b)),
+      requestDeserialize: (b: Buffer) => b,
       responseSerialize: codecs[method.localName]?.serialize ?? ((m: MessageShape<typeof output>) => Buffer.from(toBinary(output, m))),
       responseDeserialize: (b: Buffer) => fromBinary(output, b),
     };
@@ -77,8 +82,15 @@ export function toGrpcService<S extends DescService>(
       callback(toGrpcError(api));
     };
     implementation[method.localName] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      let request: unknown;
       try {
-        const result = handler(call.request, new GrpcCallContext(call));
+        request = decode(call.request as Buffer);
+      } catch (error) {
+        fail(callback, malformedRequest(input.typeName, error));
+        return;
+      }
+      try {
+        const result = handler(request, new GrpcCallContext(call));
         if (result instanceof Promise) result.then((r) => callback(null, r), (e) => fail(callback, e));
         else callback(null, result);
       } catch (error) {

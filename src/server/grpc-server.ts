@@ -12,6 +12,7 @@ import {
 import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { HEALTH_SERVICES, type HealthState } from "../api/health.js";
+import { malformedRequest, toGrpcError } from "../api/errors.js";
 import { toGrpcService } from "../api/rpc.js";
 
 /** A service ready to mount on the gRPC server. */
@@ -39,8 +40,15 @@ export interface GrpcServerOptions {
 function healthService(health: HealthState, logger: Logger): GrpcService {
   const { definition, implementation } = toGrpcService(Health, health.handlers(), logger);
   const watchPath = `/${Health.typeName}/Watch`;
-  const watch = (call: ServerWritableStream<HealthCheckRequest, unknown>) => {
-    if (!HEALTH_SERVICES.includes(call.request.service)) {
+  const watch = (call: ServerWritableStream<Buffer, unknown>) => {
+    let request: HealthCheckRequest;
+    try {
+      request = fromBinary(HealthCheckRequestSchema, call.request);
+    } catch (error) {
+      call.emit("error", toGrpcError(malformedRequest(HealthCheckRequestSchema.typeName, error)));
+      return;
+    }
+    if (!HEALTH_SERVICES.includes(request.service)) {
       call.emit("error", { code: status.NOT_FOUND, details: "unknown service" });
       return;
     }
@@ -58,7 +66,7 @@ function healthService(health: HealthState, logger: Logger): GrpcService {
         requestStream: false,
         responseStream: true,
         requestSerialize: (m: HealthCheckRequest) => Buffer.from(toBinary(HealthCheckRequestSchema, m)),
-        requestDeserialize: (b: Buffer) => fromBinary(HealthCheckRequestSchema, b),
+        requestDeserialize: (b: Buffer) => b,
         responseSerialize: (m: never) => Buffer.from(toBinary(HealthCheckResponseSchema, m)),
         responseDeserialize: (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
       },
