@@ -8,7 +8,7 @@ import { create } from "@bufbuild/protobuf";
 import { randomUUID } from "node:crypto";
 import { isKeyId, mintApiKey } from "../authn/api-key.js";
 import { type PasswordHasher, passwordProblem } from "../authn/password.js";
-import { SUPER_ROLE, isBuiltinRole } from "../core/builtin-roles.js";
+import { SUPER_ROLE, builtinRoleIgnoringCase, isBuiltinRole } from "../core/builtin-roles.js";
 import { parseGrant } from "../core/grant.js";
 import { ALL_TENANTS, type BindingRecord, type UserRecord } from "../core/model.js";
 import { isValidRoleName, isValidTenantId, isValidUsername } from "../core/names.js";
@@ -21,6 +21,7 @@ import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
 import { type Caller, createCallerAuth } from "./caller-auth.js";
 import { ApiError } from "./errors.js";
 import type { CallContext, Handlers } from "./rpc.js";
+import { refusingControlCharacters } from "./text-fields.js";
 
 /** Settings of the admin service. */
 export interface AdminServiceOptions {
@@ -103,7 +104,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     return { caller, ownerId: key.ownerUserId };
   }
 
-  return {
+  const handlers: Handlers<typeof pb.AdminService> = {
     async createTenant(req, ctx) {
       const caller = await authorize(ctx, "admin:tenants", ALL_TENANTS);
       if (!isValidTenantId(req.id)) throw new ApiError("invalid_argument", "id must be 1 to 63 of a-z, 0-9, '-', '_', starting with a letter or digit");
@@ -178,6 +179,10 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       const caller = await authorize(ctx, "admin:roles", ALL_TENANTS);
       if (!isValidRoleName(req.name)) throw new ApiError("invalid_argument", "name must be 1 to 64 of letters, digits, '_', '.', '-', starting with a letter");
       if (isBuiltinRole(req.name)) throw new ApiError("failed_precondition", `${req.name} is a built-in role and cannot be changed`);
+      const builtin = builtinRoleIgnoringCase(req.name);
+      if (builtin) throw new ApiError("invalid_argument", `${req.name} differs from the built-in role ${builtin} only by case; choose another name`);
+      const twin = (await store.listRoles()).find((r) => r.name !== req.name && r.name.toLowerCase() === req.name.toLowerCase());
+      if (twin) throw new ApiError("already_exists", `role ${twin.name} exists; role names that differ only by case are the same name`);
       checkPermissions(req.permissions);
       if (req.description.length > 1024) throw new ApiError("invalid_argument", "description must be at most 1024 characters");
       const role = { name: req.name, permissions: [...new Set(req.permissions)], description: req.description, builtin: false };
@@ -290,4 +295,5 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       return create(pb.GetPolicyVersionResponseSchema, { committedVersion: BigInt(committed), appliedVersion: BigInt(engine.version) });
     },
   };
+  return refusingControlCharacters(pb.AdminService, handlers);
 }

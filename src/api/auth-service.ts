@@ -19,6 +19,7 @@ import * as pb from "../../gen/verdict/v1/auth_pb.js";
 import { createCallerAuth } from "./caller-auth.js";
 import { ApiError } from "./errors.js";
 import { type Handlers, callerCredential } from "./rpc.js";
+import { refusingControlCharacters } from "./text-fields.js";
 
 /** Settings of the auth service. */
 export interface AuthServiceOptions {
@@ -89,7 +90,7 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
     return commit(version);
   }
 
-  return {
+  const handlers: Handlers<typeof pb.AuthService> = {
     async login(req, ctx) {
       requireReady();
       if (req.username === "" || req.username.length > MAX_USERNAME) throw new ApiError("invalid_argument", `username must be 1 to ${MAX_USERNAME} characters`);
@@ -151,7 +152,7 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
       const { session } = outcome.value;
       const version = await commit(outcome.version);
       if (outcome.value.kind === "reused") {
-        audit.warn("refresh token reused: session revoked", { session: session.id, user: session.userId, version });
+        audit.warn("refresh token reused: session revoked", { session: session.id, user: session.userId, version: outcome.version });
         throw new ApiError("unauthenticated", "refresh token was already used; its session is revoked, log in again");
       }
       const user = activeUser(session.userId);
@@ -189,4 +190,5 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
       return create(pb.RotateSigningKeyResponseSchema, { kid: rotated.kid, verifyingKids: [...rotated.verifyingKids], version: await commit(rotated.version) });
     },
   };
+  return refusingControlCharacters(pb.AuthService, handlers);
 }

@@ -9,6 +9,7 @@ import type { Engine, Resolved } from "../engine/engine.js";
 import type { Actor, Store } from "../store/store.js";
 import { ApiError } from "./errors.js";
 import { type CallContext, callerCredential } from "./rpc.js";
+import { controlCharacterProblem } from "./text-fields.js";
 
 /** An authenticated caller. */
 export interface Caller {
@@ -45,6 +46,8 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
     const colon = decoded.indexOf(":");
     const username = colon < 0 ? decoded : decoded.slice(0, colon);
     const password = colon < 0 ? "" : decoded.slice(colon + 1);
+    const problem = controlCharacterProblem("the Basic username", username) ?? controlCharacterProblem("the Basic password", password);
+    if (problem) throw new ApiError("invalid_argument", problem);
     const creds = username.length <= MAX_NAME ? await store.getUserCredentials(username) : undefined;
     const ok = await passwords.verify(creds?.passwordHash, password);
     if (!ok || !creds) throw new ApiError("unauthenticated", "invalid username or password");

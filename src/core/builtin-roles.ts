@@ -26,3 +26,9 @@ export const BUILTIN_ROLES: readonly RoleRecord[] = Object.freeze([
 export function isBuiltinRole(name: string): boolean {
   return (BUILTIN_ROLE_NAMES as readonly string[]).includes(name);
 }
+
+/** The built-in role whose name equals `name` ignoring case (READ for "Read"), or undefined. */
+export function builtinRoleIgnoringCase(name: string): string | undefined {
+  const upper = name.toUpperCase();
+  return BUILTIN_ROLE_NAMES.find((builtin) => builtin === upper);
+}

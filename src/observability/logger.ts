@@ -1,5 +1,6 @@
 /**
- * Structured logs: one JSON object per line on stdout. Callers pass fields, never secrets.
+ * Structured logs: one JSON object per line on stdout. Callers pass fields, never secrets. Any
+ * field value is written (bigints as strings, errors as name/message/code); logging never throws.
  */
 
 /** Log levels in increasing severity. */
@@ -16,9 +17,38 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-function errorFields(value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message, ...("code" in value ? { code: value.code } : {}) };
+function errorFields(error: Error): Record<string, unknown> {
+  return { name: error.name, message: error.message, ...("code" in error ? { code: error.code } : {}) };
+}
+
+/** JSON for any field value: bigints as decimal strings, errors as name/message/code, at any depth. */
+function safeValue(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return value.toString();
+  if (value instanceof Error) return errorFields(value);
   return value;
+}
+
+/**
+ * Serialises one entry; never throws. A value JSON cannot hold (a cycle, a throwing toJSON) is
+ * replaced, so a log call can never turn a good answer into a failure.
+ */
+function serialise(entry: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(entry, safeValue);
+  } catch {
+    const seen = new WeakSet<object>();
+    try {
+      return JSON.stringify(entry, (key, value: unknown) => {
+        const safe = safeValue(key, value);
+        if (typeof safe !== "object" || safe === null) return safe;
+        if (seen.has(safe)) return "[Circular]";
+        seen.add(safe);
+        return safe;
+      });
+    } catch (error) {
+      return JSON.stringify({ time: entry.time, level: entry.level, msg: entry.msg, logError: `fields not serialisable: ${(error as Error).message}` });
+    }
+  }
 }
 
 /** Creates a logger writing JSON lines at or above `level` to `write` (stdout by default). */
@@ -31,8 +61,8 @@ export function createLogger(
   const log = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[lvl] < min) return;
     const entry: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base };
-    if (fields) for (const [k, v] of Object.entries(fields)) entry[k] = errorFields(v);
-    write(JSON.stringify(entry));
+    if (fields) Object.assign(entry, fields);
+    write(serialise(entry));
   };
   return {
     debug: (m, f) => log("debug", m, f),

@@ -150,6 +150,16 @@ CREATE TABLE signing_keys (
 );
 `,
   },
+  {
+    version: 3,
+    name: "names unique ignoring case",
+    sql: `
+-- A user "Root" beside root, or a role "Read" beside the built-in READ, would be a confusing twin:
+-- usernames and role names are unique ignoring case (lookups stay exact).
+CREATE UNIQUE INDEX users_username_lower_key ON users (lower(username));
+CREATE UNIQUE INDEX roles_name_lower_key ON roles (lower(name));
+`,
+  },
 ]);
 
 /** Double-quotes an identifier after checking it is a plain lower-case SQL name. */

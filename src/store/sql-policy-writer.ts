@@ -58,6 +58,7 @@ export function userConstraintMessages(user: UserRecord): ConstraintMessages {
   return {
     users_pkey: `user id "${user.id}" already exists`,
     users_username_key: `username "${user.username}" is already taken`,
+    users_username_lower_key: `username "${user.username}" is already taken (usernames that differ only by case are the same name)`,
     users_external_identity_key: `external identity "${user.externalSubject}" of issuer "${user.externalIssuer}" is already linked to a user`,
   };
 }
@@ -150,7 +151,7 @@ export function createSqlPolicyWriter(run: SqlRunner, feed: Pick<ChangeFeed, "cu
           [role.name, [...role.permissions], role.description, role.builtin],
         );
         return { value: toRole(rows[0]), changes: [{ kind: "role", id: role.name }] };
-      });
+      }, { roles_name_lower_key: `role "${role.name}" differs from an existing role only by case` });
     },
 
     deleteRole(name: string, actor: Actor): Promise<Committed> {

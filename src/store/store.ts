@@ -75,10 +75,13 @@ export interface ChangeFeed {
   changesSince(after: number, limit: number): Promise<ChangeEntry[] | undefined>;
 }
 
-/** Errors a writer throws, with stable codes mapped to API errors at the edge. */
+/**
+ * Errors a store throws, with stable codes mapped to API errors at the edge; "invalid_argument"
+ * when the database refuses a value (a NUL byte, a character it cannot encode).
+ */
 export class StoreError extends Error {
   constructor(
-    readonly code: "already_exists" | "not_found" | "conflict" | "unavailable",
+    readonly code: "already_exists" | "not_found" | "conflict" | "unavailable" | "invalid_argument",
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -510,6 +510,7 @@ export function describeStoreContract(driverName: string, target: StoreContractT
         const user = await createUser({ externalIssuer: "https://idp.example", externalSubject: unique("sub") });
         for (const clash of [
           newUser({ username: user.username }),
+          newUser({ username: user.username.toUpperCase() }),
           { ...newUser(), id: user.id },
           newUser({ externalIssuer: user.externalIssuer, externalSubject: user.externalSubject }),
         ]) {
@@ -538,6 +539,20 @@ export function describeStoreContract(driverName: string, target: StoreContractT
           expect(inspect(err, { depth: 10 })).not.toContain(key.secretHash);
         }
         expect((await store.getApiKey(other.id))?.secretHash).toBe(other.secretHash);
+      });
+
+      it("already_exists for a role name that differs from another only by case, built-ins included", async () => {
+        await expectRejected(() => store.putRole({ name: "Read", permissions: ["read:x"], description: "", builtin: false }, SYSTEM), "already_exists");
+        const name = unique("role");
+        await store.putRole({ name, permissions: ["read:x"], description: "", builtin: false }, SYSTEM);
+        await expectRejected(() => store.putRole({ name: name.toUpperCase(), permissions: ["*"], description: "", builtin: false }, SYSTEM), "already_exists");
+        expect(await store.getRole(name.toUpperCase())).toBeUndefined();
+      });
+
+      it("invalid_argument for text the database cannot store (NUL), writing nothing", async () => {
+        const err = await expectRejected(() => store.createTenant({ ...newTenant(), displayName: "a\u0000b" }, SYSTEM), "invalid_argument");
+        expect(err.message).not.toContain("\u0000");
+        await expectStoreError(store.getUserCredentials("ali\u0000ce"), "invalid_argument");
       });
 
       it("not_found for updates and deletes of missing entities", async () => {

@@ -45,15 +45,23 @@ export async function dropSchema(schema: string): Promise<void> {
   }
 }
 
-/** Starts a replica with cheap argon2 settings and ephemeral ports; waits until it serves. */
-export async function startTestVerdict(env: Record<string, string> = {}, schema?: string): Promise<RunningVerdict & { grpcAddress: string; httpBase: string }> {
+/**
+ * Starts a replica with cheap argon2 settings and ephemeral ports; waits until it serves. With
+ * `logLines`, every log line (at the configured VERDICT_LOG_LEVEL) is pushed there too.
+ */
+export async function startTestVerdict(
+  env: Record<string, string> = {},
+  schema?: string,
+  logLines?: string[],
+): Promise<RunningVerdict & { grpcAddress: string; httpBase: string }> {
   const config = loadConfig({
     ...CHEAP_TEST_ENV,
     VERDICT_LOG_LEVEL: process.env.VERDICT_TEST_LOG_LEVEL ?? "error",
     VERDICT_SHUTDOWN_GRACE_MS: "500",
     ...env,
   });
-  const v = await startVerdict(config, { schema, logger: createLogger(config.logLevel, { test: true }) });
+  const write = logLines ? (line: string) => void logLines.push(line) : undefined;
+  const v = await startVerdict(config, { schema, logger: createLogger(config.logLevel, { test: true }, write) });
   await v.loaded;
   return { ...v, close: v.close, grpcAddress: `127.0.0.1:${v.grpcPort}`, httpBase: `http://127.0.0.1:${v.httpPort}` };
 }
