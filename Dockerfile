@@ -4,14 +4,14 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 # argon2 compiles its native binding on install (its prebuilt binary crashes on Node 20).
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+# npm ci runs the "prepare" script, which builds dist/: the sources must be in place first.
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY gen ./gen
 COPY bench ./bench
+COPY scripts ./scripts
 COPY test/helpers ./test/helpers
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
