@@ -6,6 +6,7 @@ import { type Decision, deny } from "../core/decision.js";
 import type { ApiKeyGrant } from "../core/model.js";
 import { Policy, type PolicyOptions } from "../core/policy.js";
 import { apiKeyProblem, hashApiKey, looksLikeApiKey } from "../authn/api-key.js";
+import { isCompactJws } from "../authn/tokens/compact-jws.js";
 import type { Bus } from "../bus/bus.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -47,14 +48,6 @@ export interface EngineOptions {
 }
 
 const CHANGE_BATCH = 1000;
-
-/** True when the string has exactly three dot-separated parts (without splitting it). */
-function isJwtShaped(credential: string): boolean {
-  const first = credential.indexOf(".");
-  if (first < 0) return false;
-  const second = credential.indexOf(".", first + 1);
-  return second >= 0 && credential.indexOf(".", second + 1) < 0;
-}
 
 /** The in-memory decision engine of one replica. */
 export class Engine {
@@ -163,7 +156,7 @@ export class Engine {
     if (credential.length > 8192) {
       return { kind: "denied", decision: deny("MALFORMED_CREDENTIAL", "credential longer than 8192 characters", this.policy.version) };
     }
-    if (!isJwtShaped(credential)) {
+    if (!isCompactJws(credential)) {
       return { kind: "denied", decision: deny("MALFORMED_CREDENTIAL", "credential is neither an API key nor a JWT", this.policy.version) };
     }
     if (!this.tokens) {

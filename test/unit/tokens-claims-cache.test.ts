@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createClaimsCache } from "../../src/authn/tokens/claims-cache.js";
-import { createTokenVerifier, signAccessToken, type TokenResult, type VerifiedClaims } from "../../src/authn/tokens/jwt.js";
+import type { VerifiedClaims } from "../../src/authn/tokens/claims.js";
+import { createTokenVerifier, signAccessToken, type TokenResult } from "../../src/authn/tokens/jwt.js";
 import { createSigningKeyRing } from "../../src/authn/tokens/signing-keys.js";
 
 const T0 = 1_700_000_000_000;

@@ -9,6 +9,7 @@ import { performance } from "node:perf_hooks";
 import { HeaderValueOption_HeaderAppendAction, type HeaderValueOption } from "../../../gen/envoy/config/core/v3/base_pb.js";
 import type { CheckResponse, DeniedHttpResponse, OkHttpResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { StatusCode } from "../../../gen/envoy/type/v3/http_status_pb.js";
+import { isCompactJws } from "../../authn/tokens/compact-jws.js";
 import type { Decision, PrincipalView, ReasonCode } from "../../core/decision.js";
 import { isValidTenantId } from "../../core/names.js";
 import { isValidAction } from "../../core/patterns.js";
@@ -402,9 +403,9 @@ function findTenant(
  * check in: the decider verifies the token and its membership in that tenant.
  */
 function unverifiedClaim(credential: string, claim: string): string | undefined {
+  if (!isCompactJws(credential)) return undefined;
   const first = credential.indexOf(".");
-  const second = first < 0 ? -1 : credential.indexOf(".", first + 1);
-  if (second < 0 || credential.indexOf(".", second + 1) >= 0) return undefined;
+  const second = credential.lastIndexOf(".");
   try {
     const payload: unknown = JSON.parse(Buffer.from(credential.slice(first + 1, second), "base64url").toString("utf8"));
     if (payload === null || typeof payload !== "object") return undefined;

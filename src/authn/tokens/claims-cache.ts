@@ -6,7 +6,7 @@
  * would let a flood of junk tokens evict good entries, and some failures change with time or state
  * (not yet valid, unknown kid before a refetch).
  */
-import type { VerifiedClaims } from "./jwt.js";
+import type { VerifiedClaims } from "./claims.js";
 
 /** A bounded token -> claims cache with invalidation by session and by subject. */
 export interface ClaimsCache {

@@ -11,7 +11,9 @@
  */
 import { createHmac, randomBytes, sign, timingSafeEqual, verify as verifySignature, type KeyObject } from "node:crypto";
 import type { ReasonCode } from "../../core/decision.js";
+import type { VerifiedClaims } from "./claims.js";
 import { createClaimsCache, type ClaimsCache } from "./claims-cache.js";
+import { isCompactJws } from "./compact-jws.js";
 import { createRemoteKeySet, type ExternalAlgorithm, type RemoteKeySet, type RemoteKeySetStats } from "./jwks-client.js";
 import type { KeyRing } from "./signing-keys.js";
 
@@ -41,26 +43,6 @@ export interface SignedAccessToken {
   readonly jti: string;
   readonly issuedAtMs: number;
   readonly expiresAtMs: number;
-}
-
-/** Claims of a verified token. Absent optional claims are 0 (times) or "" (strings). Read-only. */
-export interface VerifiedClaims {
-  readonly issuer: string;
-  readonly subject: string;
-  readonly audience: readonly string[];
-  readonly expiresAtMs: number;
-  readonly issuedAtMs: number;
-  readonly notBeforeMs: number;
-  /** From the issuer's tenant claim; "" when the token has none. */
-  readonly tenant: string;
-  /** The `sid` claim; "" when the token has none. */
-  readonly sessionId: string;
-  /** The `jti` claim; "" when the token has none. */
-  readonly jti: string;
-  /** True when signed by Verdict's own key ring. */
-  readonly own: boolean;
-  /** The whole decoded payload. */
-  readonly payload: Readonly<Record<string, unknown>>;
 }
 
 /** Reasons a token is refused. */
@@ -366,7 +348,7 @@ function parseToken(token: string): ParsedToken | TokenFailure {
   if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) return fail("MALFORMED_CREDENTIAL", "token is not a string of acceptable length");
   const first = token.indexOf(".");
   const last = token.lastIndexOf(".");
-  if (first <= 0 || last === first || token.indexOf(".", first + 1) !== last) {
+  if (first === 0 || !isCompactJws(token)) {
     return fail("MALFORMED_CREDENTIAL", "token is not three dot-separated segments");
   }
   const header = decodeJsonObject(token.slice(0, first));
