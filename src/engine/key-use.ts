@@ -2,6 +2,7 @@
  * Records API key last use off the hot path: Check only sets a map entry; a timer writes the
  * batch in one statement. The pending map is bounded and every dropped record is counted.
  */
+import { createBoundedBatch } from "../observability/bounded-batch.js";
 
 /** Collects last-use times and writes them in batches. */
 export interface KeyUseRecorder {
@@ -16,6 +17,7 @@ export interface KeyUseRecorder {
 /** Settings of the recorder. */
 export interface KeyUseOptions {
   readonly flushIntervalMs: number;
+  /** Most keys pending; a newer use of a pending key replaces it and is never dropped. */
   readonly maxPending: number;
   readonly write: (uses: ReadonlyMap<string, number>) => Promise<void>;
   readonly onDropped: () => void;
@@ -24,31 +26,20 @@ export interface KeyUseOptions {
 
 /** Creates a recorder that flushes every `flushIntervalMs`. */
 export function createKeyUseRecorder(options: KeyUseOptions): KeyUseRecorder {
-  let pending = new Map<string, number>();
-  let flushing: Promise<void> | undefined;
-  const flush = async () => {
-    await flushing;
-    if (pending.size === 0) return;
-    const batch = pending;
-    pending = new Map();
-    flushing = options.write(batch).catch(options.onFlushFailed);
-    await flushing;
-    flushing = undefined;
-  };
-  const timer = setInterval(() => void flush(), options.flushIntervalMs);
-  timer.unref();
+  const batch = createBoundedBatch<Map<string, number>>({
+    flushIntervalMs: options.flushIntervalMs,
+    maxPending: options.maxPending,
+    empty: () => new Map(),
+    size: (uses) => uses.size,
+    holds: (uses, id) => uses.has(id),
+    write: (uses) => options.write(uses).catch(options.onFlushFailed),
+    onDropped: options.onDropped,
+  });
   return {
     record(id, atMs) {
-      if (pending.size >= options.maxPending && !pending.has(id)) {
-        options.onDropped();
-        return;
-      }
-      pending.set(id, atMs);
+      batch.room(id)?.set(id, atMs);
     },
-    flush,
-    async close() {
-      clearInterval(timer);
-      await flush();
-    },
+    flush: batch.flush,
+    close: batch.close,
   };
 }

@@ -4,6 +4,7 @@
  * record dropped because it was full is counted. Credentials are never recorded.
  */
 import type { Decision } from "../core/decision.js";
+import { createBoundedBatch } from "./bounded-batch.js";
 
 /** What the audit needs of an answer (a Decision, or an ext_authz outcome). */
 export type Audited = Pick<Decision, "allowed" | "reason" | "principal"> & { readonly version?: number };
@@ -39,47 +40,49 @@ type Entry = [time: number, rpc: string, decision: Audited, action: string, tena
 export function createDecisionAudit(options: DecisionAuditOptions): DecisionAudit {
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
-  let pending: Entry[] = [];
-  const flush = () => {
-    if (pending.length === 0) return;
-    const batch = pending;
-    pending = [];
-    let out = "";
-    for (const [time, rpc, d, action, tenant, decisionId] of batch) {
-      out +=
-        JSON.stringify({
-          time: new Date(time).toISOString(),
-          level: "info",
-          msg: "decision",
-          component: "audit",
-          rpc,
-          decisionId,
-          allowed: d.allowed,
-          reason: d.reason,
-          action: action.slice(0, MAX_FIELD),
-          tenant: tenant.slice(0, MAX_FIELD),
-          userId: d.principal?.userId,
-          keyId: d.principal?.keyId || undefined,
-          version: d.version,
-        }) + "\n";
-    }
-    options.write(out);
-  };
-  const timer = setInterval(flush, options.flushIntervalMs);
-  timer.unref();
+  const batch = createBoundedBatch<Entry[]>({
+    flushIntervalMs: options.flushIntervalMs,
+    maxPending: options.maxPending,
+    empty: () => [],
+    size: (entries) => entries.length,
+    write: (entries) => {
+      options.write(format(entries));
+    },
+    onDropped: options.onDropped,
+  });
   return {
     record(rpc, decision, action, tenant, decisionId) {
       if (decision.allowed && (options.allowSampleRate <= 0 || random() >= options.allowSampleRate)) return;
-      if (pending.length >= options.maxPending) {
-        options.onDropped();
-        return;
-      }
-      pending.push([now(), rpc, decision, action, tenant, decisionId]);
+      batch.room()?.push([now(), rpc, decision, action, tenant, decisionId]);
     },
-    flush,
+    flush() {
+      void batch.flush();
+    },
     close() {
-      clearInterval(timer);
-      flush();
+      void batch.close();
     },
   };
+}
+
+function format(entries: readonly Entry[]): string {
+  let out = "";
+  for (const [time, rpc, d, action, tenant, decisionId] of entries) {
+    out +=
+      JSON.stringify({
+        time: new Date(time).toISOString(),
+        level: "info",
+        msg: "decision",
+        component: "audit",
+        rpc,
+        decisionId,
+        allowed: d.allowed,
+        reason: d.reason,
+        action: action.slice(0, MAX_FIELD),
+        tenant: tenant.slice(0, MAX_FIELD),
+        userId: d.principal?.userId,
+        keyId: d.principal?.keyId || undefined,
+        version: d.version,
+      }) + "\n";
+  }
+  return out;
 }
