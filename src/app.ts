@@ -28,6 +28,17 @@ import { AuthService } from "../gen/verdict/v1/auth_pb.js";
 import { DecisionService } from "../gen/verdict/v1/decision_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 
+/** Of the shutdown grace, the share (at most SHUTDOWN_RESERVE_MAX_MS) kept for closing what is behind the servers. */
+const SHUTDOWN_RESERVE_SHARE = 0.25;
+const SHUTDOWN_RESERVE_MAX_MS = 1000;
+
+/** Whether `work` finishes within `ms` (a rejection passes through). */
+function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
+  return Promise.race([work.then(() => true), late]).finally(() => clearTimeout(timer));
+}
+
 /** A running replica. */
 export interface RunningVerdict {
   readonly grpcPort: number;
@@ -38,7 +49,10 @@ export interface RunningVerdict {
   readonly loaded: Promise<void>;
   /** Set when bootstrap generated a root password at this start (shown once). */
   readonly generatedRootPassword: () => string | undefined;
-  /** Drains and stops everything. */
+  /**
+   * Drains and stops everything within config.shutdownGraceMs: calls in flight get the grace less a
+   * reserve (a quarter, at most 1 s) and are then cut; the engine, bus and database close in the reserve.
+   */
   close(): Promise<void>;
 }
 
@@ -178,14 +192,23 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     loaded,
     generatedRootPassword: () => generated,
     async close() {
+      const graceMs = config.shutdownGraceMs;
+      const deadline = performance.now() + graceMs;
       stopping = true;
       health.drain();
       extAuthz.close();
-      await Promise.all([grpc.close(config.shutdownGraceMs), http.close(config.shutdownGraceMs)]);
-      await engine.close();
-      audit?.close();
-      await bus.close();
-      await store.close();
+      // Calls in flight get the grace less a reserve in which the engine, bus and database close.
+      const drainMs = graceMs - Math.min(SHUTDOWN_RESERVE_MAX_MS, Math.floor(graceMs * SHUTDOWN_RESERVE_SHARE));
+      await Promise.all([grpc.close(drainMs), http.close(drainMs)]);
+      const rest = (async () => {
+        await engine.close();
+        audit?.close();
+        await bus.close();
+        await store.close();
+      })();
+      if (!(await settlesWithin(rest, deadline - performance.now()))) {
+        logger.warn("shutdown grace over before the engine, bus and database closed; leaving them", { graceMs });
+      }
     },
   };
 }
