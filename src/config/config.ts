@@ -102,7 +102,13 @@ export const settings = {
       doc: "password hashes/verifications running at once (each takes 64 MiB and several threads); up to 256 more queue, beyond that Login answers `RESOURCE_EXHAUSTED`",
     }),
   },
-  shutdownGraceMs: int({ env: "VERDICT_SHUTDOWN_GRACE_MS", default: 10_000, min: 0, max: 10 * MINUTE_MS, doc: "how long running calls may finish after SIGTERM" }),
+  shutdownGraceMs: int({
+    env: "VERDICT_SHUTDOWN_GRACE_MS",
+    default: 10_000,
+    min: 0,
+    max: 10 * MINUTE_MS,
+    doc: "how long the whole shutdown may take after SIGTERM: calls in flight get all of it but a reserve (a quarter, at most 1 s) in which the engine, bus and database close",
+  }),
   audit: {
     enabled: bool({
       env: "VERDICT_AUDIT_DECISIONS",
