@@ -8,15 +8,34 @@
  */
 
 import { parseJwtSecret, parseKeyEncryptionKey } from "../authn/tokens/signing-keys.js";
+import { parseOAuthProviders, parseOrigins, parseReturnUrls } from "./oauth-settings.js";
 import { parseOidcIssuers } from "./oidc-issuers.js";
 import { address, bool, custom, fraction, int, oneOf, readSettings, secret, seconds, text, url, type Env, type Resolved } from "./setting.js";
 
 export { ConfigError, type ListenAddress } from "./setting.js";
 export type { OidcIssuerSettings } from "./oidc-issuers.js";
+export type { OAuthProviderSettings, ProvisionSettings } from "./oauth-settings.js";
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
 const DAY_SECONDS = 86_400;
+
+const publicUrl = text({
+  env: "VERDICT_PUBLIC_URL",
+  default: "",
+  shown: "(unset; required with providers)",
+  pattern: /^https?:\/\/[^\s?#]+$/,
+  rule: "an http(s) URL without query or fragment",
+  doc: "how browsers reach the HTTP port; callbacks are `{VERDICT_PUBLIC_URL}/oauth2/{id}/callback`",
+});
+const returnUrls = custom({
+  env: "VERDICT_OAUTH_RETURN_URLS",
+  default: Object.freeze([] as string[]),
+  shown: "(none)",
+  rule: "comma-separated absolute URLs without query",
+  parse: (value: string) => parseReturnUrls("VERDICT_OAUTH_RETURN_URLS", value),
+  doc: "URL prefixes `return_to` may name (scheme, host and port exact; path prefix); a provider's own `returnUrls` replace them",
+});
 
 const jwtTenantClaim = text({ env: "VERDICT_JWT_TENANT_CLAIM", default: "tenant_id", doc: "claim naming the token's tenant" });
 
@@ -182,6 +201,38 @@ export const settings = {
     loginMaxAttempts: int({ env: "VERDICT_LOGIN_MAX_ATTEMPTS", default: 5, min: 1, max: 10_000, doc: "failed logins allowed per username and peer address in one window" }),
     loginWindowMs: seconds({ env: "VERDICT_LOGIN_WINDOW_SECONDS", default: 300, min: 1, max: DAY_SECONDS, doc: "the failed-login window" }),
   },
+  oauth: {
+    providers: custom({
+      env: "VERDICT_OAUTH_PROVIDERS",
+      default: Object.freeze([]),
+      shown: "`[]`",
+      rule: "JSON array of providers",
+      parse: (value: string, env: Env) => parseOAuthProviders("VERDICT_OAUTH_PROVIDERS", value, env, returnUrls.read(env), publicUrl.read(env)),
+      doc: "identity providers people sign in with (see [Signing in with an identity provider](#signing-in-with-an-identity-provider))",
+    }),
+    publicUrl,
+    returnUrls,
+    stateTtlMs: seconds({ env: "VERDICT_OAUTH_STATE_TTL_SECONDS", default: 600, min: 10, max: 3600, doc: "how long a started sign-in may take before its state expires" }),
+    cookie: {
+      name: text({
+        env: "VERDICT_SESSION_COOKIE_NAME",
+        default: "verdict_session",
+        pattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/,
+        rule: "a cookie name (1 to 64 token characters)",
+        doc: "the session cookie set after a browser sign-in; Check, ext_authz and Logout read it",
+      }),
+      secure: bool({ env: "VERDICT_SESSION_COOKIE_SECURE", default: true, doc: "mark the cookie `Secure` (turn off only for plain-http development)" }),
+      domain: text({ env: "VERDICT_SESSION_COOKIE_DOMAIN", default: "", shown: "(host-only)", pattern: /^[A-Za-z0-9.-]{1,253}$/, rule: "a domain", doc: "`Domain` of the cookie" }),
+    },
+    corsOrigins: custom({
+      env: "VERDICT_CORS_ORIGINS",
+      default: Object.freeze([] as string[]),
+      shown: "(none)",
+      rule: "comma-separated origins",
+      parse: (value: string) => parseOrigins("VERDICT_CORS_ORIGINS", value),
+      doc: "origins whose pages may call the HTTP API with the session cookie (CORS with credentials)",
+    }),
+  },
 };
 
 /** Verdict's configuration, read from the environment as `settings` declares. */
@@ -189,6 +240,9 @@ export type Config = Resolved<typeof settings>;
 
 /** Tokens: Verdict's own (Login / Refresh / Logout), their keys, and external issuers. */
 export type TokenSettings = Config["tokens"];
+
+/** Sign-in through identity providers, the session cookie and CORS. */
+export type OAuthSettings = Config["oauth"];
 
 /** Builds the frozen configuration from `env` (process.env by default) or throws ConfigError naming every bad variable. */
 export function loadConfig(env: Env = process.env): Config {

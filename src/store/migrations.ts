@@ -160,6 +160,46 @@ CREATE UNIQUE INDEX users_username_lower_key ON users (lower(username));
 CREATE UNIQUE INDEX roles_name_lower_key ON roles (lower(name));
 `,
   },
+  {
+    version: 4,
+    name: "linked identities, their sessions and pending sign-ins",
+    sql: `
+-- An external identity (provider id from VERDICT_OAUTH_PROVIDERS, subject at that provider) linked
+-- to a user. Deleting the user deletes its links.
+CREATE TABLE linked_identities (
+  provider text NOT NULL,
+  subject text NOT NULL,
+  user_id text NOT NULL CONSTRAINT linked_identities_user_fkey REFERENCES users (id) ON DELETE CASCADE,
+  email text NOT NULL DEFAULT '',
+  created_at bigint NOT NULL,
+  CONSTRAINT linked_identities_pkey PRIMARY KEY (provider, subject)
+);
+CREATE INDEX linked_identities_user_idx ON linked_identities (user_id);
+
+-- Which identity opened a session, so that unlinking it or removing its provider revokes the
+-- session.
+CREATE TABLE identity_sessions (
+  session_id text NOT NULL CONSTRAINT identity_sessions_pkey PRIMARY KEY
+    CONSTRAINT identity_sessions_session_fkey REFERENCES sessions (id) ON DELETE CASCADE,
+  provider text NOT NULL,
+  subject text NOT NULL
+);
+CREATE INDEX identity_sessions_identity_idx ON identity_sessions (provider, subject);
+
+-- A sign-in between the redirect to the provider and its callback: found by the SHA-256 of its
+-- state, deleted when the callback takes it (single use) or once expired.
+CREATE TABLE oauth_pending (
+  state_hash text NOT NULL CONSTRAINT oauth_pending_pkey PRIMARY KEY,
+  provider text NOT NULL,
+  nonce text NOT NULL,
+  code_verifier text NOT NULL,
+  return_to text NOT NULL,
+  link_user_id text NOT NULL DEFAULT '',
+  expires_at bigint NOT NULL
+);
+CREATE INDEX oauth_pending_expires_idx ON oauth_pending (expires_at);
+`,
+  },
 ]);
 
 /** Double-quotes an identifier after checking it is a plain lower-case SQL name. */

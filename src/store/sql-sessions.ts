@@ -3,6 +3,8 @@
  * versioned "session" change.
  */
 import { SESSION_COLUMNS, type SessionRow, toNumber, toSession } from "./sql-model.js";
+import type { SqlSession } from "./sql-driver.js";
+import type { ConstraintMessages } from "./sql-errors.js";
 import type { SqlRunner } from "./sql-transactions.js";
 import {
   type Actor,
@@ -14,6 +16,26 @@ import {
   StoreError,
 } from "./store.js";
 
+/** Inserts a session with its first refresh token (in the caller's transaction). */
+export async function insertSession(tx: SqlSession, session: SessionRecord, refresh: RefreshTokenRecord): Promise<SessionRecord> {
+  const { rows } = await tx.query<SessionRow>(
+    `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${SESSION_COLUMNS}`,
+    [session.id, session.userId, session.tenant, session.createdAtMs, session.expiresAtMs, session.revokedAtMs, session.revokeReason],
+  );
+  await tx.query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)", [
+    refresh.hash,
+    session.id,
+    refresh.issuedAtMs,
+    refresh.expiresAtMs,
+  ]);
+  return toSession(rows[0]);
+}
+
+/** Messages for the constraints insertSession may violate. */
+export function sessionConstraintMessages(session: SessionRecord): ConstraintMessages {
+  return { sessions_pkey: `session "${session.id}" already exists`, refresh_tokens_pkey: "refresh token already exists" };
+}
+
 /** Creates the session store over `run`. */
 export function createSqlSessionStore(run: SqlRunner): SessionStore {
   const { db } = run;
@@ -23,20 +45,8 @@ export function createSqlSessionStore(run: SqlRunner): SessionStore {
     createSession(session: SessionRecord, refresh: RefreshTokenRecord, actor: Actor): Promise<Committed<SessionRecord>> {
       return run.mutate(
         actor,
-        async (tx) => {
-          const { rows } = await tx.query<SessionRow>(
-            `INSERT INTO sessions (${SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${SESSION_COLUMNS}`,
-            [session.id, session.userId, session.tenant, session.createdAtMs, session.expiresAtMs, session.revokedAtMs, session.revokeReason],
-          );
-          await tx.query("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)", [
-            refresh.hash,
-            session.id,
-            refresh.issuedAtMs,
-            refresh.expiresAtMs,
-          ]);
-          return { value: toSession(rows[0]), changes: [{ kind: "session", id: session.id }] };
-        },
-        { sessions_pkey: `session "${session.id}" already exists`, refresh_tokens_pkey: "refresh token already exists" },
+        async (tx) => ({ value: await insertSession(tx, session, refresh), changes: [{ kind: "session", id: session.id }] }),
+        sessionConstraintMessages(session),
       );
     },
 

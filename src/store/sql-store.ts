@@ -8,6 +8,7 @@
  * - sql-change-feed.ts:   ChangeFeed and trimChangeLog
  * - sql-sessions.ts:      SessionStore (sessions, refresh tokens)
  * - sql-token-keys.ts:    TokenKeyStore (signing keys, external users)
+ * - sql-identity-store.ts: IdentityStore (linked identities, their sessions, pending sign-ins)
  *
  * sql-model.ts holds the rows, columns and mappers, sql-errors.ts the error translation,
  * sql-transactions.ts the versioned transaction every policy write runs in.
@@ -15,6 +16,7 @@
 import { applyMigrations } from "./migrations.js";
 import { type SqlChangeFeed, createSqlChangeFeed } from "./sql-change-feed.js";
 import type { SqlDriver } from "./sql-driver.js";
+import { createSqlIdentityStore } from "./sql-identity-store.js";
 import { createSqlPolicyReader } from "./sql-policy-reader.js";
 import { createSqlPolicyWriter } from "./sql-policy-writer.js";
 import { createSqlSessionStore } from "./sql-sessions.js";
@@ -48,5 +50,6 @@ export function createSqlStore(db: SqlDriver): SqlStore {
     ...createSqlPolicyWriter(run, feed),
     ...createSqlSessionStore(run),
     ...createSqlTokenKeyStore(run),
+    identities: createSqlIdentityStore(run),
   };
 }

@@ -18,6 +18,7 @@ import type {
 } from "../core/model.js";
 import type { ChangeEntry } from "../core/change-log.js";
 import type { SigningKeyRecord } from "../core/signing-key-record.js";
+import type { IdentityStore } from "./identity-store.js";
 
 /** A user with its password hash, for login and password checks only. */
 export interface UserCredentials {
@@ -205,6 +206,8 @@ export interface TokenKeyStore {
 export interface Store extends PolicyReader, PolicyWriter, ChangeFeed, SessionStore, TokenKeyStore {
   /** "postgres" or "pglite", for logs and metrics. */
   readonly driver: string;
+  /** Linked external identities, their sessions and pending sign-ins. */
+  readonly identities: IdentityStore;
   /** Applies pending migrations under an advisory lock. */
   migrate(): Promise<void>;
   /** Cheap liveness probe of the database connection. */

@@ -52,6 +52,14 @@ describe("loadConfig defaults", () => {
         loginMaxAttempts: 5,
         loginWindowMs: 300_000,
       },
+      oauth: {
+        providers: [],
+        publicUrl: "",
+        returnUrls: [],
+        stateTtlMs: 600_000,
+        cookie: { name: "verdict_session", secure: true, domain: "" },
+        corsOrigins: [],
+      },
     });
   });
 
