@@ -2,7 +2,6 @@
  * DecisionService: Check and CheckBatch, answered from the engine's memory.
  */
 import { create } from "@bufbuild/protobuf";
-import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Decision } from "../core/decision.js";
 import { deny } from "../core/decision.js";
@@ -17,6 +16,7 @@ import {
   type DecisionService,
 } from "../../gen/verdict/v1/decision_pb.js";
 import { toPrincipal, toProtoReason } from "./convert.js";
+import { createDecisionIds } from "./decision-ids.js";
 import { ApiError } from "./errors.js";
 import { type CallContext, type Handlers, callerCredential } from "./rpc.js";
 
@@ -34,13 +34,6 @@ export interface DecisionServiceOptions {
   readonly minVersionWaitMs: number;
   /** Where decisions are audited (every denial, sampled allows). */
   readonly audit?: DecisionAudit;
-}
-
-/** Makes decision ids: a random per-process prefix and a counter (unique, cheap, sortable). */
-export function createDecisionIds(): () => string {
-  const prefix = randomBytes(6).toString("hex");
-  let n = 0;
-  return () => `${prefix}-${(++n).toString(36)}`;
 }
 
 /** Creates the DecisionService handlers. */

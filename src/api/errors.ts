@@ -3,13 +3,13 @@
  * where internal failures become what a client sees. Clients get a clear message; the cause goes
  * to the log; no secret reaches either.
  */
-import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
-import { Metadata } from "@grpc/grpc-js";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import { ConnectError } from "@connectrpc/connect";
 import { PasswordBusyError } from "../authn/password.js";
 import { GrantSyntaxError } from "../core/grant.js";
 import { PatternError } from "../core/patterns.js";
 import { StoreError } from "../store/store.js";
+import { Code } from "./code.js";
 
 /** Stable error codes of the API. */
 export type ApiErrorCode =
@@ -35,29 +35,29 @@ export class ApiError extends Error {
   }
 }
 
-const GRPC: Record<ApiErrorCode, GrpcStatus> = {
-  invalid_argument: GrpcStatus.INVALID_ARGUMENT,
-  not_found: GrpcStatus.NOT_FOUND,
-  already_exists: GrpcStatus.ALREADY_EXISTS,
-  permission_denied: GrpcStatus.PERMISSION_DENIED,
-  unauthenticated: GrpcStatus.UNAUTHENTICATED,
-  failed_precondition: GrpcStatus.FAILED_PRECONDITION,
-  resource_exhausted: GrpcStatus.RESOURCE_EXHAUSTED,
-  unavailable: GrpcStatus.UNAVAILABLE,
-  internal: GrpcStatus.INTERNAL,
-};
-
-const CONNECT: Record<ApiErrorCode, Code> = {
-  invalid_argument: Code.InvalidArgument,
-  not_found: Code.NotFound,
-  already_exists: Code.AlreadyExists,
-  permission_denied: Code.PermissionDenied,
-  unauthenticated: Code.Unauthenticated,
-  failed_precondition: Code.FailedPrecondition,
-  resource_exhausted: Code.ResourceExhausted,
-  unavailable: Code.Unavailable,
-  internal: Code.Internal,
-};
+/** The status code (gRPC, Connect) of an API error code: the one mapping. */
+export function codeOf(code: ApiErrorCode): Code {
+  switch (code) {
+    case "invalid_argument":
+      return Code.InvalidArgument;
+    case "not_found":
+      return Code.NotFound;
+    case "already_exists":
+      return Code.AlreadyExists;
+    case "permission_denied":
+      return Code.PermissionDenied;
+    case "unauthenticated":
+      return Code.Unauthenticated;
+    case "failed_precondition":
+      return Code.FailedPrecondition;
+    case "resource_exhausted":
+      return Code.ResourceExhausted;
+    case "unavailable":
+      return Code.Unavailable;
+    case "internal":
+      return Code.Internal;
+  }
+}
 
 /** Turns any thrown value into an ApiError; unknown errors become a generic internal error. */
 export function toApiError(error: unknown): ApiError {
@@ -79,10 +79,11 @@ export function malformedRequest(typeName: string, cause: unknown): ApiError {
 
 /** The gRPC form of an error. */
 export function toGrpcError(error: ApiError): Partial<ServiceError> {
-  return { code: GRPC[error.code], details: error.message, metadata: new Metadata() };
+  return { code: codeOf(error.code) as number, details: error.message, metadata: new Metadata() };
 }
 
 /** The Connect form of an error. */
 export function toConnectError(error: ApiError): ConnectError {
-  return new ConnectError(error.message, CONNECT[error.code]);
+  // connect-es's Code has the same numbers.
+  return new ConnectError(error.message, codeOf(error.code) as number);
 }

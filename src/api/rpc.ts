@@ -49,6 +49,12 @@ export interface WireCodec {
   serialize(message: unknown): Buffer;
 }
 
+/** A service ready to mount on the gRPC server. */
+export interface GrpcService {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
+}
+
 /**
  * Builds a grpc-js service definition and implementation from handlers (and optional codecs).
  * Requests are decoded in the handler, not by grpc-js, so that a message that does not decode is
@@ -59,7 +65,7 @@ export function toGrpcService<S extends DescService>(
   handlers: Handlers<S>,
   logger: Logger,
   codecs: Readonly<Record<string, WireCodec>> = {},
-): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
+): GrpcService {
   const definition: Record<string, ServiceDefinition[string]> = {};
   const implementation: UntypedServiceImplementation = {};
   for (const method of service.methods) {

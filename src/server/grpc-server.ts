@@ -2,7 +2,7 @@
  * The gRPC server (@grpc/grpc-js): the hot path. Messages are (de)serialised with protobuf-es.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Server, ServerCredentials, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation, status } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServerWritableStream, type ServiceDefinition, status } from "@grpc/grpc-js";
 import {
   type HealthCheckRequest,
   HealthCheckRequestSchema,
@@ -13,13 +13,7 @@ import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { HEALTH_SERVICES, type HealthState } from "../api/health.js";
 import { malformedRequest, toGrpcError } from "../api/errors.js";
-import { toGrpcService } from "../api/rpc.js";
-
-/** A service ready to mount on the gRPC server. */
-export interface GrpcService {
-  readonly definition: ServiceDefinition;
-  readonly implementation: UntypedServiceImplementation;
-}
+import { type GrpcService, toGrpcService } from "../api/rpc.js";
 
 /** A running gRPC server. */
 export interface RunningGrpcServer {

@@ -2,7 +2,10 @@ import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { builtInRules, conventionalAction, createRulesHolder, parseRules, RULES_DEFAULTS, RulesError, type RulesHolder } from "../../src/api/envoy/rules.js";
+import { conventionalAction } from "../../src/api/envoy/rules/conventional-action.js";
+import { createRulesHolder, type RulesHolder } from "../../src/api/envoy/rules/holder.js";
+import { RULES_DEFAULTS, RulesError } from "../../src/api/envoy/rules/model.js";
+import { builtInRules, parseRules } from "../../src/api/envoy/rules/parse.js";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures/envoy");
 const fixture = (name: string): Promise<string> => readFile(join(FIXTURES, name), "utf8");

@@ -2,8 +2,9 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { CheckRequestSchema, CheckResponseSchema } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { Decision } from "../../src/core/decision.js";
-import { createExtAuthzHandler, headerNamesRead } from "../../src/api/envoy/ext-authz.js";
-import { parseRules } from "../../src/api/envoy/rules.js";
+import { createExtAuthzHandler } from "../../src/api/envoy/ext-authz.js";
+import { headerNamesRead } from "../../src/api/envoy/request.js";
+import { parseRules } from "../../src/api/envoy/rules/parse.js";
 import { decodeCheckRequest, encodeCheckResponse, selectHeaders } from "../../src/api/envoy/wire.js";
 
 const path = "/v1/orders/42?expand=items";

@@ -15,7 +15,8 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { deny, type Decision, type PrincipalView, type ReasonCode } from "../../src/core/decision.js";
 import type { Decider } from "../../src/api/envoy/decider.js";
 import { createExtAuthzHandler, type ExtAuthzOptions, type ExtAuthzOutcome } from "../../src/api/envoy/ext-authz.js";
-import { parseRules, type CompiledRules } from "../../src/api/envoy/rules.js";
+import type { CompiledRules } from "../../src/api/envoy/rules/model.js";
+import { parseRules } from "../../src/api/envoy/rules/parse.js";
 
 // ---- a fake decider built from tables -------------------------------------------------------
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { loadConfig } from "../../src/config/config.js";
-import { parseRules } from "../../src/api/envoy/rules.js";
+import { parseRules } from "../../src/api/envoy/rules/parse.js";
 
 const K8S = join(import.meta.dirname, "../../k8s");
 

@@ -3,17 +3,21 @@
  * the adapter over the engine, and its metrics and logs, ready to mount on the gRPC server as
  * `envoy.service.auth.v3.Authorization`.
  */
-import { type ServerUnaryCall, type ServiceDefinition, type sendUnaryData, status } from "@grpc/grpc-js";
+import type { ServerUnaryCall, ServiceDefinition, sendUnaryData } from "@grpc/grpc-js";
 import type { CheckResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { Config } from "../../config/config.js";
 import type { DecisionAudit } from "../../observability/audit.js";
 import type { Logger } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
-import type { GrpcService } from "../../server/grpc-server.js";
-import { createDecisionIds } from "../decision-service.js";
+import { Code } from "../code.js";
+import { createDecisionIds } from "../decision-ids.js";
+import type { GrpcService } from "../rpc.js";
 import type { Decider } from "./decider.js";
-import { createExtAuthzHandler, headerNamesRead, type CheckRequestView, type ExtAuthzHandler, type ExtAuthzOutcome } from "./ext-authz.js";
-import { builtInRules, createRulesHolder, type CompiledRules, type RulesSource } from "./rules.js";
+import { createExtAuthzHandler, type ExtAuthzHandler, type ExtAuthzOutcome } from "./ext-authz.js";
+import { headerNamesRead, type CheckRequestView } from "./request.js";
+import { createRulesHolder } from "./rules/holder.js";
+import type { CompiledRules, RulesSource } from "./rules/model.js";
+import { builtInRules } from "./rules/parse.js";
 import { decodeCheckRequest, encodeCheckResponse, selectHeaders, type HeaderSelection } from "./wire.js";
 
 /** What createExtAuthzService needs. */
@@ -118,7 +122,7 @@ function authorizationService(check: ExtAuthzHandler, rules: RulesSource): GrpcS
       try {
         request = decodeCheckRequest(call.request, selectionFor(current));
       } catch {
-        callback({ code: status.INVALID_ARGUMENT, details: "malformed envoy.service.auth.v3.CheckRequest" });
+        callback({ code: Code.InvalidArgument as number, details: "malformed envoy.service.auth.v3.CheckRequest" });
         return;
       }
       check(request, current).then(

@@ -10,7 +10,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import type { HeaderValueOption } from "../../../gen/envoy/config/core/v3/base_pb.js";
 import { CheckResponseSchema, type CheckResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { type Cursor, WireError, readVarint, varintSize, writeVarint } from "../protowire.js";
-import type { CheckRequestView, HeaderStats, HttpRequestView } from "./ext-authz.js";
+import type { CheckRequestView, HeaderStats, HttpRequestView } from "./request.js";
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type HeaderEntry = { key: string; value: string; rawValue: Uint8Array };

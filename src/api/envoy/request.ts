@@ -1,0 +1,113 @@
+/**
+ * The parts of an ext_authz CheckRequest the adapter reads, the headers it reads them from, and
+ * the checks a request must pass before it is judged (size limits, a well-formed path).
+ */
+import type { CompiledRules } from "./rules/model.js";
+
+/**
+ * The parts of an HTTP request's attributes the adapter reads. A protobuf-es
+ * `AttributeContext_HttpRequest` is one; so is what decodeCheckRequest (wire.ts) produces.
+ */
+export interface HttpRequestView {
+  readonly method: string;
+  readonly path: string;
+  readonly host: string;
+  /** Lower-case names; repeated headers joined with ",". */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly headerMap?: { readonly headers: readonly { readonly key: string; readonly value: string; readonly rawValue: Uint8Array }[] };
+  /**
+   * Set by a decoder that kept only the headers the rules read (see headerNamesRead): the count and
+   * longest value of ALL the request's headers, for the request limits.
+   */
+  readonly headerStats?: HeaderStats;
+}
+
+/** Size of a request's header map, measured while decoding it. */
+export interface HeaderStats {
+  readonly count: number;
+  /** In UTF-8 bytes. */
+  readonly longestValueBytes: number;
+}
+
+/** The parts of a CheckRequest the adapter reads; a protobuf-es `CheckRequest` is one. */
+export interface CheckRequestView {
+  readonly attributes?: {
+    readonly request?: { readonly http?: HttpRequestView };
+    readonly contextExtensions: Readonly<Record<string, string>>;
+  };
+}
+
+/** Request headers with lower-case names. */
+export type Headers = Readonly<Record<string, string>>;
+
+/** The request headers as a lower-case-keyed record, from `headers` or, when that is empty, `header_map`. */
+export function headersOf(http: HttpRequestView): Headers {
+  if (http.headerStats !== undefined && http.headerStats.count > 0) return http.headers;
+  for (const _ in http.headers) return http.headers;
+  const list = http.headerMap?.headers;
+  if (list === undefined || list.length === 0) return http.headers;
+  const decoder = new TextDecoder();
+  const record: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const header of list) {
+    const key = header.key.toLowerCase();
+    const value = header.value !== "" || header.rawValue.length === 0 ? header.value : decoder.decode(header.rawValue);
+    const earlier = record[key];
+    record[key] = earlier === undefined ? value : `${earlier},${value}`;
+  }
+  return record;
+}
+
+/** Why the request cannot be judged (too large, malformed path), or undefined. */
+export function requestProblem(http: HttpRequestView, headers: Headers, path: string, rules: CompiledRules): string | undefined {
+  const { maxHeaders, maxHeaderValueLength, maxPathLength } = rules.limits;
+  const stats = http.headerStats;
+  if (stats !== undefined) {
+    if (stats.count > maxHeaders) return `more than ${maxHeaders} headers`;
+    if (stats.longestValueBytes > maxHeaderValueLength) return `a header value is longer than ${maxHeaderValueLength} bytes`;
+  } else {
+    let count = 0;
+    for (const name in headers) {
+      if (++count > maxHeaders) return `more than ${maxHeaders} headers`;
+      if (Buffer.byteLength(headers[name]) > maxHeaderValueLength) return `a header value is longer than ${maxHeaderValueLength} bytes`;
+    }
+  }
+  if (path.length === 0) return "the request has no path";
+  if (path.length > maxPathLength) return `the path is longer than ${maxPathLength} characters`;
+  if (path.charCodeAt(0) !== 47 /* / */) return "the path must start with '/'";
+  if (hasDotSegment(path)) return "the path has a '.' or '..' segment (enable path normalization in Envoy)";
+  return undefined;
+}
+
+/** True when a segment of the path (before any query) is ".", "..", or one of them percent-encoded. */
+function hasDotSegment(path: string): boolean {
+  let start = 1;
+  for (let i = 1; i <= path.length; i++) {
+    const c = i < path.length ? path.charCodeAt(i) : 47;
+    if (c === 63 /* ? */ || c === 35 /* # */ || c === 47 /* / */) {
+      const length = i - start;
+      if (length > 0 && length <= 6) {
+        const first = path.charCodeAt(start);
+        if ((first === 46 /* . */ || first === 37) /* % */ && isDots(path.slice(start, i))) return true;
+      }
+      if (c !== 47) return false;
+      start = i + 1;
+    }
+  }
+  return false;
+}
+
+function isDots(segment: string): boolean {
+  const decoded = segment.replace(/%2e/gi, ".");
+  return decoded === "." || decoded === "..";
+}
+
+/**
+ * Every request header the adapter may read under `rules` (pseudo-headers, credential and tenant
+ * headers). A decoder may drop the values of all others, as long as it reports headerStats.
+ */
+export function headerNamesRead(rules: CompiledRules): string[] {
+  const names = new Set([":path", ":method", ":authority", "host", "authorization", rules.apiKeyHeader]);
+  if (rules.cookieName !== undefined) names.add("cookie");
+  for (const source of rules.tenantSources) if (source.kind === "header") names.add(source.name);
+  return [...names];
+}
