@@ -11,7 +11,7 @@ import { type PasswordHasher, passwordProblem } from "../authn/password.js";
 import { SUPER_ROLE, builtinRoleIgnoringCase, isBuiltinRole } from "../core/builtin-roles.js";
 import { parseGrant } from "../core/grant.js";
 import { ALL_TENANTS, type BindingRecord, type UserRecord } from "../core/model.js";
-import { isValidRoleName, isValidTenantId, isValidUsername } from "../core/names.js";
+import { isValidRoleName, isValidTenantId, isValidUsername, MAX_NAME_LENGTH } from "../core/names.js";
 import { validatePatterns } from "../core/patterns.js";
 import type { Engine } from "../engine/engine.js";
 import type { Logger } from "../observability/logger.js";
@@ -34,7 +34,6 @@ export interface AdminServiceOptions {
   readonly now?: () => number;
 }
 
-const MAX_NAME = 128;
 const MAX_PERMISSIONS = 256;
 
 /** Creates the AdminService handlers. */
@@ -56,7 +55,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     if (ref === "") throw new ApiError("invalid_argument", "user is required");
     const p = engine.current;
     const user = p.getUser(ref) ?? p.getUserByUsername(ref);
-    if (!user) throw new ApiError("not_found", `user ${JSON.stringify(ref.slice(0, MAX_NAME))} not found`);
+    if (!user) throw new ApiError("not_found", `user ${JSON.stringify(ref.slice(0, MAX_NAME_LENGTH))} not found`);
     return user;
   }
 
@@ -68,7 +67,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
 
   function requireRole(name: string): void {
     if (name === SUPER_ROLE) throw new ApiError("permission_denied", "SUPER is held by root only and cannot be bound");
-    if (!engine.current.getRole(name)) throw new ApiError("not_found", `role ${JSON.stringify(name.slice(0, MAX_NAME))} not found`);
+    if (!engine.current.getRole(name)) throw new ApiError("not_found", `role ${JSON.stringify(name.slice(0, MAX_NAME_LENGTH))} not found`);
   }
 
   function checkPermissions(patterns: readonly string[]): void {
@@ -196,7 +195,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     async deleteRole(req, ctx) {
       const caller = await authorize(ctx, "admin:roles", ALL_TENANTS);
       if (isBuiltinRole(req.name)) throw new ApiError("failed_precondition", `${req.name} is a built-in role and cannot be deleted`);
-      if (!engine.current.getRole(req.name)) throw new ApiError("not_found", `role ${JSON.stringify(req.name.slice(0, MAX_NAME))} not found`);
+      if (!engine.current.getRole(req.name)) throw new ApiError("not_found", `role ${JSON.stringify(req.name.slice(0, MAX_NAME_LENGTH))} not found`);
       const { version } = await store.deleteRole(req.name, caller.actor);
       return create(pb.DeleteRoleResponseSchema, { version: await commit(version, "role deleted", caller, { role: req.name }) });
     },
@@ -237,7 +236,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     async createApiKey(req, ctx) {
       const { caller, ownerId } = await authorizeKeyOwner(ctx, req.owner);
       if (caller.narrowedKey) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot create keys");
-      if (req.name === "" || req.name.length > MAX_NAME) throw new ApiError("invalid_argument", `name is required (at most ${MAX_NAME} characters)`);
+      if (req.name === "" || req.name.length > MAX_NAME_LENGTH) throw new ApiError("invalid_argument", `name is required (at most ${MAX_NAME_LENGTH} characters)`);
       checkPermissions(req.permissions);
       if (req.tenant !== "") requireTenant(req.tenant, false);
       const expiresAtMs = Number(req.expireTimeUnixMs);

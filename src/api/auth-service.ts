@@ -9,7 +9,7 @@ import { hashApiKey } from "../authn/api-key.js";
 import type { LoginLimiter } from "../authn/login-limiter.js";
 import { MAX_PASSWORD_LENGTH, type PasswordHasher } from "../authn/password.js";
 import { ALL_TENANTS, type UserRecord } from "../core/model.js";
-import { isValidTenantId } from "../core/names.js";
+import { isValidTenantId, MAX_NAME_LENGTH } from "../core/names.js";
 import type { Engine } from "../engine/engine.js";
 import type { TokenAuthority } from "../engine/token-authority.js";
 import type { Logger } from "../observability/logger.js";
@@ -37,7 +37,6 @@ export interface AuthServiceOptions {
 /** Prefix of refresh tokens, so that a leaked one is recognisable (secret scanners, logs). */
 const REFRESH_TOKEN_PREFIX = "vrt_";
 const REFRESH_TOKEN = /^vrt_[A-Za-z0-9_-]{43}$/;
-const MAX_USERNAME = 128;
 /** Refresh tokens are stored as the same hex SHA-256 as API keys (256 random bits need no slow hash). */
 const hashRefreshToken = hashApiKey;
 
@@ -93,7 +92,7 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
   const handlers: Handlers<typeof pb.AuthService> = {
     async login(req, ctx) {
       requireReady();
-      if (req.username === "" || req.username.length > MAX_USERNAME) throw new ApiError("invalid_argument", `username must be 1 to ${MAX_USERNAME} characters`);
+      if (req.username === "" || req.username.length > MAX_NAME_LENGTH) throw new ApiError("invalid_argument", `username must be 1 to ${MAX_NAME_LENGTH} characters`);
       if (req.password === "" || req.password.length > MAX_PASSWORD_LENGTH) throw new ApiError("invalid_argument", `password must be 1 to ${MAX_PASSWORD_LENGTH} characters`);
       if (req.tenant !== "" && !isValidTenantId(req.tenant)) throw new ApiError("invalid_argument", "tenant must be 1 to 63 of a-z, 0-9, '-', '_'");
       const allowance = limiter.check(req.username, ctx.peer, now());

@@ -5,6 +5,7 @@
  */
 import type { PasswordHasher } from "../authn/password.js";
 import { ALL_TENANTS } from "../core/model.js";
+import { MAX_NAME_LENGTH } from "../core/names.js";
 import type { Engine, Resolved } from "../engine/engine.js";
 import type { Actor, Store } from "../store/store.js";
 import { ApiError } from "./errors.js";
@@ -35,8 +36,6 @@ export interface Authenticated {
   readonly resolved: Resolved;
 }
 
-const MAX_NAME = 128;
-
 /** Creates the caller authentication shared by the admin and auth services. */
 export function createCallerAuth(options: { readonly store: Store; readonly engine: Engine; readonly passwords: PasswordHasher }): CallerAuth {
   const { store, engine, passwords } = options;
@@ -48,7 +47,7 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
     const password = colon < 0 ? "" : decoded.slice(colon + 1);
     const problem = controlCharacterProblem("the Basic username", username) ?? controlCharacterProblem("the Basic password", password);
     if (problem) throw new ApiError("invalid_argument", problem);
-    const creds = username.length <= MAX_NAME ? await store.getUserCredentials(username) : undefined;
+    const creds = username.length <= MAX_NAME_LENGTH ? await store.getUserCredentials(username) : undefined;
     const ok = await passwords.verify(creds?.passwordHash, password);
     if (!ok || !creds) throw new ApiError("unauthenticated", "invalid username or password");
     return { kind: "user", userId: creds.user.id };

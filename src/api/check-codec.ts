@@ -7,40 +7,9 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { type CheckRequest, type CheckResponse } from "../../gen/verdict/v1/decision_pb.js";
 import { type Principal, PrincipalSchema } from "../../gen/verdict/v1/types_pb.js";
-import { type Cursor, WireError, readVarint, varintSize, writeVarint } from "./protowire.js";
+import { type Cursor, WireError, readString, readVarint, skipField, varintSize, writeVarint } from "./protowire.js";
 
 const principalBytes = new WeakMap<Principal, Uint8Array>();
-
-function skipField(c: Cursor, wireType: number): void {
-  switch (wireType) {
-    case 0:
-      readVarint(c, c.buf.length);
-      return;
-    case 1:
-      c.pos += 8;
-      break;
-    case 2: {
-      const len = readVarint(c, c.buf.length);
-      c.pos += len;
-      break;
-    }
-    case 5:
-      c.pos += 4;
-      break;
-    default:
-      throw new WireError(`unsupported wire type ${wireType}`);
-  }
-  if (c.pos > c.buf.length) throw new WireError("truncated field");
-}
-
-function readString(c: Cursor): string {
-  const len = readVarint(c, c.buf.length);
-  const end = c.pos + len;
-  if (end > c.buf.length) throw new WireError("truncated string");
-  const s = c.buf.toString("utf8", c.pos, end);
-  c.pos = end;
-  return s;
-}
 
 /** Decodes a CheckRequest; unknown fields are skipped, a repeated field's last value wins. */
 export function decodeCheckRequest(buf: Buffer): CheckRequest {
@@ -56,7 +25,7 @@ export function decodeCheckRequest(buf: Buffer): CheckRequest {
     if (field === 0) throw new WireError("field number 0");
     if (field >= 1 && field <= 3) {
       if (wireType !== 2) throw new WireError(`field ${field} has wire type ${wireType}`);
-      const s = readString(c);
+      const s = readString(c, buf.length);
       if (field === 1) credential = s;
       else if (field === 2) action = s;
       else tenant = s;
@@ -64,7 +33,7 @@ export function decodeCheckRequest(buf: Buffer): CheckRequest {
       if (wireType !== 0) throw new WireError(`field 4 has wire type ${wireType}`);
       minVersion = readVarint(c, buf.length);
     } else {
-      skipField(c, wireType);
+      skipField(c, wireType, buf.length);
     }
   }
   return {

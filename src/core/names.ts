@@ -2,8 +2,11 @@
  * Validation of identifiers that users choose: tenant ids, usernames, role names.
  */
 
+/** Longest username, and longest free-form name (an API key's); longer input is refused before any lookup. */
+export const MAX_NAME_LENGTH = 128;
+
 const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const USERNAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/;
+const USERNAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,${MAX_NAME_LENGTH - 1}}$`);
 const ROLE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 /** Lower-case letters, digits, '-' and '_', starting with a letter or digit; 1 to 63 characters. */

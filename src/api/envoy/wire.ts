@@ -9,51 +9,22 @@
 import { toBinary } from "@bufbuild/protobuf";
 import type { HeaderValueOption } from "../../../gen/envoy/config/core/v3/base_pb.js";
 import { CheckResponseSchema, type CheckResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
-import { type Cursor, WireError, readVarint, varintSize, writeVarint } from "../protowire.js";
+import {
+  type Cursor,
+  decodeText,
+  LENGTH_DELIMITED,
+  readDelimited,
+  readString,
+  readVarint,
+  skipField,
+  VARINT,
+  varintSize,
+  writeVarint,
+} from "../protowire.js";
 import type { CheckRequestView, HeaderStats, HttpRequestView } from "./request.js";
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type HeaderEntry = { key: string; value: string; rawValue: Uint8Array };
-
-const VARINT = 0;
-const FIXED64 = 1;
-const LENGTH_DELIMITED = 2;
-const FIXED32 = 5;
-
-function malformed(): never {
-  throw new WireError("malformed CheckRequest");
-}
-
-/** Reads a length prefix and returns the end of the field it delimits. */
-function delimited(c: Cursor, end: number): number {
-  const length = readVarint(c, end);
-  const fieldEnd = c.pos + length;
-  if (fieldEnd > end) malformed();
-  return fieldEnd;
-}
-
-/** Node's Buffer has decoded with utf8Slice since its first release; toString adds argument checks costing more than short strings do. */
-type Utf8Buffer = Buffer & { utf8Slice(start: number, end: number): string };
-
-/** Strings up to this many bytes are decoded in JavaScript when they are ASCII (header names, most values). */
-const SHORT_STRING = 32;
-
-function text(buf: Buffer, start: number, end: number): string {
-  if (end - start <= SHORT_STRING) {
-    let value = "";
-    let i = start;
-    for (; i < end && buf[i] < 0x80; i++) value += String.fromCharCode(buf[i]);
-    if (i === end) return value;
-  }
-  return (buf as Utf8Buffer).utf8Slice(start, end);
-}
-
-function string(c: Cursor, end: number): string {
-  const fieldEnd = delimited(c, end);
-  const start = c.pos;
-  c.pos = fieldEnd;
-  return text(c.buf, start, fieldEnd);
-}
 
 /** Header names whose values decodeCheckRequest keeps, as bytes to compare without decoding. */
 export interface HeaderSelection {
@@ -75,26 +46,6 @@ function isSelected(buf: Buffer, start: number, end: number, selection: HeaderSe
   return false;
 }
 
-function skip(c: Cursor, wireType: number, end: number): void {
-  switch (wireType) {
-    case VARINT:
-      readVarint(c, end);
-      return;
-    case FIXED64:
-      c.pos += 8;
-      break;
-    case LENGTH_DELIMITED:
-      c.pos = delimited(c, end);
-      return;
-    case FIXED32:
-      c.pos += 4;
-      break;
-    default:
-      malformed();
-  }
-  if (c.pos > end) malformed();
-}
-
 /**
  * Decodes the fields of a CheckRequest the adapter reads (attributes.request.http: method, path,
  * host, headers, header_map; attributes.context_extensions) and skips every other field. With a
@@ -109,8 +60,8 @@ export function decodeCheckRequest(bytes: Uint8Array, selection?: HeaderSelectio
   let attributes: CheckRequestView["attributes"];
   while (c.pos < end) {
     const tag = readVarint(c, end);
-    if (tag === ((1 << 3) | LENGTH_DELIMITED)) attributes = readAttributes(c, delimited(c, end), selection);
-    else skip(c, tag & 7, end);
+    if (tag === ((1 << 3) | LENGTH_DELIMITED)) attributes = readAttributes(c, readDelimited(c, end), selection);
+    else skipField(c, tag & 7, end);
   }
   return { attributes };
 }
@@ -123,16 +74,16 @@ function readAttributes(c: Cursor, end: number, selection: HeaderSelection | und
     const tag = readVarint(c, end);
     if (tag === ((4 << 3) | LENGTH_DELIMITED)) {
       sawRequest = true;
-      const requestEnd = delimited(c, end);
+      const requestEnd = readDelimited(c, end);
       while (c.pos < requestEnd) {
         const t = readVarint(c, requestEnd);
-        if (t === ((2 << 3) | LENGTH_DELIMITED)) http = readHttp(c, delimited(c, requestEnd), selection);
-        else skip(c, t & 7, requestEnd);
+        if (t === ((2 << 3) | LENGTH_DELIMITED)) http = readHttp(c, readDelimited(c, requestEnd), selection);
+        else skipField(c, t & 7, requestEnd);
       }
     } else if (tag === ((10 << 3) | LENGTH_DELIMITED)) {
-      readMapEntry(c, delimited(c, end), contextExtensions);
+      readMapEntry(c, readDelimited(c, end), contextExtensions);
     } else {
-      skip(c, tag & 7, end);
+      skipField(c, tag & 7, end);
     }
   }
   return { request: sawRequest ? { http } : undefined, contextExtensions };
@@ -144,28 +95,28 @@ function readHttp(c: Cursor, end: number, selection: HeaderSelection | undefined
   while (c.pos < end) {
     const tag = readVarint(c, end);
     if ((tag & 7) !== LENGTH_DELIMITED) {
-      skip(c, tag & 7, end);
+      skipField(c, tag & 7, end);
       continue;
     }
     switch (tag >>> 3) {
       case 2:
-        http.method = string(c, end);
+        http.method = readString(c, end);
         break;
       case 3:
-        readHeader(c, delimited(c, end), http.headers as Record<string, string>, selection, stats);
+        readHeader(c, readDelimited(c, end), http.headers as Record<string, string>, selection, stats);
         http.headerStats = stats;
         break;
       case 4:
-        http.path = string(c, end);
+        http.path = readString(c, end);
         break;
       case 5:
-        http.host = string(c, end);
+        http.host = readString(c, end);
         break;
       case 13:
-        http.headerMap = { headers: readHeaderMap(c, delimited(c, end)) };
+        http.headerMap = { headers: readHeaderMap(c, readDelimited(c, end)) };
         break;
       default:
-        skip(c, LENGTH_DELIMITED, end);
+        skipField(c, LENGTH_DELIMITED, end);
     }
   }
   return http;
@@ -180,20 +131,20 @@ function readHeader(c: Cursor, end: number, into: Record<string, string>, select
   while (c.pos < end) {
     const tag = readVarint(c, end);
     if (tag === ((1 << 3) | LENGTH_DELIMITED)) {
-      keyEnd = delimited(c, end);
+      keyEnd = readDelimited(c, end);
       keyStart = c.pos;
       c.pos = keyEnd;
     } else if (tag === ((2 << 3) | LENGTH_DELIMITED)) {
-      valueEnd = delimited(c, end);
+      valueEnd = readDelimited(c, end);
       valueStart = c.pos;
       c.pos = valueEnd;
     } else {
-      skip(c, tag & 7, end);
+      skipField(c, tag & 7, end);
     }
   }
   stats.count++;
   if (valueEnd - valueStart > stats.longestValueBytes) stats.longestValueBytes = valueEnd - valueStart;
-  if (selection === undefined || isSelected(c.buf, keyStart, keyEnd, selection)) into[text(c.buf, keyStart, keyEnd)] = text(c.buf, valueStart, valueEnd);
+  if (selection === undefined || isSelected(c.buf, keyStart, keyEnd, selection)) into[decodeText(c.buf, keyStart, keyEnd)] = decodeText(c.buf, valueStart, valueEnd);
 }
 
 function readMapEntry(c: Cursor, end: number, into: Record<string, string>): void {
@@ -201,9 +152,9 @@ function readMapEntry(c: Cursor, end: number, into: Record<string, string>): voi
   let value = "";
   while (c.pos < end) {
     const tag = readVarint(c, end);
-    if (tag === ((1 << 3) | LENGTH_DELIMITED)) key = string(c, end);
-    else if (tag === ((2 << 3) | LENGTH_DELIMITED)) value = string(c, end);
-    else skip(c, tag & 7, end);
+    if (tag === ((1 << 3) | LENGTH_DELIMITED)) key = readString(c, end);
+    else if (tag === ((2 << 3) | LENGTH_DELIMITED)) value = readString(c, end);
+    else skipField(c, tag & 7, end);
   }
   into[key] = value;
 }
@@ -213,20 +164,20 @@ function readHeaderMap(c: Cursor, end: number): HeaderEntry[] {
   while (c.pos < end) {
     const tag = readVarint(c, end);
     if (tag !== ((1 << 3) | LENGTH_DELIMITED)) {
-      skip(c, tag & 7, end);
+      skipField(c, tag & 7, end);
       continue;
     }
-    const entryEnd = delimited(c, end);
+    const entryEnd = readDelimited(c, end);
     const entry: HeaderEntry = { key: "", value: "", rawValue: new Uint8Array(0) };
     while (c.pos < entryEnd) {
       const t = readVarint(c, entryEnd);
-      if (t === ((1 << 3) | LENGTH_DELIMITED)) entry.key = string(c, entryEnd);
-      else if (t === ((2 << 3) | LENGTH_DELIMITED)) entry.value = string(c, entryEnd);
+      if (t === ((1 << 3) | LENGTH_DELIMITED)) entry.key = readString(c, entryEnd);
+      else if (t === ((2 << 3) | LENGTH_DELIMITED)) entry.value = readString(c, entryEnd);
       else if (t === ((3 << 3) | LENGTH_DELIMITED)) {
-        const valueEnd = delimited(c, entryEnd);
+        const valueEnd = readDelimited(c, entryEnd);
         entry.rawValue = Uint8Array.prototype.slice.call(c.buf, c.pos, valueEnd);
         c.pos = valueEnd;
-      } else skip(c, t & 7, entryEnd);
+      } else skipField(c, t & 7, entryEnd);
     }
     headers.push(entry);
   }
