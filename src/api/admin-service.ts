@@ -12,13 +12,14 @@ import { SUPER_ROLE, builtinRoleIgnoringCase, isBuiltinRole } from "../core/buil
 import { parseGrant } from "../core/grant.js";
 import { ALL_TENANTS, type BindingRecord, type UserRecord } from "../core/model.js";
 import { isValidRoleName, isValidTenantId, isValidUsername, MAX_NAME_LENGTH } from "../core/names.js";
-import { validatePatterns } from "../core/patterns.js";
+import { patternsCover, validatePatterns } from "../core/patterns.js";
 import type { Engine } from "../engine/engine.js";
 import type { Logger } from "../observability/logger.js";
 import type { Store } from "../store/store.js";
 import * as pb from "../../gen/verdict/v1/admin_pb.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
-import { type Caller, createCallerAuth } from "./caller-auth.js";
+import { type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
+import { keyScopeWithin, requireKeyWithin } from "./credential-limits.js";
 import { ApiError } from "./errors.js";
 import type { CallContext, Handlers } from "./rpc.js";
 import { refusingControlCharacters } from "./text-fields.js";
@@ -75,13 +76,51 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     validatePatterns(patterns);
   }
 
+  /** Granting a role hands out its permissions: the caller must hold each of them there itself. */
+  function requireGrantable(caller: Caller, binding: BindingRecord): void {
+    const role = engine.current.getRole(binding.role);
+    if (!role) return;
+    const held = engine.current.permissionsFor(caller.userId, binding.tenant);
+    const narrowed = caller.limits.permissions;
+    const missing = role.permissions.find((p) => !patternsCover(held, p) || (narrowed.length > 0 && !patternsCover(narrowed, p)));
+    if (missing !== undefined) {
+      const where = binding.tenant === ALL_TENANTS ? "in every tenant" : `in tenant ${binding.tenant}`;
+      throw new ApiError("permission_denied", `the caller does not hold ${missing} ${where}, so it cannot grant role ${role.name}`);
+    }
+  }
+
   async function changeBindings(caller: Caller, op: "grant" | "revoke", bindings: BindingRecord[]): Promise<bigint> {
+    if (op === "grant") for (const binding of bindings) requireGrantable(caller, binding);
     const committed = op === "grant" ? await store.bindRoles(bindings, caller.actor) : await store.unbindRoles(bindings, caller.actor);
     const version = await commit(committed.version, op === "grant" ? "roles bound" : "roles unbound", caller, {
       bindings: bindings.map((b) => `${b.role}@${b.tenant}:${b.userId}`),
     });
     await options.afterBindingChange?.();
     return version;
+  }
+
+  /**
+   * The caller's limits for minting: an access token of a Verdict session may mint up to the
+   * session's end (the family it belongs to lives that long), not only to the token's exp.
+   */
+  async function mintingLimits(caller: Caller): Promise<CredentialLimits> {
+    const { limits } = caller;
+    if (limits.sessionId === "") return limits;
+    const [session] = await store.getSessions([limits.sessionId]);
+    if (!session || session.revokedAtMs !== 0 || session.expiresAtMs <= now()) throw new ApiError("unauthenticated", "the session of this access token has ended");
+    return { ...limits, expiresAtMs: session.expiresAtMs };
+  }
+
+  /** Verifies a user's current password (the same argon2 work whether or not it is right). */
+  async function requireCurrentPassword(user: UserRecord, currentPassword: string, ctx: CallContext): Promise<void> {
+    if (currentPassword === "") {
+      throw new ApiError("permission_denied", "changing your own password with an API key or token needs current_password (or authenticate with your password)");
+    }
+    const creds = await store.getUserCredentials(user.username);
+    if (!(await passwords.verify(creds?.passwordHash, currentPassword))) {
+      audit.warn("password change refused: wrong current password", { user: user.id, peer: ctx.peer });
+      throw new ApiError("permission_denied", "current_password is wrong");
+    }
   }
 
   /** Keys the caller may manage: its own, or any with admin:keys in every tenant. */
@@ -153,7 +192,8 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       const user = findUser(req.user);
       if (user.id === caller.userId && req.disabled) throw new ApiError("failed_precondition", "you cannot disable yourself");
       const { version } = await store.setUserDisabled(user.id, req.disabled, caller.actor);
-      return create(pb.SetUserDisabledResponseSchema, { version: await commit(version, "user disabled set", caller, { user: user.id, disabled: req.disabled }) });
+      const what = req.disabled ? "user disabled; sessions revoked" : "user enabled";
+      return create(pb.SetUserDisabledResponseSchema, { version: await commit(version, what, caller, { user: user.id, disabled: req.disabled }) });
     },
     async deleteUser(req, ctx) {
       const caller = await authorize(ctx, "admin:users", ALL_TENANTS);
@@ -165,13 +205,22 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     async changePassword(req, ctx) {
       const authenticated = await authenticate(ctx);
       const { caller } = authenticated;
+      const { limits } = caller;
       const user = req.user === "" ? findUser(caller.userId) : findUser(req.user);
-      if (user.id !== caller.userId) authorizeAuthenticated(authenticated, "admin:users", ALL_TENANTS);
-      if (caller.narrowedKey) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot change passwords");
+      const own = user.id === caller.userId;
+      if (!own) authorizeAuthenticated(authenticated, "admin:users", ALL_TENANTS);
+      if (limits.permissions.length > 0) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot change passwords");
       const problem = passwordProblem(req.newPassword);
       if (problem) throw new ApiError("invalid_argument", problem);
-      const { version } = await store.setPassword(user.id, await passwords.hash(req.newPassword), caller.actor);
-      return create(pb.ChangePasswordResponseSchema, { version: await commit(version, "password changed", caller, { user: user.id }) });
+      const keep = req.keepCurrentSession ? limits.sessionId : undefined;
+      if (keep === "") throw new ApiError("invalid_argument", "keep_current_session needs the call to be made with an access token of your session");
+      if (keep !== undefined && !own) throw new ApiError("invalid_argument", "keep_current_session applies only to your own password");
+      // A password is wider than any key or token: proving the current one is the only way to set another.
+      if (own && limits.via !== "password") await requireCurrentPassword(user, req.currentPassword, ctx);
+      const { version } = await store.setPassword(user.id, await passwords.hash(req.newPassword), caller.actor, keep);
+      return create(pb.ChangePasswordResponseSchema, {
+        version: await commit(version, "password changed; sessions revoked", caller, { user: user.id, keptSession: keep }),
+      });
     },
 
     async putRole(req, ctx) {
@@ -235,22 +284,22 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
 
     async createApiKey(req, ctx) {
       const { caller, ownerId } = await authorizeKeyOwner(ctx, req.owner);
-      if (caller.narrowedKey) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot create keys");
       if (req.name === "" || req.name.length > MAX_NAME_LENGTH) throw new ApiError("invalid_argument", `name is required (at most ${MAX_NAME_LENGTH} characters)`);
       checkPermissions(req.permissions);
       if (req.tenant !== "") requireTenant(req.tenant, false);
-      const expiresAtMs = Number(req.expireTimeUnixMs);
-      if (expiresAtMs !== 0 && expiresAtMs <= now()) throw new ApiError("invalid_argument", "expire_time_unix_ms lies in the past");
+      const asked = Number(req.expireTimeUnixMs);
+      if (asked !== 0 && asked <= now()) throw new ApiError("invalid_argument", "expire_time_unix_ms lies in the past");
+      const scope = keyScopeWithin(await mintingLimits(caller), { tenant: req.tenant, permissions: [...new Set(req.permissions)], expiresAtMs: asked });
       const minted = mintApiKey();
       const record = {
         id: minted.id,
         name: req.name,
         ownerUserId: ownerId,
-        permissions: [...new Set(req.permissions)],
-        tenant: req.tenant,
+        permissions: scope.permissions,
+        tenant: scope.tenant,
         secretHash: minted.secretHash,
         createdAtMs: now(),
-        expiresAtMs,
+        expiresAtMs: scope.expiresAtMs,
         revokedAtMs: 0,
         lastUsedAtMs: 0,
       };
@@ -276,9 +325,9 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     },
     async rotateApiKey(req, ctx) {
       const { caller } = await keyFor(ctx, req.id);
-      if (caller.narrowedKey) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot rotate keys");
       const key = engine.current.getApiKey(req.id)!;
       if (key.revokedAtMs !== 0) throw new ApiError("failed_precondition", `API key ${req.id} is revoked`);
+      requireKeyWithin(await mintingLimits(caller), key);
       const minted = mintApiKey(req.id);
       const { value, version } = await store.rotateApiKey(req.id, minted.secretHash, caller.actor);
       return create(pb.RotateApiKeyResponseSchema, {

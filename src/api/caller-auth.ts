@@ -12,13 +12,31 @@ import { ApiError } from "./errors.js";
 import { type CallContext, callerCredential } from "./rpc.js";
 import { controlCharacterProblem } from "./text-fields.js";
 
+/**
+ * What a caller's credential is limited to. A credential it creates (an API key, a rotated secret,
+ * a password) must stay within these limits: a credential never mints one wider than itself.
+ */
+export interface CredentialLimits {
+  /** How the caller authenticated: its password (Basic), an API key, or a token. */
+  readonly via: "password" | "api_key" | "token";
+  /** The one tenant the credential is valid in; "" when it is not limited to one. */
+  readonly tenant: string;
+  /** Patterns an API key is narrowed to; empty when the credential carries its owner's permissions. */
+  readonly permissions: readonly string[];
+  /** When the credential stops working (ms since the epoch); 0 for never. A token's exp. */
+  readonly expiresAtMs: number;
+  /** The Verdict session of one of Verdict's access tokens; "" otherwise. */
+  readonly sessionId: string;
+}
+
 /** An authenticated caller. */
 export interface Caller {
   readonly actor: Actor;
   readonly userId: string;
-  /** True when the caller used an API key narrowed to its own permissions. */
-  readonly narrowedKey: boolean;
+  readonly limits: CredentialLimits;
 }
+
+const PASSWORD_LIMITS: CredentialLimits = Object.freeze({ via: "password", tenant: "", permissions: [], expiresAtMs: 0, sessionId: "" });
 
 /** Authenticates and authorizes callers. */
 export interface CallerAuth {
@@ -63,7 +81,7 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
       requireLoaded();
       const resolved = await basicAuth(authorization);
       const userId = resolved.kind === "user" ? resolved.userId : "";
-      return { caller: { actor: { userId }, userId, narrowedKey: false }, resolved };
+      return { caller: { actor: { userId }, userId, limits: PASSWORD_LIMITS }, resolved };
     }
     const credential = callerCredential(ctx);
     if (credential === "") {
@@ -75,9 +93,14 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
     requireLoaded();
     const resolved = await engine.resolve(credential);
     if (resolved.kind === "denied") throw new ApiError("unauthenticated", `credential rejected: ${resolved.decision.reason}: ${resolved.decision.message}`);
-    const key = resolved.kind === "key" ? resolved.key : undefined;
-    const userId = key ? key.ownerUserId : resolved.kind === "user" ? resolved.userId : "";
-    return { caller: { actor: { userId, keyId: key?.id }, userId, narrowedKey: (key?.permissions.length ?? 0) > 0 }, resolved };
+    if (resolved.kind === "key") {
+      const { key } = resolved;
+      const limits: CredentialLimits = { via: "api_key", tenant: key.tenant, permissions: key.permissions, expiresAtMs: key.expiresAtMs, sessionId: "" };
+      return { caller: { actor: { userId: key.ownerUserId, keyId: key.id }, userId: key.ownerUserId, limits }, resolved };
+    }
+    const { userId } = resolved;
+    const limits: CredentialLimits = { via: "token", tenant: resolved.tenant ?? "", permissions: [], expiresAtMs: resolved.expiresAtMs ?? 0, sessionId: resolved.sessionId ?? "" };
+    return { caller: { actor: { userId }, userId, limits }, resolved };
   }
 
   function authorizeAuthenticated({ caller, resolved }: Authenticated, action: string, tenant: string): Caller {

@@ -62,6 +62,25 @@ export function validatePatterns(patterns: readonly string[]): void {
   }
 }
 
+/**
+ * True when every action valid `inner` permits is permitted by one of the valid `outer` patterns:
+ * `*` covers everything, `read:*` covers `read:orders` and `read:*`, `*:orders` covers
+ * `read:orders` and `*:orders`; nothing but `*` covers `*`.
+ */
+export function patternsCover(outer: readonly string[], inner: string): boolean {
+  if (outer.includes("*")) return true;
+  if (inner === "*") return false;
+  const colon = inner.indexOf(":");
+  const verb = inner.slice(0, colon);
+  const resource = inner.slice(colon + 1);
+  return outer.some((pattern) => {
+    const c = pattern.indexOf(":");
+    const v = pattern.slice(0, c);
+    const r = pattern.slice(c + 1);
+    return (v === "*" || v === verb) && (r === "*" || r === resource);
+  });
+}
+
 /** A compiled set of patterns: answers whether an action is permitted in O(1). */
 export interface Matcher {
   /** True when some pattern of the set permits `action` (which must be a valid action). */

@@ -213,6 +213,12 @@ export class Policy {
     return this.decide(user, key, action, tenant);
   }
 
+  /** The permission patterns a user holds in a tenant: ["*"] for root, [] for a non-member. */
+  permissionsFor(userId: string, tenant: string): readonly string[] {
+    const user = this.users.get(userId);
+    return user ? this.accessFor(user, tenant).matcher.patterns : [];
+  }
+
   /** The roles a user holds in a tenant, and whether it is a member. */
   principalFor(userId: string, tenant: string): PrincipalView | undefined {
     const user = this.users.get(userId);

@@ -16,8 +16,12 @@ import { createKeyUseRecorder, type KeyUseRecorder } from "./key-use.js";
 
 /** The result of verifying a token credential. */
 export type TokenAuth =
-  /** `tenant`: the token is scoped to that tenant only (a Check elsewhere is WRONG_TENANT); absent or "": unscoped. */
-  | { readonly ok: true; readonly userId: string; readonly tenant?: string }
+  /**
+   * `tenant`: the token is scoped to that tenant only (a Check elsewhere is WRONG_TENANT); absent or
+   * "": unscoped. `sessionId`: the Verdict session of one of Verdict's own tokens. `expiresAtMs`:
+   * the token's exp.
+   */
+  | { readonly ok: true; readonly userId: string; readonly tenant?: string; readonly sessionId?: string; readonly expiresAtMs?: number }
   | { readonly ok: false; readonly reason: Exclude<Decision["reason"], "ALLOWED">; readonly message: string };
 
 /** Verifies JWT credentials (plugged in by the token layer). */
@@ -28,7 +32,7 @@ export interface TokenAuthenticator {
 /** Who a credential identifies, or why it identifies nobody. */
 export type Resolved =
   | { readonly kind: "key"; readonly key: ApiKeyGrant }
-  | { readonly kind: "user"; readonly userId: string; readonly tenant?: string }
+  | { readonly kind: "user"; readonly userId: string; readonly tenant?: string; readonly sessionId?: string; readonly expiresAtMs?: number }
   | { readonly kind: "denied"; readonly decision: Decision };
 
 /** Reloads entities of a kind the core does not hold (sessions, signing keys). */
@@ -168,7 +172,7 @@ export class Engine {
 
   private fromToken(auth: TokenAuth): Resolved {
     if (!auth.ok) return { kind: "denied", decision: deny(auth.reason, auth.message, this.policy.version) };
-    return { kind: "user", userId: auth.userId, tenant: auth.tenant };
+    return { kind: "user", userId: auth.userId, tenant: auth.tenant, sessionId: auth.sessionId, expiresAtMs: auth.expiresAtMs };
   }
 
   /** Decides one action; synchronous unless a token needs a key set fetched. */

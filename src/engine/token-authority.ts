@@ -153,7 +153,8 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
     return `ext-${hash("sha256", `${issuer}\u0000${subject}`, "hex").slice(0, 24)}`;
   }
 
-  async function createExternalUser(config: OidcIssuerSettings, subject: string, tenant: string): Promise<TokenAuth> {
+  /** Provisions the user of an external subject; the answer carries no claims of any one token. */
+  async function createExternalUser(config: OidcIssuerSettings, subject: string): Promise<TokenAuth> {
     const user: UserRecord = {
       id: randomUUID(),
       username: externalUsername(config.issuer, subject),
@@ -176,7 +177,7 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
     }
     const mapped = engine.current.getUserByExternalIdentity(config.issuer, subject);
     if (!mapped) return { ok: false, reason: "UNKNOWN_CREDENTIAL", message: "no Verdict user is mapped to this external subject" };
-    return { ok: true, userId: mapped.id, tenant };
+    return { ok: true, userId: mapped.id };
   }
 
   function fromResult(result: TokenResult): TokenAuth | Promise<TokenAuth> {
@@ -185,19 +186,20 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
     if (claims.own) {
       if (claims.sessionId === "") return { ok: false, reason: "MALFORMED_CREDENTIAL", message: "token has no session id" };
       if (revoked.has(claims.sessionId)) return { ok: false, reason: "REVOKED", message: "the token's session was revoked" };
-      return { ok: true, userId: claims.subject, tenant: claims.tenant };
+      return { ok: true, userId: claims.subject, tenant: claims.tenant, sessionId: claims.sessionId, expiresAtMs: claims.expiresAtMs };
     }
     const user = engine.current.getUserByExternalIdentity(claims.issuer, claims.subject);
-    if (user) return { ok: true, userId: user.id, tenant: claims.tenant };
+    if (user) return { ok: true, userId: user.id, tenant: claims.tenant, expiresAtMs: claims.expiresAtMs };
     const config = external.get(claims.issuer);
     if (!config?.createUsers) return { ok: false, reason: "UNKNOWN_CREDENTIAL", message: "no Verdict user is mapped to this external subject" };
     const key = `${claims.issuer}\u0000${claims.subject}`;
     let pending = creating.get(key);
     if (!pending) {
-      pending = createExternalUser(config, claims.subject, claims.tenant).finally(() => creating.delete(key));
+      pending = createExternalUser(config, claims.subject).finally(() => creating.delete(key));
       creating.set(key, pending);
     }
-    return pending;
+    // Tokens of one subject arriving together share the provisioning, never each other's scope.
+    return pending.then((auth) => (auth.ok ? { ...auth, tenant: claims.tenant, expiresAtMs: claims.expiresAtMs } : auth));
   }
 
   const notReady = (): TokenResult => ({ ok: false, reason: "MALFORMED_CREDENTIAL", message: "token verification is not ready" });

@@ -22,6 +22,7 @@ import {
   toTenant,
   toUser,
 } from "./sql-model.js";
+import { revokeUserSessions } from "./sql-sessions.js";
 import type { Change, SqlRunner } from "./sql-transactions.js";
 import { type Actor, type ChangeFeed, type Committed, type PolicyWriter, StoreError } from "./store.js";
 
@@ -114,7 +115,12 @@ export function createSqlPolicyWriter(run: SqlRunner, feed: Pick<ChangeFeed, "cu
     },
 
     setUserDisabled(id: string, disabled: boolean, actor: Actor): Promise<Committed> {
-      return run.updateOne(actor, "user", "user", id, "UPDATE users SET disabled = $2 WHERE id = $1 RETURNING id", [disabled]);
+      return run.mutate(actor, async (tx) => {
+        const { rows } = await tx.query("UPDATE users SET disabled = $2 WHERE id = $1 RETURNING id", [id, disabled]);
+        if (!rows.length) throw new StoreError("not_found", `user "${id}" not found`);
+        const sessions = disabled ? await revokeUserSessions(tx, id, "user_disabled") : [];
+        return { value: undefined, changes: [{ kind: "user", id }, ...sessions] };
+      });
     },
 
     deleteUser(id: string, actor: Actor): Promise<Committed> {
@@ -133,10 +139,13 @@ export function createSqlPolicyWriter(run: SqlRunner, feed: Pick<ChangeFeed, "cu
       });
     },
 
-    setPassword(id: string, passwordHash: string, actor: Actor): Promise<Committed> {
-      return run.updateOne(actor, "user", "user", id, "UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id", [
-        passwordHash,
-      ]);
+    setPassword(id: string, passwordHash: string, actor: Actor, keepSessionId?: string): Promise<Committed> {
+      return run.mutate(actor, async (tx) => {
+        const { rows } = await tx.query("UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id", [id, passwordHash]);
+        if (!rows.length) throw new StoreError("not_found", `user "${id}" not found`);
+        const sessions = await revokeUserSessions(tx, id, "password_changed", keepSessionId);
+        return { value: undefined, changes: [{ kind: "user", id }, ...sessions] };
+      });
     },
 
     // roles and bindings

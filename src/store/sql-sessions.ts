@@ -5,7 +5,7 @@
 import { SESSION_COLUMNS, type SessionRow, toNumber, toSession } from "./sql-model.js";
 import type { SqlSession } from "./sql-driver.js";
 import type { ConstraintMessages } from "./sql-errors.js";
-import type { SqlRunner } from "./sql-transactions.js";
+import type { Change, SqlRunner } from "./sql-transactions.js";
 import {
   type Actor,
   type Committed,
@@ -34,6 +34,21 @@ export async function insertSession(tx: SqlSession, session: SessionRecord, refr
 /** Messages for the constraints insertSession may violate. */
 export function sessionConstraintMessages(session: SessionRecord): ConstraintMessages {
   return { sessions_pkey: `session "${session.id}" already exists`, refresh_tokens_pkey: "refresh token already exists" };
+}
+
+/**
+ * Revokes, inside `tx`, every active session of `userId` except `keepSessionId` (with `reason`, now),
+ * and returns one "session" change per session revoked, for the caller's versioned write: a
+ * password change or a disable revokes sessions in the same version as the user row.
+ */
+export async function revokeUserSessions(tx: SqlSession, userId: string, reason: string, keepSessionId = ""): Promise<Change[]> {
+  const now = Date.now();
+  const { rows } = await tx.query<{ id: string }>(
+    `UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+     WHERE user_id = $1 AND revoked_at = 0 AND expires_at > $2 AND id <> $4 RETURNING id`,
+    [userId, now, reason, keepSessionId],
+  );
+  return rows.map((row) => ({ kind: "session", id: row.id }));
 }
 
 /** Creates the session store over `run`. */

@@ -100,10 +100,18 @@ export interface PolicyWriter {
 
   /** Creates a user; throws already_exists for a taken username. */
   createUser(user: UserRecord, passwordHash: string, actor: Actor): Promise<Committed<UserRecord>>;
+  /**
+   * Disables or enables a user. Disabling also revokes every active session of the user (reason
+   * "user_disabled") in the same version, one "session" entry each: re-enabling brings none back.
+   */
   setUserDisabled(id: string, disabled: boolean, actor: Actor): Promise<Committed>;
   /** Deletes the user, its bindings and its API keys (keys are marked revoked, not removed). */
   deleteUser(id: string, actor: Actor): Promise<Committed>;
-  setPassword(id: string, passwordHash: string, actor: Actor): Promise<Committed>;
+  /**
+   * Sets a password hash and revokes every active session of the user but `keepSessionId` (reason
+   * "password_changed") in the same version, one "session" entry each.
+   */
+  setPassword(id: string, passwordHash: string, actor: Actor, keepSessionId?: string): Promise<Committed>;
 
   /** Creates or replaces a role. */
   putRole(role: RoleRecord, actor: Actor): Promise<Committed<RoleRecord>>;

@@ -716,6 +716,28 @@ export function describeStoreContract(driverName: string, target: StoreContractT
         await expectRejected(() => store.revokeSession(unique("missing"), 1, "logout", SYSTEM), "not_found");
       });
 
+      it("setPassword and disabling revoke the user's active sessions in the same version, keeping only the one named", async () => {
+        const live = (userId: string): SessionRecord => ({ ...newSession(userId), createdAtMs: Date.now(), expiresAtMs: Date.now() + 3_600_000 });
+        const user = await createUser();
+        const bystander = await createUser();
+        const [s1, s2, kept, expired] = [live(user.id), live(user.id), live(user.id), newSession(user.id)];
+        for (const s of [s1, s2, kept, expired]) await store.createSession(s, refresh(s.createdAtMs, s.expiresAtMs), SYSTEM);
+        const other = live(bystander.id);
+        await store.createSession(other, refresh(other.createdAtMs, other.expiresAtMs), SYSTEM);
+        await expectOneVersion(() => store.setPassword(user.id, "$argon2id$v=19$new", SYSTEM, kept.id), [
+          ["user", user.id],
+          ["session", s1.id],
+          ["session", s2.id],
+        ]);
+        const byId = new Map((await store.getSessions([s1.id, s2.id, kept.id, expired.id, other.id])).map((s) => [s.id, s]));
+        expect([s1.id, s2.id].map((id) => byId.get(id)?.revokeReason)).toEqual(["password_changed", "password_changed"]);
+        expect([kept.id, expired.id, other.id].map((id) => byId.get(id)?.revokedAtMs)).toEqual([0, 0, 0]);
+        await expectOneVersion(() => store.setUserDisabled(user.id, true, SYSTEM), [["user", user.id], ["session", kept.id]]);
+        expect((await store.getSessions([kept.id]))[0]).toMatchObject({ revokeReason: "user_disabled" });
+        await expectOneVersion(() => store.setUserDisabled(user.id, false, SYSTEM), [["user", user.id]]);
+        expect((await store.getSessions([kept.id]))[0].revokedAtMs).toBeGreaterThan(0);
+      });
+
       it("refreshSession of a used token revokes the session; unknown and expired tokens write nothing", async () => {
         const user = await createUser();
         const session = newSession(user.id);

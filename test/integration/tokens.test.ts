@@ -190,14 +190,20 @@ describe("tokens: login, refresh, logout, rotation, OIDC, bad tokens", () => {
     const t = await login("bob", "bob-password-1");
     expect((await check(t.accessToken, "acme", "read:orders", 0n, decision2)).allowed).toBe(true);
     const disabled = await admin.setUserDisabled({ user: "bob", disabled: true }, ROOT);
-    expect((await check(t.accessToken)).reason).toBe(Reason.DISABLED);
-    expect((await check(t.accessToken, "acme", "read:orders", disabled.version, decision2)).reason).toBe(Reason.DISABLED);
+    // Disabling revokes the user's sessions: their tokens stay dead after re-enabling.
+    expect((await check(t.accessToken)).reason).toBe(Reason.REVOKED);
+    expect((await check(t.accessToken, "acme", "read:orders", disabled.version, decision2)).reason).toBe(Reason.REVOKED);
     expect((await grpcError(auth.refresh({ refreshToken: t.refreshToken }))).code).toBe(status.UNAUTHENTICATED);
     expect((await grpcError(login("bob", "bob-password-1"))).code).toBe(status.UNAUTHENTICATED);
     await admin.setUserDisabled({ user: "bob", disabled: false }, ROOT);
-    expect((await check(t.accessToken)).allowed).toBe(true);
+    expect((await check(t.accessToken)).reason).toBe(Reason.REVOKED);
+    const again = await login("bob", "bob-password-1");
+    expect((await check(again.accessToken)).allowed).toBe(true);
+    await admin.setUserDisabled({ user: "bob", disabled: true }, ROOT);
+    await admin.setUserDisabled({ user: "bob", disabled: false }, ROOT);
+    const t2 = await login("bob", "bob-password-1");
     const deleted = await admin.deleteUser({ user: "bob" }, ROOT);
-    expect((await check(t.accessToken, "acme", "read:orders", deleted.version, decision2)).allowed).toBe(false);
+    expect((await check(t2.accessToken, "acme", "read:orders", deleted.version, decision2)).allowed).toBe(false);
   });
 
   it("rotates signing keys with overlap, publishes them as JWKS, and drops them on demand", async () => {
@@ -239,6 +245,15 @@ describe("tokens: login, refresh, logout, rotation, OIDC, bad tokens", () => {
     expect((await check(await idpToken({ sub: "ext-alice", tenant_id: "other" }))).reason).toBe(Reason.WRONG_TENANT);
     expect((await check(await idpToken({ sub: "ext-alice" }), "acme", "write:orders")).reason).toBe(Reason.FORBIDDEN);
     expect((await grpcError(login(mapped!.username, "any-password-123"))).code).toBe(status.UNAUTHENTICATED);
+  });
+
+  it("tokens of one new external subject arriving together keep their own tenant scope", async () => {
+    for (let i = 0; i < 5; i++) {
+      const sub = `ext-pair-${i}`;
+      const [unscoped, scoped] = await Promise.all([idpToken({ sub }), idpToken({ sub, tenant_id: "other" })]);
+      const [u, s] = await Promise.all([check(unscoped), check(scoped)]);
+      expect({ sub, unscoped: u.allowed, scoped: Reason[s.reason] }).toEqual({ sub, unscoped: true, scoped: "WRONG_TENANT" });
+    }
   });
 
   it("denies each kind of bad token with its own reason code", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PatternError, compilePatterns, isValidAction, patternProblem, unionMatchers, validatePatterns } from "../../src/core/patterns.js";
+import { PatternError, compilePatterns, isValidAction, patternProblem, unionMatchers, validatePatterns, patternsCover } from "../../src/core/patterns.js";
 
 describe("compilePatterns", () => {
   const cases: Array<[patterns: string[], action: string, expected: boolean]> = [
@@ -69,5 +69,45 @@ describe("pattern validation", () => {
     expect(isValidAction("")).toBe(false);
     expect(isValidAction("read")).toBe(false);
     expect(isValidAction("read:" + "a".repeat(300))).toBe(false);
+  });
+});
+
+describe("patternsCover", () => {
+  const cases: Array<[string[], string, boolean]> = [
+    [["*"], "*", true],
+    [["*"], "read:orders", true],
+    [["read:*"], "*", false],
+    [["read:*"], "read:orders", true],
+    [["read:*"], "read:*", true],
+    [["read:*"], "*:orders", false],
+    [["read:*"], "write:orders", false],
+    [["*:orders"], "read:orders", true],
+    [["*:orders"], "*:orders", true],
+    [["*:orders"], "read:*", false],
+    [["read:orders"], "read:orders", true],
+    [["read:orders"], "read:*", false],
+    [["read:orders"], "*:orders", false],
+    [["read:orders", "*:users"], "delete:users", true],
+    [[], "read:orders", false],
+  ];
+  it.each(cases)("%j covers %s: %s", (outer, inner, expected) => {
+    expect(patternsCover(outer, inner)).toBe(expected);
+  });
+
+  it("agrees with the compiled matcher on every action of a small universe", () => {
+    const verbs = ["read", "write"];
+    const resources = ["orders", "users"];
+    const actions = verbs.flatMap((v) => resources.map((r) => `${v}:${r}`));
+    const patterns = ["*", ...verbs.map((v) => `${v}:*`), ...resources.map((r) => `*:${r}`), ...actions];
+    for (const outer of patterns) {
+      for (const inner of patterns) {
+        const outerMatcher = compilePatterns([outer]);
+        const innerMatcher = compilePatterns([inner]);
+        // Over this universe plus unseen verbs and resources, coverage means: inner allows => outer allows.
+        const universe = [...actions, "delete:orders", "read:invoices", "delete:invoices"];
+        const semantic = universe.every((a) => !innerMatcher.matches(a) || outerMatcher.matches(a));
+        expect({ outer, inner, covers: patternsCover([outer], inner) }).toEqual({ outer, inner, covers: semantic });
+      }
+    }
   });
 });

@@ -1,0 +1,53 @@
+/**
+ * A credential never mints a credential wider than itself: an API key created or rotated by a
+ * caller stays within the caller's tenant, permissions and expiry. A field the request leaves empty
+ * takes the caller's own limit; asking for more is PERMISSION_DENIED, naming the limit.
+ */
+import { patternsCover } from "../core/patterns.js";
+import type { CredentialLimits } from "./caller-auth.js";
+import { ApiError } from "./errors.js";
+
+/** The scope of an API key: what CreateApiKey asks for, or what an existing key holds. */
+export interface KeyScope {
+  /** "" for every tenant the owner's roles reach. */
+  readonly tenant: string;
+  /** Empty for the owner's permissions. */
+  readonly permissions: readonly string[];
+  /** 0 for never. */
+  readonly expiresAtMs: number;
+}
+
+const denied = (message: string) => new ApiError("permission_denied", message);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The scope of a key created by a caller with `limits` asking for `ask`; throws if it is wider. */
+export function keyScopeWithin(limits: CredentialLimits, ask: KeyScope): KeyScope {
+  const scope = {
+    tenant: ask.tenant === "" ? limits.tenant : ask.tenant,
+    permissions: ask.permissions.length === 0 ? limits.permissions : ask.permissions,
+    expiresAtMs: ask.expiresAtMs === 0 ? limits.expiresAtMs : ask.expiresAtMs,
+  };
+  requireWithin(limits, scope, "cannot create a key");
+  return scope;
+}
+
+/** Throws unless a key of `scope` is within `limits` (RotateApiKey hands out its new secret). */
+export function requireKeyWithin(limits: CredentialLimits, scope: KeyScope): void {
+  requireWithin(limits, scope, "cannot rotate a key");
+}
+
+function requireWithin(limits: CredentialLimits, scope: KeyScope, what: string): void {
+  if (limits.tenant !== "" && scope.tenant !== limits.tenant) {
+    const where = scope.tenant === "" ? "valid in every tenant" : `for tenant ${scope.tenant}`;
+    throw denied(`this credential is limited to tenant ${limits.tenant}: it ${what} ${where}`);
+  }
+  if (limits.permissions.length > 0) {
+    if (scope.permissions.length === 0) throw denied(`this credential is narrowed to ${limits.permissions.join(", ")}: it ${what} with all of its owner's permissions`);
+    const wider = scope.permissions.find((p) => !patternsCover(limits.permissions, p));
+    if (wider !== undefined) throw denied(`this credential is narrowed to ${limits.permissions.join(", ")}: it ${what} with ${wider}`);
+  }
+  if (limits.expiresAtMs !== 0 && (scope.expiresAtMs === 0 || scope.expiresAtMs > limits.expiresAtMs)) {
+    const until = scope.expiresAtMs === 0 ? "that never expires" : `that expires at ${iso(scope.expiresAtMs)}`;
+    throw denied(`this credential ends at ${iso(limits.expiresAtMs)}: it ${what} ${until}`);
+  }
+}

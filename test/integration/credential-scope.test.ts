@@ -1,0 +1,150 @@
+/**
+ * A credential never mints a credential wider than itself (scope, permissions, expiry), against a
+ * real server over gRPC on the machine's Postgres: CreateApiKey and RotateApiKey called with a
+ * tenant-scoped token, a tenant-scoped key, a narrowed key or an expiring key; ChangePassword of
+ * one's own password with anything but the password; role bindings beyond the granter's own
+ * permissions.
+ */
+import { status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
+import { AuthService } from "../../gen/verdict/v1/auth_pb.js";
+import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
+import { Reason } from "../../gen/verdict/v1/types_pb.js";
+import { type TestClient, grpcClient, grpcError } from "../helpers/grpc.js";
+import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
+
+const basic = (user: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString("base64")}` });
+const ROOT = basic("root", ROOT_PASSWORD);
+const ALICE = basic("alice", "alice-password-1");
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+type Verdict = Awaited<ReturnType<typeof startTestVerdict>>;
+
+describe("a credential never mints a credential wider than itself", () => {
+  const schema = freshSchema();
+  let v: Verdict;
+  let admin: TestClient<typeof AdminService>;
+  let auth: TestClient<typeof AuthService>;
+  let decision: TestClient<typeof DecisionService>;
+
+  const check = (credential: string, tenant: string, action = "read:orders") => decision.check({ credential, action, tenant });
+  const key = async (fields: { tenant?: string; permissions?: string[]; expireTimeUnixMs?: bigint }, headers = ALICE) =>
+    admin.createApiKey({ name: "k", ...fields }, headers);
+
+  beforeAll(async () => {
+    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL }, schema);
+    admin = grpcClient(AdminService, v.grpcAddress);
+    auth = grpcClient(AuthService, v.grpcAddress);
+    decision = grpcClient(DecisionService, v.grpcAddress);
+    for (const id of ["acme", "initech"]) await admin.createTenant({ id }, ROOT);
+    await admin.createUser({ username: "alice", password: "alice-password-1" }, ROOT);
+    await admin.createUser({ username: "bob", password: "bob-password-12" }, ROOT);
+    await admin.putRole({ name: "order-desk", permissions: ["read:orders", "write:orders", "admin:bindings"] }, ROOT);
+    await admin.bindRole({ tenant: "acme", user: "alice", role: "order-desk" }, ROOT);
+    await admin.bindRole({ tenant: "initech", user: "alice", role: "READ" }, ROOT);
+  });
+  afterAll(async () => {
+    for (const c of [admin, auth, decision]) c?.close();
+    await v?.close();
+    await dropSchema(schema);
+  });
+
+  it("a tenant-scoped token creates keys limited to its tenant and its session's end, and no wider", async () => {
+    const t = (await auth.login({ username: "alice", password: "alice-password-1", tenant: "acme" })).tokens!;
+    const sessionEnd = Date.now() + Number(t.refreshExpiresIn) * 1000;
+    const created = await admin.createApiKey({ name: "x", owner: "alice" }, bearer(t.accessToken));
+    expect(created.apiKey?.tenant).toBe("acme");
+    expect(Number(created.apiKey?.expireTimeUnixMs)).toBeGreaterThan(0);
+    expect(Number(created.apiKey?.expireTimeUnixMs)).toBeLessThanOrEqual(sessionEnd + 5000);
+    expect((await check(created.secret, "acme")).allowed).toBe(true);
+    expect((await check(created.secret, "initech")).reason).toBe(Reason.WRONG_TENANT);
+
+    const elsewhere = await grpcError(admin.createApiKey({ name: "y", tenant: "initech" }, bearer(t.accessToken)));
+    expect({ code: elsewhere.code, details: elsewhere.details }).toEqual({ code: status.PERMISSION_DENIED, details: expect.stringContaining("acme") });
+    const forever = await grpcError(admin.createApiKey({ name: "y", expireTimeUnixMs: BigInt(sessionEnd + 10 * DAY) }, bearer(t.accessToken)));
+    expect(forever.code).toBe(status.PERMISSION_DENIED);
+    const shorter = await admin.createApiKey({ name: "z", expireTimeUnixMs: BigInt(Date.now() + HOUR) }, bearer(t.accessToken));
+    expect(shorter.apiKey).toMatchObject({ tenant: "acme" });
+  });
+
+  it("a tenant-scoped or expiring key creates keys no wider in tenant or expiry", async () => {
+    const expiry = Date.now() + 2 * DAY;
+    const scoped = await key({ tenant: "acme", expireTimeUnixMs: BigInt(expiry) });
+    const child = await admin.createApiKey({ name: "child" }, { "x-api-key": scoped.secret });
+    expect(child.apiKey).toMatchObject({ tenant: "acme", expireTimeUnixMs: BigInt(expiry) });
+    expect((await check(child.secret, "initech")).reason).toBe(Reason.WRONG_TENANT);
+    for (const ask of [{ tenant: "initech" }, { expireTimeUnixMs: BigInt(expiry + HOUR) }]) {
+      const err = await grpcError(admin.createApiKey({ name: "wider", ...ask }, { "x-api-key": scoped.secret }));
+      expect({ ask, code: err.code }).toEqual({ ask, code: status.PERMISSION_DENIED });
+    }
+    const sooner = await admin.createApiKey({ name: "sooner", expireTimeUnixMs: BigInt(expiry - HOUR) }, { "x-api-key": scoped.secret });
+    expect(sooner.apiKey).toMatchObject({ tenant: "acme", expireTimeUnixMs: BigInt(expiry - HOUR) });
+  });
+
+  it("a narrowed key creates keys with a subset of its permissions, and refuses more", async () => {
+    const narrowed = await key({ permissions: ["read:orders", "write:*"] });
+    const same = await admin.createApiKey({ name: "same" }, { "x-api-key": narrowed.secret });
+    expect(same.apiKey?.permissions).toEqual(["read:orders", "write:*"]);
+    const sub = await admin.createApiKey({ name: "sub", permissions: ["write:orders"] }, { "x-api-key": narrowed.secret });
+    expect(sub.apiKey?.permissions).toEqual(["write:orders"]);
+    expect((await check(sub.secret, "acme", "write:orders")).allowed).toBe(true);
+    expect((await check(sub.secret, "acme", "read:orders")).reason).toBe(Reason.FORBIDDEN);
+    for (const permissions of [["read:*"], ["*"], ["*:orders"], ["read:orders", "delete:orders"]]) {
+      const err = await grpcError(admin.createApiKey({ name: "wider", permissions }, { "x-api-key": narrowed.secret }));
+      expect({ permissions, code: err.code }).toEqual({ permissions, code: status.PERMISSION_DENIED });
+    }
+  });
+
+  it("RotateApiKey needs a credential at least as wide as the key", async () => {
+    const unscoped = await key({});
+    const t = (await auth.login({ username: "alice", password: "alice-password-1", tenant: "acme" })).tokens!;
+    expect((await grpcError(admin.rotateApiKey({ id: unscoped.apiKey!.id }, bearer(t.accessToken)))).code).toBe(status.PERMISSION_DENIED);
+    expect((await check(unscoped.secret, "initech")).allowed).toBe(true);
+
+    const scoped = await key({ tenant: "acme", expireTimeUnixMs: BigInt(Date.now() + DAY) });
+    expect((await grpcError(admin.rotateApiKey({ id: unscoped.apiKey!.id }, { "x-api-key": scoped.secret }))).code).toBe(status.PERMISSION_DENIED);
+    const self = await admin.rotateApiKey({ id: scoped.apiKey!.id }, { "x-api-key": scoped.secret });
+    expect((await check(self.secret, "acme")).allowed).toBe(true);
+    const scopedChild = await key({ tenant: "acme", expireTimeUnixMs: BigInt(Date.now() + HOUR) });
+    expect((await admin.rotateApiKey({ id: scopedChild.apiKey!.id }, bearer(t.accessToken))).apiKey?.id).toBe(scopedChild.apiKey!.id);
+
+    const narrowed = await key({ permissions: ["read:orders"] });
+    const narrowedSibling = await key({ permissions: ["read:orders"] });
+    const wideSibling = await key({ permissions: ["read:*"] });
+    expect((await admin.rotateApiKey({ id: narrowedSibling.apiKey!.id }, { "x-api-key": narrowed.secret })).apiKey?.permissions).toEqual(["read:orders"]);
+    expect((await grpcError(admin.rotateApiKey({ id: wideSibling.apiKey!.id }, { "x-api-key": narrowed.secret }))).code).toBe(status.PERMISSION_DENIED);
+  });
+
+  it("changing one's own password with a token or key needs the current password", async () => {
+    const t = (await auth.login({ username: "bob", password: "bob-password-12", tenant: "" })).tokens!;
+    const missing = await grpcError(admin.changePassword({ newPassword: "bob-password-new-1" }, bearer(t.accessToken)));
+    expect({ code: missing.code, details: missing.details }).toEqual({ code: status.PERMISSION_DENIED, details: expect.stringContaining("current_password") });
+    const wrong = await grpcError(admin.changePassword({ newPassword: "bob-password-new-1", currentPassword: "not-bobs-password" }, bearer(t.accessToken)));
+    expect(wrong.code).toBe(status.PERMISSION_DENIED);
+    const bobKey = await admin.createApiKey({ name: "bob" }, basic("bob", "bob-password-12"));
+    expect((await grpcError(admin.changePassword({ newPassword: "bob-password-new-1" }, { "x-api-key": bobKey.secret }))).code).toBe(status.PERMISSION_DENIED);
+    await admin.changePassword({ newPassword: "bob-password-new-1", currentPassword: "bob-password-12" }, { "x-api-key": bobKey.secret });
+    await admin.changePassword({ newPassword: "bob-password-new-2" }, basic("bob", "bob-password-new-1"));
+    await admin.changePassword({ user: "bob", newPassword: "bob-password-new-3" }, ROOT);
+    await auth.login({ username: "bob", password: "bob-password-new-3", tenant: "" });
+  });
+
+  it("binding a role needs the granter to hold every permission of it in that tenant", async () => {
+    // alice holds admin:bindings in acme through order-desk, but not ADMIN.
+    const t = (await auth.login({ username: "alice", password: "alice-password-1", tenant: "acme" })).tokens!;
+    for (const call of [
+      () => admin.bindRole({ tenant: "acme", user: "alice", role: "ADMIN" }, bearer(t.accessToken)),
+      () => admin.grant({ tenant: "acme", statement: "GRANT WRITE TO bob" }, bearer(t.accessToken)),
+    ]) {
+      const err = await grpcError(call());
+      expect({ code: err.code, details: err.details }).toEqual({ code: status.PERMISSION_DENIED, details: expect.stringMatching(/holds|does not hold/) });
+    }
+    expect((await check(t.accessToken, "acme", "delete:orders")).reason).toBe(Reason.FORBIDDEN);
+    await admin.putRole({ name: "order-reader", permissions: ["read:orders"] }, ROOT);
+    await admin.grant({ tenant: "acme", statement: "GRANT order-reader TO bob" }, bearer(t.accessToken));
+    await admin.unbindRole({ tenant: "acme", user: "bob", role: "order-reader" }, bearer(t.accessToken));
+  });
+});
