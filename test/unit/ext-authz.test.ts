@@ -16,7 +16,8 @@ import { deny, type Decision, type PrincipalView, type ReasonCode } from "../../
 import type { Decider } from "../../src/api/envoy/decider.js";
 import { createExtAuthzHandler, type ExtAuthzOptions, type ExtAuthzOutcome } from "../../src/api/envoy/ext-authz.js";
 import type { CompiledRules } from "../../src/api/envoy/rules/model.js";
-import { parseRules } from "../../src/api/envoy/rules/parse.js";
+import { headerNamesRead } from "../../src/api/envoy/request.js";
+import { builtInRules, parseRules } from "../../src/api/envoy/rules/parse.js";
 
 // ---- a fake decider built from tables -------------------------------------------------------
 
@@ -600,5 +601,117 @@ describe("generated Envoy messages keep Envoy's field numbers", () => {
     const { Authorization } = await import("../../gen/envoy/service/auth/v3/external_auth_pb.js");
     expect(Authorization.typeName).toBe("envoy.service.auth.v3.Authorization");
     expect(Authorization.method.check.name).toBe("Check");
+  });
+});
+
+// ---- issue 8 item 2: paths an upstream may read differently, method overrides --------------
+
+describe("ext_authz: paths an upstream may read differently are refused (issue 8 item 2)", () => {
+  /** The documented example's shape: `/public/**` exempt, route rules for orders. */
+  const EXAMPLE = parseRules(`
+rules:
+  - match: GET /v1/orders/*
+    action: read:orders
+  - match: DELETE /v1/orders/*
+    action: delete:orders
+  - match: "* /v1/admin/**"
+    action: admin:verdict
+exempt: [/healthz, /public/**]
+`);
+  const BUILT_IN = builtInRules();
+  const ALL_ALICE = { ...bearer("vk_alice") };
+
+  async function expectRefused(rules: CompiledRules, shape: RequestShape, message: RegExp): Promise<void> {
+    const { check, decider } = handler({ rules });
+    const d = denial(await check(request(shape)));
+    expect([d.grpc, d.http, d.body.reason], `${shape.method ?? "GET"} ${shape.path}`).toEqual([3, 400, "INVALID_REQUEST"]);
+    expect(d.body.message).toMatch(message);
+    expect(decider.calls).toHaveLength(0);
+  }
+
+  it.each<[string, string]>([
+    ["GET", "/public/..%2fv1%2fadmin%2fusers"],
+    ["DELETE", "/public/..%2f..%2fv1%2forders%2f42"],
+    ["GET", "/public/%2e%2e%2fv1/admin/users"],
+    ["GET", "/public/..%2Fv1%2Fadmin%2Fusers"],
+    ["GET", "/public/..%5cv1%5cadmin"],
+    ["GET", "/public/..%5Cv1%5Cadmin"],
+    ["GET", "/public/..\\v1\\admin\\users"],
+    ["GET", "/public/..;/v1/admin/users"],
+    ["GET", "/public;x/../v1/admin/users"],
+    ["GET", "/public//../v1/admin/users"],
+    ["GET", "/public/%2E%2E/v1/admin/users"],
+  ])("the issue's exempt bypass %s %s, with no credential, is 400 not exempt", async (method, path) => {
+    await expectRefused(EXAMPLE, { method, path, headers: {} }, /^the path /);
+  });
+
+  it.each<[string, string]>([
+    ["GET", "/v1/orders/..%2fadmin"],
+    ["GET", "/v1/orders/..%2F..%2Fadmin"],
+    ["GET", "/v1/orders/..\\admin"],
+    ["GET", "/v1/orders/..;/admin"],
+    ["GET", "/v1/orders;/42"],
+    ["GET", "/v1//orders/42"],
+    ["DELETE", "/v1/orders/x%2f..%2f..%2fadmin"],
+  ])("the issue's built-in mapping bypass %s %s is 400, not read:orders", async (method, path) => {
+    await expectRefused(BUILT_IN, { method, path, headers: ALL_ALICE }, /^the path /);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ["double encoding", "/public/..%252fv1%252fadmin", /percent-encoded twice/],
+    ["double encoding, upper case", "/public/%252E%252E/v1/admin", /percent-encoded twice/],
+    ["overlong UTF-8 '/'", "/public/..%c0%afv1%c0%afadmin", /percent-encoding/],
+    ["overlong UTF-8 '.'", "/public/%c0%ae%c0%ae/v1/admin", /percent-encoding/],
+    ["a malformed escape", "/public/%zz/x", /percent-encoding/],
+    ["a truncated escape", "/public/x%2", /percent-encoding/],
+    ["an encoded NUL", "/public/x%00/../../v1/admin", /control character/],
+    ["an encoded NUL alone", "/v1/orders/42%00", /control character/],
+    ["a raw NUL", "/public/x\u0000/v1/admin", /control character/],
+    ["a raw newline", "/public/x\n/v1/admin", /control character/],
+    ["a fragment in the path", "/public/x#/../../v1/admin", /fragment/],
+    ["an encoded '?'", "/public/..%3f/v1/admin", /'\?' or '#'/],
+    ["an encoded '#'", "/public/x%23/../v1/admin", /'\.' or '\.\.' segment|'\?' or '#'/],
+    ["a full-width solidus", "/public/..%ef%bc%8fv1%ef%bc%8fadmin", /read as/],
+    ["a two-dot leader", "/public/%e2%80%a5/v1/admin", /read as/],
+  ])("siblings: %s", async (_name, path, message) => {
+    await expectRefused(EXAMPLE, { path, headers: {} }, message);
+  });
+
+  it("still serves ordinary paths: exempt, encoded characters that are not separators, queries", async () => {
+    const { check, decider } = handler({ rules: EXAMPLE });
+    expect((await check(request({ path: "/public/docs/index.html", headers: {} }))).status?.code).toBe(0);
+    expect((await check(request({ path: "/public/caf%C3%A9%20menu", headers: {} }))).status?.code).toBe(0);
+    expect((await check(request({ path: "/v1/orders/a..b", headers: ALL_ALICE }))).status?.code).toBe(0);
+    expect((await check(request({ path: "/v1/orders/my%20order", headers: ALL_ALICE }))).status?.code).toBe(0);
+    expect((await check(request({ path: "/v1/orders/42?next=..%2f..%2fadmin;x#y", headers: ALL_ALICE }))).status?.code).toBe(0);
+    expect(decider.calls.map((c) => c[1])).toEqual(["read:orders", "read:orders", "read:orders"]);
+  });
+
+  it("with ambiguousPaths 'normalize', matches the normalised path instead", async () => {
+    const { check, decider } = handler({ rules: EXAMPLE, ambiguousPaths: "normalize" });
+    // No longer exempt: the path an upstream would serve is /v1/admin/users.
+    expect(denial(await check(request({ path: "/public/..%2fv1%2fadmin%2fusers", headers: {} }))).body.reason).toBe("UNAUTHENTICATED");
+    expect(denial(await check(request({ path: "/public/..;/v1/admin/users", headers: ALL_ALICE }))).body.reason).toBe("FORBIDDEN");
+    expect((await check(request({ method: "DELETE", path: "/public/..%2f..%2fv1%2forders%2f42", headers: ALL_ALICE }))).status?.code).toBe(0);
+    expect((await check(request({ path: "/v1//orders/./42", headers: ALL_ALICE }))).status?.code).toBe(0);
+    expect(decider.calls.map((c) => c[1])).toEqual(["admin:verdict", "delete:orders", "read:orders"]);
+    // What cannot be normalised reliably is refused in either mode.
+    for (const path of ["/public/..%252fv1", "/public/%c0%ae%c0%ae/v1", "/v1/orders/42%00", "/public/..%ef%bc%8fv1"]) {
+      expect(denial(await check(request({ path, headers: ALL_ALICE }))).http, path).toBe(400);
+    }
+  });
+});
+
+describe("ext_authz: method override headers are refused (issue 8 item 2)", () => {
+  it.each(["x-http-method-override", "x-method-override", "x-http-method"])("%s on a GET is 400, not read:orders", async (name) => {
+    const { check, decider } = handler({ rules: builtInRules() });
+    const d = denial(await check(request({ path: "/v1/orders/42", headers: { ...bearer("vk_alice"), [name]: "DELETE" } })));
+    expect([d.grpc, d.http, d.body.reason]).toEqual([3, 400, "INVALID_REQUEST"]);
+    expect(d.body.message).toBe("method override headers (x-http-method-override, x-method-override, x-http-method) are refused");
+    expect(decider.calls).toHaveLength(0);
+  });
+
+  it("the wire decoder keeps the override headers", () => {
+    expect(headerNamesRead(RULES)).toEqual(expect.arrayContaining(["x-http-method-override", "x-method-override", "x-http-method"]));
   });
 });

@@ -13,7 +13,8 @@ import { isValidAction } from "../../core/patterns.js";
 import { Code } from "../code.js";
 import { findCredential, type FoundCredential } from "./credentials.js";
 import type { Decider } from "./decider.js";
-import { headersOf, requestProblem, type CheckRequestView } from "./request.js";
+import { headersOf, METHOD_OVERRIDE_HEADERS, methodOverride, requestProblem, type CheckRequestView } from "./request.js";
+import { examinePath, type AmbiguousPathPolicy } from "./request-path.js";
 import {
   allowedResponse,
   CHALLENGE_INVALID_REQUEST,
@@ -32,6 +33,12 @@ export interface ExtAuthzOptions {
   readonly decider: Decider;
   /** Fixed rules, or a source such as a RulesHolder whose current rules are read per request. */
   readonly rules: CompiledRules | RulesSource;
+  /**
+   * What to do with a path an upstream may split or resolve differently than it is written
+   * (encoded '/', '\\', `;` parameters, '//', dot segments): `deny` (default) answers 400,
+   * `normalize` matches the rules against the normalised path. See request-path.ts.
+   */
+  readonly ambiguousPaths?: AmbiguousPathPolicy;
   /** How long to wait for an asynchronous decision before failing closed; default 150 ms (Envoy waits 200 ms). */
   readonly timeoutMs?: number;
   /** Makes decision ids; default crypto.randomUUID. */
@@ -79,6 +86,7 @@ class DecisionTimeout extends Error {
 /** Builds the ext_authz Check handler. Throws only for invalid options. */
 export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler {
   const { decider, onOutcome } = options;
+  const pathPolicy = options.ambiguousPaths ?? "deny";
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`);
   const newDecisionId = options.newDecisionId ?? randomUUID;
@@ -129,7 +137,7 @@ export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler
     const fail = (caught: unknown): CheckResponse => finish(failure(caught), caught);
     let judged: Judgement | Promise<Judgement>;
     try {
-      judged = judge(request, rules, decider, timeoutMs, seen);
+      judged = judge(request, rules, decider, timeoutMs, pathPolicy, seen);
     } catch (caught) {
       return Promise.resolve(fail(caught));
     }
@@ -159,14 +167,27 @@ function rejected(reason: Rejection["reason"], message: string, challenge?: stri
 }
 
 /** Decides one request; throws (or rejects) only when the decider fails or times out. */
-function judge(request: CheckRequestView, rules: CompiledRules, decider: Decider, timeoutMs: number, seen: Seen): Judgement | Promise<Judgement> {
+function judge(
+  request: CheckRequestView,
+  rules: CompiledRules,
+  decider: Decider,
+  timeoutMs: number,
+  pathPolicy: AmbiguousPathPolicy,
+  seen: Seen,
+): Judgement | Promise<Judgement> {
   const attributes = request.attributes;
   const http = attributes?.request?.http;
   if (attributes === undefined || http === undefined) return rejected("INVALID_REQUEST", "the request has no HTTP attributes");
   const headers = headersOf(http);
-  const path = http.path || headers[":path"] || "";
-  const problem = requestProblem(http, headers, path, rules);
+  const rawPath = http.path || headers[":path"] || "";
+  const problem = requestProblem(http, headers, rawPath, rules);
   if (problem !== undefined) return rejected("INVALID_REQUEST", problem);
+  const examined = examinePath(rawPath, pathPolicy);
+  if (examined.problem !== undefined) return rejected("INVALID_REQUEST", examined.problem);
+  const path = examined.path;
+  if (methodOverride(headers) !== undefined) {
+    return rejected("INVALID_REQUEST", `method override headers (${METHOD_OVERRIDE_HEADERS.join(", ")}) are refused`);
+  }
   if (rules.isExempt(path)) return { kind: "exempt" };
 
   const credential = findCredential(headers, rules);

@@ -57,7 +57,7 @@ export function headersOf(http: HttpRequestView): Headers {
   return record;
 }
 
-/** Why the request cannot be judged (too large, malformed path), or undefined. */
+/** Why the request cannot be judged (too large, no path or a relative one), or undefined. See also request-path.ts. */
 export function requestProblem(http: HttpRequestView, headers: Headers, path: string, rules: CompiledRules): string | undefined {
   const { maxHeaders, maxHeaderValueLength, maxPathLength } = rules.limits;
   const stats = http.headerStats;
@@ -74,31 +74,19 @@ export function requestProblem(http: HttpRequestView, headers: Headers, path: st
   if (path.length === 0) return "the request has no path";
   if (path.length > maxPathLength) return `the path is longer than ${maxPathLength} characters`;
   if (path.charCodeAt(0) !== 47 /* / */) return "the path must start with '/'";
-  if (hasDotSegment(path)) return "the path has a '.' or '..' segment (enable path normalization in Envoy)";
   return undefined;
 }
 
-/** True when a segment of the path (before any query) is ".", "..", or one of them percent-encoded. */
-function hasDotSegment(path: string): boolean {
-  let start = 1;
-  for (let i = 1; i <= path.length; i++) {
-    const c = i < path.length ? path.charCodeAt(i) : 47;
-    if (c === 63 /* ? */ || c === 35 /* # */ || c === 47 /* / */) {
-      const length = i - start;
-      if (length > 0 && length <= 6) {
-        const first = path.charCodeAt(start);
-        if ((first === 46 /* . */ || first === 37) /* % */ && isDots(path.slice(start, i))) return true;
-      }
-      if (c !== 47) return false;
-      start = i + 1;
-    }
-  }
-  return false;
-}
+/**
+ * Headers with which some frameworks let a client replace the request's method. A request carrying
+ * one is refused: an upstream that honours it performs another method than the one checked.
+ */
+export const METHOD_OVERRIDE_HEADERS: readonly string[] = Object.freeze(["x-http-method-override", "x-method-override", "x-http-method"]);
 
-function isDots(segment: string): boolean {
-  const decoded = segment.replace(/%2e/gi, ".");
-  return decoded === "." || decoded === "..";
+/** The first method override header present, or undefined. */
+export function methodOverride(headers: Headers): string | undefined {
+  for (const name of METHOD_OVERRIDE_HEADERS) if (headers[name] !== undefined) return name;
+  return undefined;
 }
 
 /**
@@ -106,7 +94,7 @@ function isDots(segment: string): boolean {
  * headers). A decoder may drop the values of all others, as long as it reports headerStats.
  */
 export function headerNamesRead(rules: CompiledRules): string[] {
-  const names = new Set([":path", ":method", ":authority", "host", "authorization", rules.apiKeyHeader]);
+  const names = new Set([":path", ":method", ":authority", "host", "authorization", rules.apiKeyHeader, ...METHOD_OVERRIDE_HEADERS]);
   if (rules.cookieName !== undefined) names.add("cookie");
   for (const source of rules.tenantSources) if (source.kind === "header") names.add(source.name);
   return [...names];

@@ -27,9 +27,25 @@ export function compilePathPattern(pattern: string): PathPattern | string {
       return "empty segment ('//')";
     } else if (!PATH_SEGMENT.test(segment)) {
       return `segment ${JSON.stringify(segment)} contains characters not allowed in a URL path`;
+    } else if (segment.includes("%")) {
+      const decoded = decodeSegment(segment);
+      if (decoded === undefined) return `segment ${JSON.stringify(segment)} has a malformed percent-encoding`;
+      if (/[/\\?#;]/.test(decoded) || decoded === "." || decoded === "..") {
+        return `segment ${JSON.stringify(segment)} encodes '/', '\\', '?', '#', ';' or a dot segment`;
+      }
+      segments[i] = decoded;
     }
   }
   return Object.freeze(segments);
+}
+
+/** Request paths are matched percent-decoded (see request-path.ts), so patterns are compared decoded. */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Index of the end of the path proper: the first '?' or '#', or the length. */
