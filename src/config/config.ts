@@ -166,6 +166,12 @@ export const settings = {
       max: MINUTE_MS,
       doc: "how long one ext_authz Check may wait for a decision before failing closed (Envoy waits 200 ms by default)",
     }),
+    ambiguousPaths: oneOf({
+      env: "VERDICT_EXT_AUTHZ_AMBIGUOUS_PATHS",
+      default: "deny",
+      values: ["deny", "normalize"],
+      doc: "a path that an upstream may split differently once decoded (`%2F`, `%5C`, `\\`, `;`, `//`, dot segments): `deny` answers 400 `INVALID_REQUEST`; `normalize` matches the rules against the normalised path",
+    }),
   },
   tokens: {
     issuer: text({ env: "VERDICT_JWT_ISSUER", default: "verdict", doc: "`iss` of Verdict's tokens" }),

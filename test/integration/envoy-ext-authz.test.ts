@@ -350,6 +350,29 @@ describe("envoy ext_authz against a real server", () => {
     expectDenial(empty, 3, "INVALID_REQUEST", "BadRequest");
   });
 
+  it("refuses paths an upstream may read differently, and method overrides (issue 8 item 2)", async () => {
+    const exemptBypasses: Array<[string, string]> = [
+      ["GET", "/public/..%2fv1%2fadmin%2fusers"],
+      ["DELETE", "/public/..%2f..%2fv1%2forders%2f42"],
+      ["GET", "/public/%2e%2e%2fv1/admin/users"],
+      ["GET", "/public/..%252fv1%252fadmin"],
+      ["GET", "/public/..%c0%afv1%c0%afadmin"],
+      ["GET", "/public/..;/v1/admin/users"],
+      ["GET", "/public/..\\v1\\admin"],
+      ["GET", "/public/x%00/../../v1/admin"],
+    ];
+    for (const [method, path] of exemptBypasses) {
+      const body = expectDenial(await check({ method, path }), 3, "INVALID_REQUEST", "BadRequest");
+      expect(body.message, `${method} ${path}`).toMatch(/^the path/);
+    }
+    const mappingBypasses = ["/v1/orders/..%2fadmin", "/v1/orders/..%2F..%2Fadmin", "/v1/orders/..\\admin", "/v1/orders/..;/admin"];
+    for (const path of mappingBypasses) expectDenial(await check(withKey(aliceKey, { path })), 3, "INVALID_REQUEST", "BadRequest");
+    const override = expectDenial(await check(withKey(aliceKey, { headers: { "x-http-method-override": "DELETE" } })), 3, "INVALID_REQUEST", "BadRequest");
+    expect(override.message).toContain("method override");
+    expectAllow(await check({ path: "/public/docs/index.html" }), ["x-verdict-principal", "x-verdict-tenant", "x-verdict-roles"]);
+    expectAllow(await check(withKey(aliceKey, { path: "/v1/orders/4%32" })), ["x-api-key"]);
+  });
+
   it("rejects huge header maps cleanly and keeps serving", async () => {
     const many = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`x-extra-${i}`, "v"]));
     const tooMany = expectDenial(await check(withKey(aliceKey, { headers: many })), 3, "INVALID_REQUEST", "BadRequest");
@@ -412,6 +435,31 @@ describe("envoy ext_authz with the built-in rules and with a bad rules file", ()
       expect(denied.status.code).toBe(7);
       expect(JSON.parse(denied.denied_response!.body).message).toContain("delete:orders");
       expect((await call("TRACE", "/v1/orders")).denied_response?.status.code).toBe("Forbidden");
+    } finally {
+      envoy.close();
+      admin.close();
+      await v.close();
+    }
+  });
+
+  it("with VERDICT_EXT_AUTHZ_AMBIGUOUS_PATHS=normalize, checks the path an upstream would serve", async () => {
+    const v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_EXT_AUTHZ_AMBIGUOUS_PATHS: "normalize" }, schema);
+    const admin = grpcClient(AdminService, v.grpcAddress);
+    const envoy = envoyClient(v.grpcAddress);
+    try {
+      await admin.createTenant({ id: "normco" }, ROOT);
+      await admin.createUser({ username: "carol", password: "carol-password-1" }, ROOT);
+      await admin.grant({ tenant: "normco", statement: "GRANT READ TO carol" }, ROOT);
+      const key = (await admin.createApiKey({ name: "carol-app", owner: "carol" }, ROOT)).secret;
+      const call = (method: string, path: string) =>
+        new Promise<CheckResponse>((resolve, reject) =>
+          envoy.Check(envoyRequest({ method, path, headers: { "x-api-key": key, "x-tenant-id": "normco" } }), (e, r) => (e ? reject(e) : resolve(r))),
+        );
+      expect((await call("GET", "/v1//orders/./42")).http_response).toBe("ok_response");
+      const denied = await call("DELETE", "/healthz/..%2f..%2fv1%2forders%2f42");
+      expect(denied.status.code).toBe(7);
+      expect(JSON.parse(denied.denied_response!.body).message).toContain("delete:orders");
+      expect((await call("GET", "/v1/orders/%252e%252e")).denied_response?.status.code).toBe("BadRequest");
     } finally {
       envoy.close();
       admin.close();

@@ -36,7 +36,7 @@ describe("loadConfig defaults", () => {
       argon2: { memoryCost: 65536, timeCost: 3, parallelism: 4, maxConcurrent: 1 },
       shutdownGraceMs: 10_000,
       audit: { enabled: true, allowSampleRate: 0.01, flushIntervalMs: 1000, maxPending: 10_000 },
-      extAuthz: { rulesPath: "", reloadIntervalMs: 5000, timeoutMs: 150 },
+      extAuthz: { rulesPath: "", reloadIntervalMs: 5000, timeoutMs: 150, ambiguousPaths: "deny" },
       tokens: {
         issuer: "verdict",
         audience: "verdict",

@@ -76,7 +76,14 @@ export async function createExtAuthzService(options: ExtAuthzServiceOptions): Pr
     }
   };
   // Decision ids in the same form as DecisionService's: a per-process prefix and a counter.
-  const check = createExtAuthzHandler({ decider, rules, timeoutMs: settings.timeoutMs, onOutcome: observe, newDecisionId: createDecisionIds() });
+  const check = createExtAuthzHandler({
+    decider,
+    rules,
+    timeoutMs: settings.timeoutMs,
+    ambiguousPaths: settings.ambiguousPaths,
+    onOutcome: observe,
+    newDecisionId: createDecisionIds(),
+  });
 
   return {
     grpcService: authorizationService(check, rules),
