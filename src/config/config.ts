@@ -7,8 +7,8 @@
  * the Config), then run `npm run docs:config` to put it into the README.
  */
 
-import { parseJwtSecret, parseKeyEncryptionKey } from "../authn/tokens/signing-keys.js";
 import { parseOAuthProviders, parseOrigins, parseReturnUrls } from "./oauth-settings.js";
+import { parseJwtSecret, parseKeyEncryptionKey } from "./secrets.js";
 import { parseOidcIssuers } from "./oidc-issuers.js";
 import { address, bool, custom, fraction, int, oneOf, readSettings, secret, seconds, text, url, type Env, type Resolved } from "./setting.js";
 

@@ -6,6 +6,7 @@
  */
 import { hash, randomUUID } from "node:crypto";
 import type { OidcIssuerSettings, TokenSettings } from "../config/config.js";
+import { parseJwtSecret, parseKeyEncryptionKey } from "../config/secrets.js";
 import type { UserRecord } from "../core/model.js";
 import type { SigningKeyRecord } from "../core/signing-key-record.js";
 import { type AccessTokenInput, type OwnIssuerConfig, type SignedAccessToken, type TokenResult, type TokenVerifier, type TokenVerifierStats, createTokenVerifier, signAccessToken } from "../authn/tokens/jwt.js";
@@ -14,8 +15,6 @@ import {
   type PublicJwks,
   createHmacKeyRing,
   createSigningKeyRing,
-  parseJwtSecret,
-  parseKeyEncryptionKey,
 } from "../authn/tokens/signing-keys.js";
 import type { Logger } from "../observability/logger.js";
 import { type Actor, type Store, StoreError } from "../store/store.js";

@@ -1,11 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import {
-  createHmacKeyRing,
-  createSigningKeyRing,
-  parseJwtSecret,
-  parseKeyEncryptionKey,
-} from "../../src/authn/tokens/signing-keys.js";
+import { createHmacKeyRing, createSigningKeyRing } from "../../src/authn/tokens/signing-keys.js";
+import { parseJwtSecret, parseKeyEncryptionKey } from "../../src/config/secrets.js";
 import type { SigningKeyRecord } from "../../src/core/signing-key-record.js";
 
 const T0 = 1_700_000_000_000;

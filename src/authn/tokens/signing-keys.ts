@@ -72,13 +72,13 @@ export interface SigningKeyRingOptions {
   readonly retireAfterMs: number;
   /** Creation time of the first key when no records are given. */
   readonly nowMs: number;
-  /** 32-byte key-encryption key (see parseKeyEncryptionKey); without it records hold plain PEM. */
+  /** 32-byte key-encryption key (parsed by config/secrets.ts); without it records hold plain PEM. */
   readonly keyEncryptionKey?: Buffer;
   /** Previously exported records; exactly one must be active (retiredAtMs null). */
   readonly records?: readonly SigningKeyRecord[];
 }
 
-/** Options for an HS256 ring: one shared secret (see parseJwtSecret). */
+/** Options for an HS256 ring: one shared secret (parsed by config/secrets.ts). */
 export interface HmacKeyRingOptions {
   readonly secret: Buffer;
   /** Longest access-token lifetime the ring signs. */
@@ -90,33 +90,6 @@ const MIN_SECRET_BYTES = 32;
 const KEK_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-
-/**
- * Parses VERDICT_KEY_ENCRYPTION_KEY: 32 bytes as 64 hex characters or as base64 / base64url.
- * Throws with a message naming the variable when the value is not exactly 32 bytes.
- */
-export function parseKeyEncryptionKey(value: string): Buffer {
-  const text = value.trim();
-  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
-  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
-    const bytes = Buffer.from(text.replace(/-/g, "+").replace(/_/g, "/"), "base64");
-    if (bytes.length === KEK_BYTES) return bytes;
-    throw new Error(`VERDICT_KEY_ENCRYPTION_KEY must decode to ${KEK_BYTES} bytes, got ${bytes.length}`);
-  }
-  throw new Error(`VERDICT_KEY_ENCRYPTION_KEY must be ${KEK_BYTES} bytes given as 64 hex characters or base64`);
-}
-
-/**
- * Parses VERDICT_JWT_SECRET: its UTF-8 bytes are the HS256 secret. Throws when shorter than
- * 32 bytes, since a short HMAC secret can be brute-forced from any token.
- */
-export function parseJwtSecret(value: string): Buffer {
-  const bytes = Buffer.from(value, "utf8");
-  if (bytes.length < MIN_SECRET_BYTES) {
-    throw new Error(`VERDICT_JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes, got ${bytes.length}`);
-  }
-  return bytes;
-}
 
 /** Creates an EdDSA (default) or ES256 key ring, new or loaded from stored records. */
 export function createSigningKeyRing(options: SigningKeyRingOptions): KeyRing {
