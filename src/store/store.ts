@@ -6,7 +6,7 @@
  * A new store method goes into the capability interface below that it belongs to, and its SQL
  * into the matching file: PolicyReader in sql-policy-reader.ts, PolicyWriter in
  * sql-policy-writer.ts, ChangeFeed in sql-change-feed.ts, SessionStore in sql-sessions.ts,
- * TokenKeyStore in sql-token-keys.ts.
+ * TokenKeyStore in sql-token-keys.ts, IdentityStore (identity-store.ts) in sql-identity-store.ts.
  */
 import type {
   ApiKeyRecord,
