@@ -5,7 +5,7 @@
  * a flow another one started.
  */
 import type { BindingRecord, UserRecord } from "../core/model.js";
-import type { Actor, Committed, RefreshTokenRecord, SessionRecord } from "./store.js";
+import type { Actor, Committed, RefreshTokenRecord, SessionRecord } from "./records.js";
 
 /** An external identity (provider id, subject at that provider) linked to a Verdict user. */
 export interface LinkedIdentityRecord {

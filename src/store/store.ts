@@ -19,25 +19,14 @@ import type {
 import type { ChangeEntry } from "../core/change-log.js";
 import type { SigningKeyRecord } from "../core/signing-key-record.js";
 import type { IdentityStore } from "./identity-store.js";
+import type { Actor, Committed, RefreshTokenRecord, SessionRecord } from "./records.js";
+
+export type { Actor, Committed, RefreshTokenRecord, SessionRecord } from "./records.js";
 
 /** A user with its password hash, for login and password checks only. */
 export interface UserCredentials {
   readonly user: UserRecord;
   readonly passwordHash: string;
-}
-
-/** Who performed a mutation, recorded in the change log for audit. */
-export interface Actor {
-  /** User id, or "system" for bootstrap. */
-  readonly userId: string;
-  /** API key id if the actor used a key. */
-  readonly keyId?: string;
-}
-
-/** The result of a mutation: the version it committed at. */
-export interface Committed<T = undefined> {
-  readonly version: number;
-  readonly value: T;
 }
 
 /** Reads the policy: whole snapshots at start, single entities when a change names them. */
@@ -133,27 +122,6 @@ export interface PolicyWriter {
   /** Reads a small named setting (bootstrap state and the like). */
   getSetting(name: string): Promise<string | undefined>;
   setSetting(name: string, value: string): Promise<void>;
-}
-
-/** A login session: one refresh-token family. Times are ms since the epoch; 0 means not set. */
-export interface SessionRecord {
-  readonly id: string;
-  readonly userId: string;
-  /** The tenant its tokens are scoped to; "" when unscoped. */
-  readonly tenant: string;
-  readonly createdAtMs: number;
-  /** When its newest refresh token expires. */
-  readonly expiresAtMs: number;
-  readonly revokedAtMs: number;
-  /** Why it was revoked ("logout", "refresh_reuse", ...); "" while active. */
-  readonly revokeReason: string;
-}
-
-/** A refresh token as stored: only its SHA-256 hash. */
-export interface RefreshTokenRecord {
-  readonly hash: string;
-  readonly issuedAtMs: number;
-  readonly expiresAtMs: number;
 }
 
 /**
