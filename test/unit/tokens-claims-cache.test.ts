@@ -1,6 +1,6 @@
+import { createSecretKey } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createClaimsCache } from "../../src/authn/tokens/claims-cache.js";
-import type { VerifiedClaims } from "../../src/authn/tokens/claims.js";
+import { type CachedClaims, createClaimsCache } from "../../src/authn/tokens/claims-cache.js";
 import { createTokenVerifier, signAccessToken, type TokenResult } from "../../src/authn/tokens/jwt.js";
 import { createSigningKeyRing } from "../../src/authn/tokens/signing-keys.js";
 
@@ -8,8 +8,14 @@ const T0 = 1_700_000_000_000;
 const HOUR = 3_600_000;
 const ISSUER = "https://verdict.example";
 
-function claims(subject: string, sessionId: string): VerifiedClaims {
-  return { issuer: ISSUER, subject, audience: ["verdict"], expiresAtMs: T0 + HOUR, issuedAtMs: T0, notBeforeMs: 0, tenant: "t", sessionId, jti: "", own: true, payload: {} };
+const KEY = createSecretKey(Buffer.alloc(32, 7));
+
+function claims(subject: string, sessionId: string): CachedClaims {
+  return {
+    claims: { issuer: ISSUER, subject, audience: ["verdict"], expiresAtMs: T0 + HOUR, issuedAtMs: T0, notBeforeMs: 0, tenant: "t", sessionId, jti: "", own: true, payload: {} },
+    kid: "k1",
+    key: KEY,
+  };
 }
 
 describe("claims cache", () => {
@@ -17,7 +23,7 @@ describe("claims cache", () => {
     const cache = createClaimsCache({ maxEntries: 10 });
     const value = claims("u1", "s1");
     cache.set("tok", value, T0 + 100);
-    expect(cache.get("tok", T0 + 99)).toBe(value);
+    expect(cache.get("tok", T0 + 99)).toMatchObject({ claims: value.claims, kid: "k1", key: KEY });
     expect(cache.get("tok", T0 + 100)).toBeUndefined();
     expect(cache.size).toBe(0);
     expect(cache.get("other", T0)).toBeUndefined();
@@ -134,5 +140,33 @@ describe("claims cache inside the verifier", () => {
     const verifier = createTokenVerifier({ own, cacheSize: 5 });
     for (let i = 0; i < 20; i += 1) verifier.verify(sign(`u${i}`, `s${i}`), T0);
     expect(verifier.stats().cacheEntries).toBe(5);
+  });
+});
+
+describe("claims cache and the own key ring", () => {
+  it("never serves a token of a key the ring no longer holds, nor one the ring retired past its overlap", () => {
+    const first = createSigningKeyRing({ retireAfterMs: HOUR, nowMs: T0 });
+    let current = first;
+    const view = {
+      get alg() {
+        return current.alg;
+      },
+      verificationKey: (kid: string, nowMs: number) => current.verificationKey(kid, nowMs),
+    };
+    const verifier = createTokenVerifier({ own: { issuer: ISSUER, audience: "verdict", ring: view } });
+    const sign = () => signAccessToken(current, { issuer: ISSUER, audience: "verdict", subject: "u1", tenant: "t", sessionId: "s1", ttlMs: 60_000 }, T0).token;
+    const old = sign();
+    expect(verifier.verify(old, T0)).toMatchObject({ ok: true });
+    expect(verifier.verify(old, T0 + 1)).toMatchObject({ ok: true });
+    expect(verifier.stats()).toMatchObject({ signatureChecks: 1, cacheHits: 1 });
+
+    // Rotated with the previous key dropped, as another replica stores it and this one reloads it.
+    first.rotate(T0 + 2);
+    current = createSigningKeyRing({ retireAfterMs: HOUR, nowMs: T0 + 2, records: first.exportRecords().filter((r) => r.retiredAtMs === null) });
+    const fresh = sign();
+    expect(verifier.verify(old, T0 + 3)).toMatchObject({ ok: false, reason: "TOKEN_UNKNOWN_KEY" });
+    expect(verifier.verify(fresh, T0 + 3)).toMatchObject({ ok: true });
+    expect(verifier.verify(fresh, T0 + 4)).toMatchObject({ ok: true });
+    expect(verifier.stats()).toMatchObject({ cacheHits: 2 });
   });
 });

@@ -275,3 +275,48 @@ describe("remote key set refresh", () => {
     expect(createRemoteKeySet({ url: "http://[::1]:9/jwks" }).url).toBe("http://[::1]:9/jwks");
   });
 });
+
+describe("cached claims follow the key set", () => {
+  function cachingVerifier(overrides: Partial<ExternalIssuerConfig> = {}) {
+    return createTokenVerifier({ external: [issuer({ cacheTtlMs: 1000, cooldownMs: 100, ...overrides })] });
+  }
+
+  it("drops cached claims of a key the provider no longer publishes, keeping the others", async () => {
+    const verifier = cachingVerifier();
+    await verifier.warm(NOW);
+    const removed = await joseToken(rsa);
+    const kept = await joseToken(ed);
+    for (const token of [removed, kept, removed, kept]) expect(reasonOf(verifier.verify(token, NOW) as TokenResult)).toBe("ok");
+    expect(verifier.stats()).toMatchObject({ signatureChecks: 2, cacheHits: 2 });
+
+    provider.keys = [ec, ed];
+    await verifier.warm(NOW + 10);
+    expect(verifier.stats().keySets[IDP]).toMatchObject({ fetches: 2, keys: 2 });
+    expect(reasonOf(await verifier.verify(removed, NOW + 20))).toBe("TOKEN_UNKNOWN_KEY");
+    expect(reasonOf(verifier.verify(kept, NOW + 20) as TokenResult)).toBe("ok");
+    // The unchanged key's entry survived the refresh: no signature was checked again for it.
+    expect(verifier.stats()).toMatchObject({ signatureChecks: 2, cacheHits: 3 });
+  });
+
+  it("drops cached claims when the provider publishes other key material under the same kid", async () => {
+    const verifier = cachingVerifier();
+    await verifier.warm(NOW);
+    const token = await joseToken(rsa);
+    expect(reasonOf(verifier.verify(token, NOW) as TokenResult)).toBe("ok");
+    provider.keys = [makeKey(rsa.kid, "RS256"), ec, ed];
+    await verifier.warm(NOW + 10);
+    expect(reasonOf(verifier.verify(token, NOW + 20) as TokenResult)).toBe("TOKEN_BAD_SIGNATURE");
+  });
+
+  it("refreshes a stale key set for cached tokens too, then refuses the ones whose key is gone", async () => {
+    const verifier = cachingVerifier();
+    await verifier.warm(NOW);
+    const token = await joseToken(rsa);
+    expect(reasonOf(verifier.verify(token, NOW) as TokenResult)).toBe("ok");
+    provider.keys = [ec, ed];
+    // Past the TTL a hit is answered from the set in hand and starts a refresh in the background.
+    expect(reasonOf(verifier.verify(token, NOW + 1500) as TokenResult)).toBe("ok");
+    await vi.waitFor(() => expect(verifier.stats().keySets[IDP].lastSuccessMs).toBe(NOW + 1500));
+    expect(reasonOf(await verifier.verify(token, NOW + 1600))).toBe("TOKEN_UNKNOWN_KEY");
+  });
+});

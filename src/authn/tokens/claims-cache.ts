@@ -6,14 +6,30 @@
  * would let a flood of junk tokens evict good entries, and some failures change with time or state
  * (not yet valid, unknown kid before a refetch).
  */
+import type { KeyObject } from "node:crypto";
 import type { VerifiedClaims } from "./claims.js";
+
+/**
+ * A verified token as cached: its claims and the key that verified its signature. The entry is
+ * good only while the issuer still serves that very key under that kid (the verifier checks on
+ * every hit), so a key dropped from a key set or a key ring takes its cached tokens with it.
+ */
+export interface CachedClaims {
+  readonly claims: VerifiedClaims;
+  /** The `kid` the token named. */
+  readonly kid: string;
+  /** The key that verified the signature, compared by identity. */
+  readonly key: KeyObject;
+}
 
 /** A bounded token -> claims cache with invalidation by session and by subject. */
 export interface ClaimsCache {
-  /** The claims of a cached token, or undefined when absent or no longer valid at `nowMs`. */
-  get(token: string, nowMs: number): VerifiedClaims | undefined;
-  /** Caches claims for a verified token; they are never served at or after `validUntilMs`. */
-  set(token: string, claims: VerifiedClaims, validUntilMs: number): void;
+  /** The cached verification of a token, or undefined when absent or no longer valid at `nowMs`. */
+  get(token: string, nowMs: number): CachedClaims | undefined;
+  /** Caches a verified token; it is never served at or after `validUntilMs`. */
+  set(token: string, verified: CachedClaims, validUntilMs: number): void;
+  /** Drops one token's entry (its key is gone); returns whether there was one. */
+  delete(token: string): boolean;
   /** Drops every entry of this session id; returns how many were dropped. */
   invalidateSession(sessionId: string): number;
   /**
@@ -33,8 +49,7 @@ export interface ClaimsCacheOptions {
   readonly maxEntries: number;
 }
 
-interface Entry {
-  readonly claims: VerifiedClaims;
+interface Entry extends CachedClaims {
   readonly validUntilMs: number;
   /** Set on every hit; eviction gives a referenced entry a second chance (CLOCK). */
   referenced: boolean;
@@ -102,15 +117,21 @@ export function createClaimsCache(options: ClaimsCacheOptions): ClaimsCache {
         return undefined;
       }
       entry.referenced = true;
-      return entry.claims;
+      return entry;
     },
-    set(token, claims, validUntilMs) {
+    set(token, verified, validUntilMs) {
       const previous = entries.get(token);
       if (previous) remove(token, previous);
       else if (entries.size >= maxEntries) evictOne();
-      entries.set(token, { claims, validUntilMs, referenced: false });
+      const { claims, kid, key } = verified;
+      entries.set(token, { claims, kid, key, validUntilMs, referenced: false });
       index(bySession, claims.sessionId, token);
       index(bySubject, claims.subject, token);
+    },
+    delete(token) {
+      const entry = entries.get(token);
+      if (entry) remove(token, entry);
+      return entry !== undefined;
     },
     invalidateSession: (sessionId) => invalidate(bySession, sessionId),
     invalidateSubject: (subject) => invalidate(bySubject, subject),

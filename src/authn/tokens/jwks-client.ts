@@ -84,7 +84,7 @@ export function createRemoteKeySet(options: RemoteKeySetOptions): RemoteKeySet {
     inFlight = load()
       .then(
         (fresh) => {
-          keys = fresh;
+          keys = carryOver(keys, fresh);
           lastSuccessMs = nowMs;
         },
         (error: unknown) => {
@@ -135,6 +135,18 @@ export function createRemoteKeySet(options: RemoteKeySetOptions): RemoteKeySet {
     },
     stats: () => ({ fetches, failures, lastError, lastSuccessMs, keys: keys.size }),
   };
+}
+
+/**
+ * The fresh set, keeping the previous object of every key whose kid, algorithm and material did
+ * not change: claims cached against a key stay valid exactly as long as the set serves that key.
+ */
+function carryOver(previous: ReadonlyMap<string, RemoteKey>, fresh: Map<string, RemoteKey>): Map<string, RemoteKey> {
+  for (const [kid, key] of fresh) {
+    const old = previous.get(kid);
+    if (old && old.alg === key.alg && old.key.equals(key.key)) fresh.set(kid, old);
+  }
+  return fresh;
 }
 
 function checkUrl(raw: string): string {

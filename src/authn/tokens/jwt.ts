@@ -5,9 +5,10 @@
  *
  * Checks, in order: shape (MALFORMED_CREDENTIAL), `alg` (never `none`, pinned per issuer:
  * TOKEN_ALGORITHM_NOT_ALLOWED), `iss` (TOKEN_WRONG_ISSUER), `kid` (TOKEN_UNKNOWN_KEY), signature
- * (TOKEN_BAD_SIGNATURE), then claims: types (MALFORMED_CREDENTIAL), `aud` (TOKEN_WRONG_AUDIENCE),
- * `exp` (EXPIRED), `nbf` and future `iat` (TOKEN_NOT_YET_VALID). No claim is trusted before its
- * signature is.
+ * (TOKEN_BAD_SIGNATURE), then claims: types (MALFORMED_CREDENTIAL), `aud`
+ * (TOKEN_WRONG_AUDIENCE), `exp` (EXPIRED), `nbf` and future `iat` (TOKEN_NOT_YET_VALID). No claim
+ * is trusted before its signature is. A cached verification is served only while its issuer still
+ * holds the key that made it.
  */
 import { createHmac, randomBytes, sign, timingSafeEqual, verify as verifySignature, type KeyObject } from "node:crypto";
 import type { ReasonCode } from "../../core/decision.js";
@@ -195,13 +196,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   let signatureChecks = 0;
   let cacheHits = 0;
 
-  const finish = (token: string, parsed: ParsedToken, issuer: Issuer, found: IssuerKey | undefined, nowMs: number): TokenResult => {
+  const finish = (token: string, parsed: ParsedToken, kid: string, issuer: Issuer, found: IssuerKey | undefined, nowMs: number): TokenResult => {
     if (!found) return fail("TOKEN_UNKNOWN_KEY", "token kid is not in the issuer's key set");
     if (found.alg !== parsed.alg) return fail("TOKEN_ALGORITHM_NOT_ALLOWED", "token algorithm does not match its key");
     signatureChecks += 1;
     if (!checkSignature(parsed, found.key)) return fail("TOKEN_BAD_SIGNATURE", "token signature does not verify");
     const result = readClaims(parsed.payload, issuer, leewayMs, nowMs);
-    if (result.ok && cache) cache.set(token, result.claims, result.claims.expiresAtMs + leewayMs);
+    if (result.ok && cache) cache.set(token, { claims: result.claims, kid, key: found.key }, result.claims.expiresAtMs + leewayMs);
     return result;
   };
 
@@ -209,8 +210,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     verify(token, nowMs) {
       const cached = cache?.get(token, nowMs);
       if (cached) {
-        cacheHits += 1;
-        return { ok: true, claims: cached };
+        // Served only while its issuer still holds the very key that verified it: a key removed
+        // from an external key set or from the own ring takes its cached tokens with it.
+        if (issuers.get(cached.claims.issuer)?.holds(cached.kid, cached.key, nowMs)) {
+          cacheHits += 1;
+          return { ok: true, claims: cached.claims };
+        }
+        cache?.delete(token);
       }
       const parsed = parseToken(token);
       if ("reason" in parsed) return parsed;
@@ -224,8 +230,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       const kid = parsed.kid;
       const found = issuer.key(kid, nowMs);
       const refetch = found ? undefined : issuer.refetch(nowMs);
-      if (!refetch) return finish(token, parsed, issuer, found, nowMs);
-      return refetch.then(() => finish(token, parsed, issuer, issuer.key(kid, nowMs), nowMs));
+      if (!refetch) return finish(token, parsed, kid, issuer, found, nowMs);
+      return refetch.then(() => finish(token, parsed, kid, issuer, issuer.key(kid, nowMs), nowMs));
     },
     async warm(nowMs) {
       await Promise.all([...keySets.values()].map((keySet) => keySet.refresh(nowMs)));
@@ -265,6 +271,8 @@ interface Issuer {
   readonly own: boolean;
   readonly algorithms: ReadonlySet<string>;
   key(kid: string, nowMs: number): IssuerKey | undefined;
+  /** True while `key` is the issuer's key for `kid` (allocates nothing: it runs on cache hits). */
+  holds(kid: string, key: KeyObject, nowMs: number): boolean;
   /** A pending refetch of the key set, or undefined when none may happen now. */
   refetch(nowMs: number): Promise<void> | undefined;
 }
@@ -283,6 +291,7 @@ function ownIssuer(config: OwnIssuerConfig): Issuer {
       const key = ring.verificationKey(kid, nowMs);
       return key && { key: key.verificationKey, alg: key.alg };
     },
+    holds: (kid, key, nowMs) => ring.verificationKey(kid, nowMs)?.verificationKey === key,
     refetch: () => undefined,
   };
 }
@@ -299,6 +308,7 @@ function externalIssuer(config: ExternalIssuerConfig, keySet: RemoteKeySet): Iss
     own: false,
     algorithms: new Set(config.algorithms),
     key: (kid, nowMs) => keySet.get(kid, nowMs),
+    holds: (kid, key, nowMs) => keySet.get(kid, nowMs)?.key === key,
     refetch: (nowMs) => keySet.requestRefresh(nowMs),
   };
 }
