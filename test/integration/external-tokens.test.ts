@@ -101,4 +101,18 @@ describe("external tokens: keys removed at the issuer, unusable subjects", () =>
     expect(fetches).toBeGreaterThan(before);
   });
 
+  it("refuses blank, padded, control-character and over-long subjects without provisioning a user", async () => {
+    const [key] = published;
+    const client = decisions[0];
+    for (const sub of [" ", "   ", "\t", " eve", "eve ", "ev\u0000e", "ev\ne", "\u200b", "e".repeat(256)]) {
+      const d = await check(client, await token(key, { sub }));
+      expect(d.allowed).toBe(false);
+      expect(d.reason).toBe(Reason.MALFORMED_CREDENTIAL);
+      expect(d.message).toMatch(/subject/);
+    }
+    const fine = await check(client, await token(key, { sub: "eve" }));
+    expect(fine.allowed).toBe(true);
+    const external = (await admin.listUsers({}, ROOT)).users.filter((u) => u.externalIssuer === IDP).map((u) => u.externalSubject);
+    expect(external.sort()).toEqual(["eve", "ext-carol", "ext-dave"]);
+  });
 });

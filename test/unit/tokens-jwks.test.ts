@@ -320,3 +320,57 @@ describe("cached claims follow the key set", () => {
     expect(reasonOf(await verifier.verify(token, NOW + 1600))).toBe("TOKEN_UNKNOWN_KEY");
   });
 });
+
+describe("external subjects", () => {
+  let verifier: ReturnType<typeof verifierFor>;
+  beforeAll(() => {
+    verifier = verifierFor();
+  });
+  /** A token whose claims, `sub` included, are exactly these on top of the issuer's usual ones. */
+  const tokenWith = (claims: Record<string, unknown>) =>
+    new SignJWT({ tenant_id: "acme", sub: "ext-user", ...claims })
+      .setProtectedHeader({ alg: "ES256", kid: ec.kid })
+      .setIssuer(IDP)
+      .setAudience(AUDIENCE)
+      .setExpirationTime(Math.floor(NOW / 1000) + 3600)
+      .sign(ec.privateKey);
+
+  it.each([
+    ["empty", ""],
+    ["a space", " "],
+    ["whitespace only", " \t\u00a0\u2003"],
+    ["padded", " alice"],
+    ["trailing newline", "alice\n"],
+    ["a NUL", "ali\u0000ce"],
+    ["a C1 control", "ali\u0085ce"],
+    ["an invisible format character only", "\u200b"],
+    ["a bidi override", "alice\u202egnp.exe"],
+    ["256 characters", "s".repeat(256)],
+  ])("refuses a subject that is %s", async (_name, sub) => {
+    await verifier.warm(NOW);
+    const result = verifier.verify(await tokenWith({ sub }), NOW) as TokenResult;
+    expect(result).toMatchObject({ ok: false, reason: "MALFORMED_CREDENTIAL", message: expect.stringMatching(/subject/) });
+  });
+
+  it.each([
+    ["a UUID", "0f8c2a52-5b0e-4c55-a1b5-1d7f7c6c4c9e"],
+    ["an e-mail address", "alice@example.com"],
+    ["inner spaces and non-ASCII letters", "Zoë Müller"],
+    ["255 characters", "s".repeat(255)],
+  ])("accepts a subject that is %s", async (_name, sub) => {
+    await verifier.warm(NOW);
+    expect(verifier.verify(await tokenWith({ sub }), NOW)).toMatchObject({ ok: true, claims: { subject: sub } });
+  });
+
+  it.each([
+    ["tenant claim", { tenant_id: " " }],
+    ["tenant claim", { tenant_id: "Acme" }],
+    ["tenant claim", { tenant_id: "acme\u0000" }],
+    ["session id", { sid: "s\u0000" }],
+    ["session id", { sid: " " }],
+    ["token id", { jti: "x".repeat(256) }],
+  ])("refuses an unusable %s: %j", async (_name, claims) => {
+    await verifier.warm(NOW);
+    expect(verifier.verify(await tokenWith(claims), NOW)).toMatchObject({ ok: false, reason: "MALFORMED_CREDENTIAL" });
+  });
+});

@@ -249,6 +249,11 @@ describe("bad tokens: one reason each", () => {
     ["exp a string", forge({ alg: "EdDSA", kid }, ownPayload({ exp: "2099" }), sig)],
     ["aud a number", forge({ alg: "EdDSA", kid }, ownPayload({ aud: 3 }), sig)],
     ["tenant not a string", forge({ alg: "EdDSA", kid }, ownPayload({ tenant_id: ["a"] }), sig)],
+    ["blank subject", forge({ alg: "EdDSA", kid }, ownPayload({ sub: " " }), sig)],
+    ["subject with a NUL", forge({ alg: "EdDSA", kid }, ownPayload({ sub: "user-1\u0000" }), sig)],
+    ["over-long subject", forge({ alg: "EdDSA", kid }, ownPayload({ sub: "u".repeat(256) }), sig)],
+    ["tenant not a tenant id", forge({ alg: "EdDSA", kid }, ownPayload({ tenant_id: "ACME " }), sig)],
+    ["session id with a newline", forge({ alg: "EdDSA", kid }, ownPayload({ sid: "sess-1\n" }), sig)],
   ];
 
   it.each(malformed)("rejects a malformed token: %s", (_name, token) => {
