@@ -260,6 +260,28 @@ describe("envoy ext_authz against a real server", () => {
     expectAllow(await check({ headers: { cookie: `verdict_session=${aliceKey}`, "x-tenant-id": "acme" } }), ["cookie"]);
   });
 
+  it("sends no credential it recognises upstream, and refuses a doubled session cookie (issue 8 item 8)", async () => {
+    const doubled = expectDenial(
+      await check({ headers: { cookie: `verdict_session=${aliceKey}; verdict_session=${revokedKey}`, "x-tenant-id": "acme" } }),
+      3,
+      "INVALID_REQUEST",
+      "BadRequest",
+    );
+    expect(doubled.message).toBe("the verdict_session cookie is sent more than once");
+    const headers = expectAllow(
+      await check({ headers: { authorization: `Bearer ${aliceKey}`, "x-api-key": revokedKey, cookie: `verdict_session=${revokedKey}; theme=dark`, "x-tenant-id": "acme" } }),
+      ["authorization", "x-api-key"],
+    );
+    expect(headers.cookie).toBe("theme=dark");
+    // Sibling: a doubled header is joined by Envoy with ',' and is no credential at all.
+    const doubledHeaders: Record<string, string>[] = [{ "x-api-key": `${aliceKey},${aliceKey}` }, { authorization: `Bearer ${aliceKey},Bearer ${aliceKey}` }];
+    for (const doubledHeader of doubledHeaders) {
+      const response = await check({ headers: { ...doubledHeader, "x-tenant-id": "acme" } });
+      expect(response.http_response).toBe("denied_response");
+      expect(response.status.code).toBe(16);
+    }
+  });
+
   it("overwrites x-verdict-* headers a client sent itself", async () => {
     const headers = expectAllow(
       await check(withKey(aliceKey, { headers: { "x-verdict-principal": "root", "x-verdict-roles": "SUPER" } })),

@@ -120,7 +120,7 @@ describe("parseRules: options", () => {
     expect(rules.credentialSources).toEqual(["bearer", "api-key"]);
     expect(rules.apiKeyHeader).toBe("x-api-key");
     expect(rules.cookieName).toBeUndefined();
-    expect(rules.stripCredential).toBe(true);
+    expect(rules.stripUpstream).toBe("all");
     expect(rules.actionOverrideKey).toBe("verdict.action");
     expect(rules.tenantOverrideKey).toBe("verdict.tenant");
     expect(rules.failureStatus).toBe(503);
@@ -149,7 +149,7 @@ describe("parseRules: options", () => {
     expect(rules.credentialSources).toEqual(["cookie", "api-key", "bearer"]);
     expect(rules.apiKeyHeader).toBe("x-verdict-key");
     expect(rules.cookieName).toBe("vsession");
-    expect(rules.stripCredential).toBe(false);
+    expect(rules.stripUpstream).toBe("none");
     expect(rules.actionOverrideKey).toBe("my.action");
     expect(rules.tenantOverrideKey).toBe("my.tenant");
     expect(rules.failureStatus).toBe(403);
@@ -192,7 +192,7 @@ describe("parseRules: one fixture per kind of bad input", () => {
     ["bad-tenant-default.yaml", 'tenant.default: "Not A Tenant" is not a valid tenant id'],
     ["bad-credentials-cookie-without-name.yaml", 'credentials.from: "cookie" needs the cookie name'],
     ["bad-credentials-unknown-source.yaml", 'credentials.from[1]: unknown credential source "basic"'],
-    ["bad-credentials-strip.yaml", 'credentials.stripUpstream: must be true or false, got string "yes"'],
+    ["bad-credentials-strip.yaml", 'credentials.stripUpstream: must be all, used or none (true is all, false is none), got string "yes"'],
     ["bad-failure-status.yaml", "failureStatus: must be 503 or 403, got 500"],
     ["bad-headers-same-name.yaml", "headers: the four header names must differ"],
     ["bad-overrides-same-key.yaml", "overrides: actionKey and tenantKey must differ"],
@@ -353,7 +353,7 @@ describe("unmatched: conventional and the built-in rules", () => {
     expect(rules.isExempt("/healthz")).toBe(true);
     expect(rules.tenantSources).toEqual([{ kind: "header", name: "x-tenant-id" }]);
     expect(rules.credentialSources).toEqual(["bearer", "api-key"]);
-    expect(rules.stripCredential).toBe(true);
+    expect(rules.stripUpstream).toBe("all");
     expect(rules.failureStatus).toBe(503);
   });
 

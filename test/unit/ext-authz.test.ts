@@ -271,7 +271,8 @@ describe("ext_authz: credential sources", () => {
     const second = handler({ rules });
     const response = await second.check(request({ headers: both }));
     expect(second.decider.calls[0][0]).toBe("vk_robot");
-    expect(okRemoved(response)).toEqual(["x-api-key"]);
+    // Both credentials are stripped, not only the one used (issue 8 item 8).
+    expect(okRemoved(response)).toEqual(["authorization", "x-api-key"]);
   });
 
   it("accepts any case of the Bearer scheme and ignores other schemes", async () => {
@@ -713,5 +714,62 @@ describe("ext_authz: method override headers are refused (issue 8 item 2)", () =
 
   it("the wire decoder keeps the override headers", () => {
     expect(headerNamesRead(RULES)).toEqual(expect.arrayContaining(["x-http-method-override", "x-method-override", "x-http-method"]));
+  });
+});
+
+// ---- issue 8 item 8: credentials forwarded upstream -------------------------------------------
+
+describe("ext_authz: no credential Verdict recognises goes upstream (issue 8 item 8)", () => {
+  const withCookie = (extra = ""): CompiledRules =>
+    parseRules(`rules: [{match: GET /v1/orders/*, action: read:orders}]\nexempt: [/public/**]\ncredentials: {cookie: vsession${extra}}\n`);
+
+  it("a bearer request sheds x-api-key and the session cookie too, keeping other cookies", async () => {
+    const { check, decider } = handler({ rules: withCookie() });
+    const response = await check(request({ headers: { ...bearer("vk_alice"), "x-api-key": "vk_robot", cookie: "theme=dark; vsession=vk_robot" } }));
+    expect(decider.calls[0][0]).toBe("vk_alice");
+    expect(okRemoved(response)).toEqual(["authorization", "x-api-key"]);
+    expect(okHeaders(response).cookie).toBe("theme=dark");
+  });
+
+  it("an API key request sheds any authorization header and a lone session cookie", async () => {
+    const { check, decider } = handler({ rules: withCookie() });
+    const response = await check(request({ headers: { authorization: "Basic dXNlcjpwYXNz", "x-api-key": "vk_robot", cookie: "vsession=vk_alice" } }));
+    expect(decider.calls[0][0]).toBe("vk_robot");
+    expect(okRemoved(response)).toEqual(["authorization", "x-api-key", "cookie"]);
+    expect(okHeaders(response).cookie).toBeUndefined();
+  });
+
+  it("an exempt request sheds credentials as well", async () => {
+    const { check } = handler({ rules: withCookie() });
+    const response = await check(request({ path: "/public/a", headers: { ...bearer("vk_alice"), cookie: "vsession=x; lang=en" } }));
+    expect(okRemoved(response)).toEqual(["x-verdict-principal", "x-verdict-tenant", "x-verdict-roles", "authorization"]);
+    expect(okHeaders(response).cookie).toBe("lang=en");
+  });
+
+  it.each([
+    ["two session cookies in one header", "vsession=vk_alice; vsession=vk_robot"],
+    ["two cookie headers joined by Envoy", "vsession=vk_alice, theme=dark, vsession=vk_robot"],
+    ["the same value twice", "vsession=vk_alice; vsession=vk_alice"],
+  ])("refuses %s (400), whichever credential is used", async (_name, cookie) => {
+    const { check, decider } = handler({ rules: withCookie() });
+    for (const headers of [{ cookie }, { ...bearer("vk_alice"), cookie }]) {
+      const d = denial(await check(request({ headers })));
+      expect([d.grpc, d.http, d.body.reason, d.body.message]).toEqual([3, 400, "INVALID_REQUEST", "the vsession cookie is sent more than once"]);
+    }
+    expect(decider.calls).toHaveLength(0);
+  });
+
+  it("stripUpstream: used strips only the credential that was used; none and false strip nothing", async () => {
+    const headers = { ...bearer("vk_alice"), "x-api-key": "vk_robot", cookie: "theme=dark; vsession=vk_robot" };
+    const used = await handler({ rules: withCookie(", stripUpstream: used") }).check(request({ headers }));
+    expect(okRemoved(used)).toEqual(["authorization"]);
+    expect(okHeaders(used).cookie).toBeUndefined();
+    for (const extra of [", stripUpstream: none", ", stripUpstream: false"]) {
+      const kept = await handler({ rules: withCookie(extra) }).check(request({ headers }));
+      expect(okRemoved(kept)).toEqual([]);
+      expect(okHeaders(kept).cookie).toBeUndefined();
+    }
+    const all = await handler({ rules: withCookie(", stripUpstream: true") }).check(request({ headers }));
+    expect(okRemoved(all)).toEqual(["authorization", "x-api-key"]);
   });
 });

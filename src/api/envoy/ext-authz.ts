@@ -11,7 +11,7 @@ import type { Decision, PrincipalView, ReasonCode } from "../../core/decision.js
 import { isValidTenantId } from "../../core/names.js";
 import { isValidAction } from "../../core/patterns.js";
 import { Code } from "../code.js";
-import { findCredential, type FoundCredential } from "./credentials.js";
+import { findCredential, sessionCookies, upstreamStrip, type UpstreamStrip } from "./credentials.js";
 import type { Decider } from "./decider.js";
 import { headersOf, METHOD_OVERRIDE_HEADERS, methodOverride, requestProblem, type CheckRequestView } from "./request.js";
 import { examinePath, type AmbiguousPathPolicy } from "./request-path.js";
@@ -111,8 +111,8 @@ export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler
       } else {
         response =
           judgement.kind === "exempt"
-            ? exemptResponse(rules, decisionId)
-            : allowedResponse(rules, decisionId, judgement.principal, seen.tenant, judgement.credential);
+            ? exemptResponse(rules, decisionId, judgement.strip)
+            : allowedResponse(rules, decisionId, judgement.principal, seen.tenant, judgement.strip);
       }
       if (onOutcome !== undefined) {
         try {
@@ -158,8 +158,8 @@ interface Seen {
 }
 
 type Judgement =
-  | { readonly kind: "exempt" }
-  | { readonly kind: "allow"; readonly principal: PrincipalView; readonly credential: FoundCredential }
+  | { readonly kind: "exempt"; readonly strip: UpstreamStrip }
+  | { readonly kind: "allow"; readonly principal: PrincipalView; readonly strip: UpstreamStrip }
   | { readonly kind: "reject"; readonly rejection: Rejection; readonly principal: PrincipalView | undefined };
 
 function rejected(reason: Rejection["reason"], message: string, challenge?: string): Judgement {
@@ -188,9 +188,12 @@ function judge(
   if (methodOverride(headers) !== undefined) {
     return rejected("INVALID_REQUEST", `method override headers (${METHOD_OVERRIDE_HEADERS.join(", ")}) are refused`);
   }
-  if (rules.isExempt(path)) return { kind: "exempt" };
+  const cookies = sessionCookies(headers, rules);
+  if (rules.isExempt(path)) return { kind: "exempt", strip: upstreamStrip(headers, rules, cookies, undefined) };
+  // Which of two session cookies would the upstream read? Verdict cannot know: refuse both.
+  if (cookies !== undefined && cookies.values.length > 1) return rejected("INVALID_REQUEST", `the ${rules.cookieName} cookie is sent more than once`);
 
-  const credential = findCredential(headers, rules);
+  const credential = findCredential(headers, rules, cookies);
   if (credential === undefined) return rejected("UNAUTHENTICATED", "no credential in the request", CHALLENGE_MISSING);
   if (credential.value.length === 0) return rejected("INVALID_REQUEST", "the credential is empty", CHALLENGE_INVALID_REQUEST);
 
@@ -208,14 +211,15 @@ function judge(
   if (!isValidTenantId(tenant)) return rejected("INVALID_REQUEST", "the tenant id is malformed");
   seen.tenant = tenant;
 
+  const strip = upstreamStrip(headers, rules, cookies, credential);
   const decision = decide(decider, credential.value, action, tenant, timeoutMs);
-  return decision instanceof Promise ? decision.then((d) => fromDecision(d, credential)) : fromDecision(decision, credential);
+  return decision instanceof Promise ? decision.then((d) => fromDecision(d, strip)) : fromDecision(decision, strip);
 }
 
-function fromDecision(decision: Decision, credential: FoundCredential): Judgement {
+function fromDecision(decision: Decision, strip: UpstreamStrip): Judgement {
   if (!decision.allowed) return { kind: "reject", rejection: decisionRejection(decision), principal: decision.principal };
   if (decision.principal === undefined) return rejected("INTERNAL_ERROR", "the decision allowed the request without a principal");
-  return { kind: "allow", principal: decision.principal, credential };
+  return { kind: "allow", principal: decision.principal, strip };
 }
 
 function isRulesSource(value: CompiledRules | RulesSource): value is RulesSource {

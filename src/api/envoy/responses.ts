@@ -7,7 +7,7 @@ import type { CheckResponse, DeniedHttpResponse, OkHttpResponse } from "../../..
 import type { StatusCode } from "../../../gen/envoy/type/v3/http_status_pb.js";
 import type { PrincipalView, ReasonCode } from "../../core/decision.js";
 import { Code } from "../code.js";
-import type { FoundCredential } from "./credentials.js";
+import type { UpstreamStrip } from "./credentials.js";
 import type { CompiledRules } from "./rules/model.js";
 
 const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
@@ -106,7 +106,8 @@ export function deniedResponse(rules: CompiledRules, decisionId: string, status:
   return checkResponse(status.grpc, rejection.reason, { case: "deniedResponse", value });
 }
 
-export function allowedResponse(rules: CompiledRules, decisionId: string, principal: PrincipalView, tenant: string, credential: FoundCredential): CheckResponse {
+/** Allows the request: the principal, tenant, roles and decision id go upstream, credentials do not. */
+export function allowedResponse(rules: CompiledRules, decisionId: string, principal: PrincipalView, tenant: string, strip: UpstreamStrip): CheckResponse {
   const names = rules.headers;
   const headers = [
     header(names.principal, principal.kind === "api_key" ? `key:${principal.keyId}` : principal.userId),
@@ -114,19 +115,17 @@ export function allowedResponse(rules: CompiledRules, decisionId: string, princi
     header(names.roles, principal.roles.join(",")),
     header(names.decisionId, decisionId),
   ];
-  const headersToRemove: string[] = [];
-  if (rules.stripCredential) {
-    if (credential.source === "cookie" && credential.remainingCookies !== "") {
-      headers.push(header("cookie", credential.remainingCookies));
-    } else {
-      headersToRemove.push(credential.header);
-    }
-  }
-  return okResponse(headers, headersToRemove);
+  if (strip.cookie !== undefined) headers.push(header("cookie", strip.cookie));
+  return okResponse(headers, [...strip.remove]);
 }
 
-/** Allows an exempt path; removes any client-sent principal headers so upstream cannot be fooled. */
-export function exemptResponse(rules: CompiledRules, decisionId: string): CheckResponse {
+/**
+ * Allows an exempt path; removes any client-sent principal headers so upstream cannot be fooled,
+ * and the credentials `strip` names.
+ */
+export function exemptResponse(rules: CompiledRules, decisionId: string, strip: UpstreamStrip): CheckResponse {
   const names = rules.headers;
-  return okResponse([header(names.decisionId, decisionId)], [names.principal, names.tenant, names.roles]);
+  const headers = [header(names.decisionId, decisionId)];
+  if (strip.cookie !== undefined) headers.push(header("cookie", strip.cookie));
+  return okResponse(headers, [names.principal, names.tenant, names.roles, ...strip.remove]);
 }

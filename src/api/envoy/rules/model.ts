@@ -7,6 +7,13 @@
 /** Where a credential is read from, tried in the configured order. */
 export type CredentialSource = "bearer" | "api-key" | "cookie";
 
+/**
+ * Which credentials are removed from an allowed request before it goes upstream: `all` (every
+ * credential Verdict recognises: the authorization header, the API key header, every session
+ * cookie), `used` (only the one the decision was made on), or `none`.
+ */
+export type StripPolicy = "all" | "used" | "none";
+
 /** One place a tenant id is read from; the first source that yields a value wins. */
 export type TenantSource =
   | { readonly kind: "header"; readonly name: string }
@@ -54,8 +61,8 @@ export interface CompiledRules {
   readonly apiKeyHeader: string;
   /** Session cookie name; undefined when cookies are not a credential source. */
   readonly cookieName: string | undefined;
-  /** Remove the credential that was used from the request sent upstream. */
-  readonly stripCredential: boolean;
+  /** Which credentials to remove from the request sent upstream. */
+  readonly stripUpstream: StripPolicy;
   /** context_extensions key whose value replaces the matched action. */
   readonly actionOverrideKey: string;
   /** context_extensions key whose value replaces the tenant from every source. */
@@ -88,7 +95,7 @@ export const RULES_DEFAULTS = Object.freeze({
   exempt: Object.freeze(["/healthz"]),
   tenantHeader: "x-tenant-id",
   apiKeyHeader: "x-api-key",
-  stripCredential: true,
+  stripUpstream: "all" as StripPolicy,
   actionOverrideKey: "verdict.action",
   tenantOverrideKey: "verdict.tenant",
   failureStatus: 503 as const,

@@ -80,7 +80,7 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
     credentialSources: credentials.sources,
     apiKeyHeader: credentials.apiKeyHeader,
     cookieName: credentials.cookieName,
-    stripCredential: credentials.stripCredential,
+    stripUpstream: credentials.stripUpstream,
     actionOverrideKey: overrides.action,
     tenantOverrideKey: overrides.tenant,
     failureStatus: failureStatus as 403 | 503,

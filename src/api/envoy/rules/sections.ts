@@ -6,7 +6,7 @@
 import { isValidTenantId } from "../../../core/names.js";
 import { isValidAction } from "../../../core/patterns.js";
 import { describe, type Fail, headerName, mapping, onlyKeys, optionalString } from "./fields.js";
-import { RULES_DEFAULTS, type CredentialSource, type RequestLimits, type TenantSource, type VerdictHeaderNames } from "./model.js";
+import { RULES_DEFAULTS, type CredentialSource, type RequestLimits, type StripPolicy, type TenantSource, type VerdictHeaderNames } from "./model.js";
 import { compilePathPattern, type PathPattern } from "./path-pattern.js";
 
 const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -142,7 +142,7 @@ export function compileTenant(value: unknown, fail: Fail): { sources: readonly T
 export function compileCredentials(
   value: unknown,
   fail: Fail,
-): { sources: readonly CredentialSource[]; apiKeyHeader: string; cookieName: string | undefined; stripCredential: boolean } {
+): { sources: readonly CredentialSource[]; apiKeyHeader: string; cookieName: string | undefined; stripUpstream: StripPolicy } {
   const credentials = value === undefined ? {} : mapping(value, "credentials", fail);
   onlyKeys(credentials, ["from", "apiKeyHeader", "cookie", "stripUpstream"], "credentials", fail);
   const apiKeyHeader = headerName(credentials.apiKeyHeader, RULES_DEFAULTS.apiKeyHeader, "credentials.apiKeyHeader", fail);
@@ -153,8 +153,9 @@ export function compileCredentials(
   if (cookieName !== undefined && !COOKIE_NAME.test(cookieName)) {
     fail("credentials.cookie", `${JSON.stringify(cookieName)} is not a cookie name`);
   }
-  const strip = credentials.stripUpstream ?? RULES_DEFAULTS.stripCredential;
-  if (typeof strip !== "boolean") fail("credentials.stripUpstream", `must be true or false, got ${describe(strip)}`);
+  const strip =
+    stripPolicy(credentials.stripUpstream ?? RULES_DEFAULTS.stripUpstream) ??
+    fail("credentials.stripUpstream", `must be all, used or none (true is all, false is none), got ${describe(credentials.stripUpstream)}`);
   let sources: CredentialSource[];
   if (credentials.from === undefined) {
     sources = cookieName === undefined ? ["bearer", "api-key"] : ["bearer", "api-key", "cookie"];
@@ -175,7 +176,13 @@ export function compileCredentials(
       fail("credentials.from", `"cookie" needs the cookie name in credentials.cookie`);
     }
   }
-  return { sources: Object.freeze(sources), apiKeyHeader, cookieName, stripCredential: strip as boolean };
+  return { sources: Object.freeze(sources), apiKeyHeader, cookieName, stripUpstream: strip };
+}
+
+function stripPolicy(value: unknown): StripPolicy | undefined {
+  if (value === true) return "all";
+  if (value === false) return "none";
+  return value === "all" || value === "used" || value === "none" ? value : undefined;
 }
 
 /** Validates the `overrides` section: the context-extension keys that replace action and tenant. */
