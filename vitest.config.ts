@@ -1,6 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // "verdict/client" resolves through package.json exports to the TypeScript sources (the
+  // "verdict-source" condition) in tests, as tsconfig's customConditions does for the typecheck.
+  ssr: { resolve: { conditions: ["verdict-source", "module", "node", "development|production"] } },
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,

@@ -31,6 +31,11 @@ export async function bootstrapRoot(store: Store, settings: RootSettings, passwo
   const versions: number[] = [];
   let generatedPassword: string | undefined;
   let root = await store.getUserByUsername(settings.username);
+  if (root && settings.password !== "") {
+    logger.warn("VERDICT_ROOT_PASSWORD is set but ignored: the root user already exists and keeps its password (it applies at the first start only; 'verdict reset-root' sets a new one)", {
+      username: settings.username,
+    });
+  }
   if (!root && settings.enabled) {
     const password = settings.password !== "" ? settings.password : randomBytes(18).toString("base64url");
     const user = { id: randomUUID(), username: settings.username, disabled: false, root: true, createdAtMs: Date.now(), externalIssuer: "", externalSubject: "" };
