@@ -1,0 +1,153 @@
+/**
+ * The client package as other services use it: `import { createVerdictClient } from "verdict/client"`
+ * resolved through package.json exports, in process (TypeScript sources) over gRPC and Connect, and
+ * from a separate Node process in a directory where node_modules/verdict links to this package
+ * (the built dist/, types included), running the README's example service.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, Reason, type VerdictClient, createVerdictClient } from "verdict/client";
+import { REPO_ROOT, ensureBuilt } from "../helpers/cli.js";
+import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
+
+let verdict: Awaited<ReturnType<typeof startTestVerdict>>;
+let schema: string;
+let secret: string;
+
+beforeAll(async () => {
+  ensureBuilt();
+  schema = freshSchema();
+  verdict = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL }, schema);
+  const admin = createVerdictClient({ url: `grpc://${verdict.grpcAddress}`, credentials: { username: "root", password: ROOT_PASSWORD } });
+  try {
+    await admin.admin.createTenant({ id: "acme" });
+    await admin.admin.createUser({ username: "svc", password: "svc-password-123" });
+    await admin.admin.grant({ tenant: "acme", statement: "GRANT READ TO svc" });
+    secret = (await admin.admin.createApiKey({ name: "svc", owner: "svc" })).secret;
+  } finally {
+    admin.close();
+  }
+}, 240_000);
+
+afterAll(async () => {
+  await verdict?.close();
+  if (schema) await dropSchema(schema);
+});
+
+describe.each(["grpc", "connect"] as const)("createVerdictClient over %s", (protocol) => {
+  let client: VerdictClient;
+  beforeAll(() => {
+    const url = protocol === "grpc" ? `grpc://${verdict.grpcAddress}` : verdict.httpBase;
+    client = createVerdictClient({ url, credentials: { username: "root", password: ROOT_PASSWORD } });
+    expect(client.protocol).toBe(protocol);
+  });
+  afterAll(() => client.close());
+
+  it("checks and batch-checks with typed answers", async () => {
+    const allowed = await client.check({ credential: secret, action: "read:orders", tenant: "acme" });
+    expect(allowed).toMatchObject({ allowed: true, reason: Reason.ALLOWED, principal: { username: "svc" } });
+    const denied = await client.check({ credential: secret, action: "write:orders", tenant: "acme" });
+    expect(denied).toMatchObject({ allowed: false, reason: Reason.FORBIDDEN });
+    const batch = await client.checkBatch({ credential: secret, actions: ["read:a", "write:a"], tenant: "acme" });
+    expect(batch.decisions.map((d) => d.allowed)).toEqual([true, false]);
+  });
+
+  it("calls Admin and Auth with the credentials given at creation", async () => {
+    expect((await client.admin.listTenants({})).tenants.map((t) => t.id)).toEqual(["acme"]);
+    const { tokens } = await client.auth.login({ username: "svc", password: "svc-password-123" });
+    const asToken = await client.check({ credential: tokens!.accessToken, action: "read:orders", tenant: "acme" });
+    expect(asToken.allowed).toBe(true);
+  });
+
+  it("fails with ConnectError codes: a bad caller credential is Unauthenticated, a low one PermissionDenied", async () => {
+    const url = protocol === "grpc" ? `grpc://${verdict.grpcAddress}` : verdict.httpBase;
+    const stranger = createVerdictClient({ url, credentials: { apiKey: "vk_not_a_key" } });
+    const svc = createVerdictClient({ url, credentials: { apiKey: secret } });
+    try {
+      const unauthenticated = await stranger.admin.listTenants({}).catch((e: unknown) => e);
+      expect(unauthenticated).toBeInstanceOf(ConnectError);
+      expect((unauthenticated as ConnectError).code).toBe(Code.Unauthenticated);
+      const forbidden = await svc.admin.createTenant({ id: "globex" }).catch((e: unknown) => e);
+      expect((forbidden as ConnectError).code).toBe(Code.PermissionDenied);
+    } finally {
+      stranger.close();
+      svc.close();
+    }
+  });
+});
+
+it("refuses a URL it cannot use", () => {
+  expect(() => createVerdictClient({ url: "localhost:50051" })).toThrow(/unsupported scheme|not a Verdict URL/);
+  expect(() => createVerdictClient({ url: "grpc://localhost" })).toThrow(/needs a port/);
+});
+
+/** The README's example service, as a separate program using the installed package. */
+const EXAMPLE_SERVICE = `
+import { createServer } from "node:http";
+import { createVerdictClient } from "verdict/client";
+
+const verdict = createVerdictClient({ url: process.env.VERDICT_URL });
+
+const server = createServer(async (req, res) => {
+  const decision = await verdict.check({ credential: req.headers["x-api-key"] ?? "", action: "read:orders", tenant: "acme" });
+  res.writeHead(decision.allowed ? 200 : 403).end(decision.allowed ? "orders\\n" : \`denied: \${decision.message}\\n\`);
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+`;
+
+const CONSUMER_TS = `
+import { type CheckResponse, Reason, createVerdictClient } from "verdict/client";
+const client = createVerdictClient({ url: "grpc://localhost:50051", credentials: { apiKey: "vk_x" } });
+const answer: Promise<CheckResponse> = client.check({ credential: "c", action: "read:orders", tenant: "acme" });
+const reason: Reason = Reason.FORBIDDEN;
+// @ts-expect-error a CheckRequest has no field "actions"
+void client.check({ actions: [] });
+void answer;
+void reason;
+`;
+
+describe("an outside service", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "verdict-client-consumer-"));
+    mkdirSync(join(dir, "node_modules"));
+    symlinkSync(REPO_ROOT, join(dir, "node_modules", "verdict"), "dir");
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "orders-service", private: true, type: "module" }));
+    writeFileSync(join(dir, "service.mjs"), EXAMPLE_SERVICE);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("runs the README's example service with the built package: 200 for an allowed key, 403 with the reason otherwise", async () => {
+    const child = spawn(process.execPath, ["service.mjs"], { cwd: dir, env: { PATH: process.env.PATH, VERDICT_URL: `grpc://${verdict.grpcAddress}` }, stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout.setEncoding("utf8").once("data", (d: string) => resolve(Number(d.trim())));
+        child.once("exit", (code) => reject(new Error(`the example service exited with ${code}`)));
+      });
+      const ok = await fetch(`http://127.0.0.1:${port}/orders`, { headers: { "x-api-key": secret } });
+      expect([ok.status, await ok.text()]).toEqual([200, "orders\n"]);
+      const no = await fetch(`http://127.0.0.1:${port}/orders`);
+      expect(no.status).toBe(403);
+      expect(await no.text()).toMatch(/^denied: /);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it("type-checks against the package's declared types (exports \"types\")", () => {
+    writeFileSync(join(dir, "consumer.ts"), CONSUMER_TS);
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, skipLibCheck: true, types: ["node"], typeRoots: [join(REPO_ROOT, "node_modules", "@types")] },
+        files: ["consumer.ts"],
+      }),
+    );
+    const tsc = spawnSync(process.execPath, [join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json"], { cwd: dir, encoding: "utf8" });
+    expect(tsc.stdout + tsc.stderr).toBe("");
+    expect(tsc.status).toBe(0);
+  }, 60_000);
+});
