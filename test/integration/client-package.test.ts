@@ -2,10 +2,10 @@
  * The client package as other services use it: `import { createVerdictClient } from "verdict/client"`
  * resolved through package.json exports, in process (TypeScript sources) over gRPC and Connect, and
  * from a separate Node process in a directory where node_modules/verdict links to this package
- * (the built dist/, types included), running the README's example service.
+ * (the built dist/, types included), running the README's example service as written there.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -84,19 +84,14 @@ it("refuses a URL it cannot use", () => {
   expect(() => createVerdictClient({ url: "grpc://localhost" })).toThrow(/needs a port/);
 });
 
-/** The README's example service, as a separate program using the installed package. */
-const EXAMPLE_SERVICE = `
-import { createServer } from "node:http";
-import { createVerdictClient } from "verdict/client";
-
-const verdict = createVerdictClient({ url: process.env.VERDICT_URL });
-
-const server = createServer(async (req, res) => {
-  const decision = await verdict.check({ credential: req.headers["x-api-key"] ?? "", action: "read:orders", tenant: "acme" });
-  res.writeHead(decision.allowed ? 200 : 403).end(decision.allowed ? "orders\\n" : \`denied: \${decision.message}\\n\`);
-});
-server.listen(0, "127.0.0.1", () => console.log(server.address().port));
-`;
+/** The README's example service (the js block of "## The client package"), run as written. */
+function readmeExampleService(): string {
+  const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## The client package"));
+  const block = /```js\n([\s\S]*?)```/.exec(section);
+  if (!block) throw new Error("README.md has no js block under '## The client package'");
+  return block[1];
+}
 
 const CONSUMER_TS = `
 import { type CheckResponse, Reason, createVerdictClient } from "verdict/client";
@@ -116,7 +111,7 @@ describe("an outside service", () => {
     mkdirSync(join(dir, "node_modules"));
     symlinkSync(REPO_ROOT, join(dir, "node_modules", "verdict"), "dir");
     writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "orders-service", private: true, type: "module" }));
-    writeFileSync(join(dir, "service.mjs"), EXAMPLE_SERVICE);
+    writeFileSync(join(dir, "service.mjs"), readmeExampleService());
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
