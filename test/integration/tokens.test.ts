@@ -62,6 +62,9 @@ describe("tokens: login, refresh, logout, rotation, OIDC, bad tokens", () => {
     const env = {
       DATABASE_URL: TEST_DATABASE_URL,
       VERDICT_POLL_INTERVAL_MS: "50",
+      // Read-your-writes checks below wait for the second replica instead of answering STALE when
+      // this busy machine delays it (the STALE answer itself is tested in replicas.test.ts).
+      VERDICT_MIN_VERSION_WAIT_MS: "5000",
       VERDICT_KEY_ENCRYPTION_KEY: KEK,
       VERDICT_LOGIN_MAX_ATTEMPTS: "5",
       VERDICT_OIDC_ISSUERS: JSON.stringify([
