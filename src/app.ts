@@ -19,7 +19,7 @@ import { createAuthService } from "./api/auth-service.js";
 import { createDecisionService } from "./api/decision-service.js";
 import { createExtAuthzService } from "./api/envoy/service.js";
 import { HealthState, ServingStatus } from "./api/health.js";
-import { type WireCodec, toConnectService, toGrpcService } from "./api/rpc.js";
+import { type CountRequests, type WireCodec, toConnectService, toGrpcService } from "./api/rpc.js";
 import { decodeCheckRequest, encodeCheckResponse } from "./api/check-codec.js";
 import { startGrpcServer } from "./server/grpc-server.js";
 import { startHttpServer } from "./server/http-server.js";
@@ -123,14 +123,19 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     refreshTtlMs: config.tokens.refreshTtlMs,
   });
   const healthHandlers = health.handlers();
+  const countAdmin: CountRequests = (method, transport) => metrics.adminRequestCounter(method, transport);
+  const countDecisions: CountRequests = (method, transport) => metrics.decisionRequestCounter(method, transport);
 
   const extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger, audit });
   const grpc = await startGrpcServer({
     addr: config.grpcAddr,
     services: [
-      toGrpcService(DecisionService, decision, logger, { check: { deserialize: decodeCheckRequest, serialize: encodeCheckResponse } as unknown as WireCodec }),
-      toGrpcService(AdminService, admin, logger),
-      toGrpcService(AuthService, auth, logger),
+      toGrpcService(DecisionService, decision, logger, {
+        codecs: { check: { deserialize: decodeCheckRequest, serialize: encodeCheckResponse } as unknown as WireCodec },
+        count: countDecisions,
+      }),
+      toGrpcService(AdminService, admin, logger, { count: countAdmin }),
+      toGrpcService(AuthService, auth, logger, { count: countAdmin }),
       extAuthz.grpcService,
     ],
     health,
@@ -140,9 +145,9 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const http = await startHttpServer({
     addr: config.httpAddr,
     services: [
-      { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger) },
-      { service: AdminService, implementation: toConnectService(AdminService, admin, logger) },
-      { service: AuthService, implementation: toConnectService(AuthService, auth, logger) },
+      { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger, { count: countDecisions }) },
+      { service: AdminService, implementation: toConnectService(AdminService, admin, logger, { count: countAdmin }) },
+      { service: AuthService, implementation: toConnectService(AuthService, auth, logger, { count: countAdmin }) },
       { service: Health, implementation: toConnectService(Health, healthHandlers, logger) },
     ].map((s) => s as never),
     registry: metrics.registry,

@@ -41,6 +41,7 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
   const { engine, metrics, requireCaller, minVersionWaitMs, audit } = options;
   const nextId = createDecisionIds();
   const checkTimer = metrics.checkDuration.labels("check");
+  const batchTimer = metrics.checkDuration.labels("check_batch");
 
   const callerDenial = (ctx: CallContext, tenant: string): Decision | Promise<Decision | undefined> | undefined => {
     if (!requireCaller) return undefined;
@@ -92,6 +93,7 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
     },
 
     async checkBatch(req, ctx): Promise<CheckBatchResponse> {
+      const started = performance.now();
       if (req.actions.length > MAX_BATCH_ACTIONS) {
         throw new ApiError("invalid_argument", `at most ${MAX_BATCH_ACTIONS} actions per CheckBatch`);
       }
@@ -112,12 +114,14 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
         audit?.record("check_batch", d, action, req.tenant, decisionId);
         return create(ActionDecisionSchema, { action, allowed: d.allowed, reason: toProtoReason(d.reason) });
       });
-      return create(CheckBatchResponseSchema, {
+      const response = create(CheckBatchResponseSchema, {
         decisions,
         principal: toPrincipal(principal),
         policyVersion: BigInt(engine.version),
         decisionId,
       });
+      batchTimer.observe((performance.now() - started) / 1000);
+      return response;
     },
   };
 }

@@ -12,11 +12,12 @@ import {
 } from "../../gen/grpc/health/v1/health_pb.js";
 import { ApiError } from "./errors.js";
 
-/** The services health reports on; "" is the server as a whole. */
-export const HEALTH_SERVICES = ["", "verdict.v1.DecisionService", "verdict.v1.AdminService", "envoy.service.auth.v3.Authorization"];
-
-/** Tracks serving status and notifies watchers. */
+/**
+ * Tracks serving status and notifies watchers. It reports on "" (the server as a whole) and on
+ * every service the server registers (the gRPC server registers each service it mounts).
+ */
 export class HealthState {
+  private readonly services = new Set<string>([""]);
   private serving = false;
   private draining = false;
   private readonly watchers = new Set<(s: ServingStatus) => void>();
@@ -40,6 +41,16 @@ export class HealthState {
     this.notify(before);
   }
 
+  /** Adds a service health reports on (its full name, like "verdict.v1.AuthService"). */
+  register(service: string): void {
+    this.services.add(service);
+  }
+
+  /** Whether health reports on this service name. */
+  knows(service: string): boolean {
+    return this.services.has(service);
+  }
+
   /** Registers a watcher; returns a function that removes it. */
   watch(fn: (s: ServingStatus) => void): () => void {
     this.watchers.add(fn);
@@ -48,7 +59,7 @@ export class HealthState {
 
   /** The answer to Check for a service name; throws NOT_FOUND for an unknown one. */
   check(req: HealthCheckRequest): HealthCheckResponse {
-    if (!HEALTH_SERVICES.includes(req.service)) throw new ApiError("not_found", `unknown service ${JSON.stringify(req.service.slice(0, 128))}`);
+    if (!this.services.has(req.service)) throw new ApiError("not_found", `unknown service ${JSON.stringify(req.service.slice(0, 128))}`);
     return create(HealthCheckResponseSchema, { status: this.status });
   }
 
@@ -63,7 +74,7 @@ export class HealthState {
   /** The answer to List. */
   list() {
     const statuses: Record<string, HealthCheckResponse> = {};
-    for (const s of HEALTH_SERVICES) statuses[s] = create(HealthCheckResponseSchema, { status: this.status });
+    for (const s of this.services) statuses[s] = create(HealthCheckResponseSchema, { status: this.status });
     return create(HealthListResponseSchema, { statuses });
   }
 

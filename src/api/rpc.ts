@@ -43,6 +43,25 @@ class GrpcCallContext implements CallContext {
   }
 }
 
+/** Which server answered a call: @grpc/grpc-js (binary gRPC) or connect-node (Connect, gRPC-web, gRPC over HTTP). */
+export type Transport = "grpc" | "connect";
+
+/** Counts the calls of one method on one transport by result code ("ok" or the error's code). */
+export type MethodCounter = (code: string) => void;
+
+/** Makes the counter of one method on one transport, once when the service is built; undefined: not counted. */
+export type CountRequests = (method: string, transport: Transport) => MethodCounter | undefined;
+
+/** What a service is mounted with besides its handlers. */
+export interface MountOptions {
+  /** Hand-written codecs replacing protobuf-es for some methods (gRPC only), by local name. */
+  readonly codecs?: Readonly<Record<string, WireCodec>>;
+  /** Counts every call by method and result code. */
+  readonly count?: CountRequests;
+}
+
+const uncounted: MethodCounter = () => undefined;
+
 /** A hand-written codec replacing protobuf-es (de)serialisation for one hot method. */
 export interface WireCodec {
   deserialize(bytes: Buffer): unknown;
@@ -64,8 +83,9 @@ export function toGrpcService<S extends DescService>(
   service: S,
   handlers: Handlers<S>,
   logger: Logger,
-  codecs: Readonly<Record<string, WireCodec>> = {},
+  options: MountOptions = {},
 ): GrpcService {
+  const codecs = options.codecs ?? {};
   const definition: Record<string, ServiceDefinition[string]> = {};
   const implementation: UntypedServiceImplementation = {};
   for (const method of service.methods) {
@@ -82,10 +102,16 @@ export function toGrpcService<S extends DescService>(
       responseSerialize: codecs[method.localName]?.serialize ?? ((m: MessageShape<typeof output>) => Buffer.from(toBinary(output, m))),
       responseDeserialize: (b: Buffer) => fromBinary(output, b),
     };
+    const count = options.count?.(method.name, "grpc") ?? uncounted;
     const fail = (callback: sendUnaryData<unknown>, error: unknown) => {
       const api = toApiError(error);
       logFailure(logger, method.name, error, api.code);
+      count(api.code);
       callback(toGrpcError(api));
+    };
+    const succeed = (callback: sendUnaryData<unknown>, response: unknown) => {
+      count("ok");
+      callback(null, response);
     };
     implementation[method.localName] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       let request: unknown;
@@ -97,8 +123,8 @@ export function toGrpcService<S extends DescService>(
       }
       try {
         const result = handler(request, new GrpcCallContext(call));
-        if (result instanceof Promise) result.then((r) => callback(null, r), (e) => fail(callback, e));
-        else callback(null, result);
+        if (result instanceof Promise) result.then((r) => succeed(callback, r), (e) => fail(callback, e));
+        else succeed(callback, result);
       } catch (error) {
         fail(callback, error);
       }
@@ -108,21 +134,25 @@ export function toGrpcService<S extends DescService>(
 }
 
 /** Adapts handlers to a connect-node service implementation. */
-export function toConnectService<S extends DescService>(service: S, handlers: Handlers<S>, logger: Logger): ServiceImpl<S> {
+export function toConnectService<S extends DescService>(service: S, handlers: Handlers<S>, logger: Logger, options: MountOptions = {}): ServiceImpl<S> {
   const impl: Record<string, unknown> = {};
   for (const method of service.methods) {
     if (method.methodKind !== "unary") continue;
     const handler = (handlers as Record<string, (req: unknown, ctx: CallContext) => unknown>)[method.localName].bind(handlers);
+    const count = options.count?.(method.name, "connect") ?? uncounted;
     impl[method.localName] = async (request: unknown, hc: { requestHeader: Headers; peer?: { addr?: string } }) => {
       const ctx: CallContext = {
         header: (name) => hc.requestHeader.get(name) ?? undefined,
         peer: hc.peer?.addr ?? "",
       };
       try {
-        return await handler(request, ctx);
+        const response = await handler(request, ctx);
+        count("ok");
+        return response;
       } catch (error) {
         const api = toApiError(error);
         logFailure(logger, method.name, error, api.code);
+        count(api.code);
         throw toConnectError(api);
       }
     };

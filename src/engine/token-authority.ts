@@ -216,6 +216,10 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
     async ensureKeys() {
       if (hs256) return [];
       const records = await store.listSigningKeys();
+      // Warned at every start with plain keys, the first (which creates them) included.
+      if (!kek && (records.length === 0 || records.some((r) => !r.encrypted))) {
+        log.warn("signing keys are stored unencrypted: set VERDICT_KEY_ENCRYPTION_KEY to seal them at rest");
+      }
       try {
         if (records.length === 0) {
           const created = ringFromStore(undefined);
@@ -232,9 +236,6 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
       } catch (error) {
         // Another replica created or sealed the keys first; the engine loads theirs.
         if (!(error instanceof StoreError && error.code === "conflict")) throw error;
-      }
-      if (!kek && records.some((r) => !r.encrypted)) {
-        log.warn("signing keys are stored unencrypted: set VERDICT_KEY_ENCRYPTION_KEY to seal them at rest");
       }
       return [];
     },

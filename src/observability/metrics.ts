@@ -6,6 +6,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { ReasonCode } from "../core/decision.js";
 import { HotCounter, type HotCounterChild, HotHistogram } from "./hot-metrics.js";
 
+/** Which server answered a call. */
+type Transport = "grpc" | "connect";
+
+/** Counts one method's calls on one transport by result code ("ok" or an error code). */
+type MethodCounter = (code: string) => void;
+
 /** Numbers the metrics read at scrape time. */
 export interface MetricSources {
   policyVersion(): number;
@@ -35,7 +41,17 @@ export interface Metrics {
   readonly busResubscriptions: Counter;
   readonly pollFallbacks: Counter;
   readonly staleAnswers: Counter;
-  readonly adminRequests: Counter<"method" | "code">;
+  readonly adminRequests: Counter<"method" | "code" | "transport">;
+  /**
+   * The counter of one Admin or Auth method on one transport (verdict_admin_requests_total),
+   * made once when the service is mounted.
+   */
+  adminRequestCounter(method: string, transport: Transport): MethodCounter;
+  /**
+   * The counter of one DecisionService method on one transport (verdict_decision_requests_total):
+   * made once, a plain increment per successful call.
+   */
+  decisionRequestCounter(method: string, transport: Transport): MethodCounter;
   readonly loginAttempts: Counter<"outcome">;
   /** Reloads of the ext_authz rules file after a change: outcome "success" or "failure" (last good rules kept). */
   readonly extAuthzRulesReloads: Counter<"outcome">;
@@ -53,9 +69,15 @@ export function createMetrics(): Metrics {
   const checkDuration = new HotHistogram(
     registry,
     "verdict_check_duration_seconds",
-    "Time to decide one Check inside the server (excluding transport).",
+    "Time to decide one Check or one CheckBatch (rpc label) inside the server (excluding transport).",
     ["rpc"],
     [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1],
+  );
+  const decisionRequests = new HotCounter(
+    registry,
+    "verdict_decision_requests_total",
+    "DecisionService calls (Check, CheckBatch) by method, transport (grpc: the gRPC port; connect: Connect, gRPC-web or gRPC on the HTTP port) and result code.",
+    ["method", "transport", "code"],
   );
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Counter<L>({ name, help, labelNames, registers: [registry] });
@@ -103,6 +125,12 @@ export function createMetrics(): Metrics {
     },
   });
 
+  const adminRequests = counter(
+    "verdict_admin_requests_total",
+    "Admin and Auth RPCs by method, result code and transport (grpc: the gRPC port; connect: the HTTP port).",
+    ["method", "code", "transport"],
+  );
+
   return {
     registry,
     checkDuration,
@@ -133,7 +161,15 @@ export function createMetrics(): Metrics {
     busResubscriptions: counter("verdict_bus_resubscriptions_total", "Times the bus reconnected and resubscribed."),
     pollFallbacks: counter("verdict_poll_fallbacks_total", "Polls that found a newer version the bus had not announced."),
     staleAnswers: counter("verdict_stale_answers_total", "Checks whose min_version could not be reached in time."),
-    adminRequests: counter("verdict_admin_requests_total", "Admin and auth RPCs by method and result code.", ["method", "code"]),
+    adminRequests,
+    adminRequestCounter(method, transport) {
+      const ok = adminRequests.labels(method, "ok", transport);
+      return (code) => (code === "ok" ? ok.inc() : adminRequests.labels(method, code, transport).inc());
+    },
+    decisionRequestCounter(method, transport) {
+      const ok = decisionRequests.labels(method, transport, "ok");
+      return (code) => (code === "ok" ? ok.inc() : decisionRequests.labels(method, transport, code).inc());
+    },
     loginAttempts: counter("verdict_login_attempts_total", "Login attempts by outcome.", ["outcome"]),
     extAuthzRulesReloads: counter(
       "verdict_ext_authz_rules_reloads_total",

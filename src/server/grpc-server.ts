@@ -11,7 +11,7 @@ import {
 } from "../../gen/grpc/health/v1/health_pb.js";
 import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
-import { HEALTH_SERVICES, type HealthState } from "../api/health.js";
+import type { HealthState } from "../api/health.js";
 import { malformedRequest, toGrpcError } from "../api/errors.js";
 import { type GrpcService, toGrpcService } from "../api/rpc.js";
 
@@ -42,7 +42,7 @@ function healthService(health: HealthState, logger: Logger): GrpcService {
       call.emit("error", toGrpcError(malformedRequest(HealthCheckRequestSchema.typeName, error)));
       return;
     }
-    if (!HEALTH_SERVICES.includes(request.service)) {
+    if (!health.knows(request.service)) {
       call.emit("error", { code: status.NOT_FOUND, details: "unknown service" });
       return;
     }
@@ -77,7 +77,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.keepalive_timeout_ms": 20_000,
     "grpc.keepalive_permit_without_calls": 1,
   });
-  for (const s of [...options.services, healthService(options.health, options.logger)]) server.addService(s.definition, s.implementation);
+  for (const s of [...options.services, healthService(options.health, options.logger)]) {
+    server.addService(s.definition, s.implementation);
+    // Health answers for every service mounted here: the name is the first part of a method's path.
+    for (const m of Object.values(s.definition)) options.health.register(m.path.split("/")[1]);
+  }
   const host = options.addr.host.includes(":") ? `[${options.addr.host}]` : options.addr.host;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${options.addr.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

@@ -1,0 +1,113 @@
+/**
+ * What an operator reads off a running replica: the admin request counter, CheckBatch's latency
+ * series, which transport answered, health of every mounted service, and the warning about plain
+ * signing keys on the very first start. A real server on the machine's Postgres.
+ */
+import { status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
+import { AuthService } from "../../gen/verdict/v1/auth_pb.js";
+import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { type TestClient, grpcClient, grpcError } from "../helpers/grpc.js";
+import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
+
+const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
+const UNENCRYPTED = "signing keys are stored unencrypted";
+const KEK = "11".repeat(32);
+
+/** The value of the one series of `name` carrying every label of `labels`; 0 when there is none. */
+function sample(metrics: string, name: string, labels: Record<string, string>): number {
+  for (const line of metrics.split("\n")) {
+    const m = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+  }
+  return 0;
+}
+
+describe("observability: request counters, CheckBatch latency, transports, health, start-up warnings", () => {
+  const schema = freshSchema();
+  const logs: string[] = [];
+  let v: Awaited<ReturnType<typeof startTestVerdict>>;
+  let admin: TestClient<typeof AdminService>;
+  let auth: TestClient<typeof AuthService>;
+  let decision: TestClient<typeof DecisionService>;
+  let health: TestClient<typeof Health>;
+  const scrape = async () => (await fetch(`${v.httpBase}/metrics`)).text();
+  const connect = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${v.httpBase}/${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+
+  beforeAll(async () => {
+    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_LOG_LEVEL: "warn" }, schema, logs);
+    admin = grpcClient(AdminService, v.grpcAddress);
+    auth = grpcClient(AuthService, v.grpcAddress);
+    decision = grpcClient(DecisionService, v.grpcAddress);
+    health = grpcClient(Health, v.grpcAddress);
+  });
+  afterAll(async () => {
+    for (const c of [admin, auth, decision, health]) c?.close();
+    await v?.close();
+    await dropSchema(schema);
+  });
+
+  it("warns that signing keys are stored unencrypted on the first start, which creates them", () => {
+    expect(logs.filter((l) => l.includes(UNENCRYPTED))).toHaveLength(1);
+  });
+
+  it("does not warn when a key-encryption key seals them", async () => {
+    const sealed = freshSchema();
+    const lines: string[] = [];
+    const w = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_LOG_LEVEL: "warn", VERDICT_KEY_ENCRYPTION_KEY: KEK }, sealed, lines);
+    await w.close();
+    await dropSchema(sealed);
+    expect(lines.join("\n")).not.toContain(UNENCRYPTED);
+  });
+
+  it("reports every mounted service in health, AuthService included, over gRPC and Connect", async () => {
+    for (const service of ["", DecisionService.typeName, AdminService.typeName, AuthService.typeName, "envoy.service.auth.v3.Authorization"]) {
+      expect((await health.check({ service })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    }
+    expect((await grpcError(health.check({ service: "verdict.v1.NoSuchService" }))).code).toBe(status.NOT_FOUND);
+    const res = await connect("grpc.health.v1.Health/Check", { service: AuthService.typeName });
+    expect(await res.json()).toEqual({ status: "SERVING" });
+  });
+
+  it("counts every admin and auth RPC by method, result code and transport", async () => {
+    await admin.listTenants({}, ROOT);
+    await admin.listTenants({}, ROOT);
+    expect((await grpcError(admin.listTenants({}))).code).toBe(status.UNAUTHENTICATED);
+    expect((await connect("verdict.v1.AdminService/ListTenants", {}, ROOT)).status).toBe(200);
+    await auth.login({ username: "root", password: ROOT_PASSWORD, tenant: "" });
+    expect((await connect("verdict.v1.AuthService/Login", { username: "root", password: "wrong-password-1", tenant: "" })).status).toBe(401);
+    const m = await scrape();
+    const admins = (labels: Record<string, string>) => sample(m, "verdict_admin_requests_total", labels);
+    expect(admins({ method: "ListTenants", code: "ok", transport: "grpc" })).toBe(2);
+    expect(admins({ method: "ListTenants", code: "unauthenticated", transport: "grpc" })).toBe(1);
+    expect(admins({ method: "ListTenants", code: "ok", transport: "connect" })).toBe(1);
+    expect(admins({ method: "Login", code: "ok", transport: "grpc" })).toBe(1);
+    expect(admins({ method: "Login", code: "unauthenticated", transport: "connect" })).toBe(1);
+  });
+
+  it("has a latency series for CheckBatch beside Check", async () => {
+    const before = sample(await scrape(), "verdict_check_duration_seconds_count", { rpc: "check_batch" });
+    await decision.checkBatch({ credential: "vk_nope", actions: ["read:a", "read:b"], tenant: "acme" });
+    await decision.checkBatch({ credential: "vk_nope", actions: ["read:a"], tenant: "acme" });
+    const m = await scrape();
+    expect(sample(m, "verdict_check_duration_seconds_count", { rpc: "check_batch" }) - before).toBe(2);
+    expect(sample(m, "verdict_check_duration_seconds_bucket", { rpc: "check_batch", le: "+Inf" })).toBe(sample(m, "verdict_check_duration_seconds_count", { rpc: "check_batch" }));
+  });
+
+  it("says which transport answered each Check and CheckBatch", async () => {
+    await decision.check({ credential: "vk_nope", action: "read:a", tenant: "acme" });
+    for (let i = 0; i < 3; i++) expect((await connect("verdict.v1.DecisionService/Check", { credential: "vk_nope", action: "read:a", tenant: "acme" })).status).toBe(200);
+    expect((await connect("verdict.v1.DecisionService/CheckBatch", { credential: "vk_nope", actions: Array(300).fill("read:a"), tenant: "acme" })).status).toBe(400);
+    const m = await scrape();
+    const calls = (labels: Record<string, string>) => sample(m, "verdict_decision_requests_total", labels);
+    expect(calls({ method: "Check", transport: "grpc", code: "ok" })).toBe(1);
+    expect(calls({ method: "Check", transport: "connect", code: "ok" })).toBe(3);
+    expect(calls({ method: "CheckBatch", transport: "grpc", code: "ok" })).toBe(2);
+    expect(calls({ method: "CheckBatch", transport: "connect", code: "invalid_argument" })).toBe(1);
+  });
+});
