@@ -36,6 +36,8 @@ export interface AdminServiceOptions {
 }
 
 const MAX_PERMISSIONS = 256;
+/** 9999-12-31T23:59:59.999Z: the latest time a request may name. */
+const MAX_TIME_MS = 253_402_300_799_999;
 
 /** Creates the AdminService handlers. */
 export function createAdminService(options: AdminServiceOptions): Handlers<typeof pb.AdminService> {
@@ -76,17 +78,23 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     validatePatterns(patterns);
   }
 
-  /** Granting a role hands out its permissions: the caller must hold each of them there itself. */
+  /**
+   * Handing out permissions (binding a role, writing a role's patterns) needs the caller to hold
+   * each of them there itself, through its roles and within its key's narrowing: no escalation.
+   */
+  function requireHeld(caller: Caller, patterns: readonly string[], tenant: string, what: string): void {
+    const held = engine.current.permissionsFor(caller.userId, tenant);
+    const narrowed = caller.limits.permissions;
+    const missing = patterns.find((p) => !patternsCover(held, p) || (narrowed.length > 0 && !patternsCover(narrowed, p)));
+    if (missing !== undefined) {
+      const where = tenant === ALL_TENANTS ? "in every tenant" : `in tenant ${tenant}`;
+      throw new ApiError("permission_denied", `the caller does not hold ${missing} ${where}, so it cannot ${what}`);
+    }
+  }
+
   function requireGrantable(caller: Caller, binding: BindingRecord): void {
     const role = engine.current.getRole(binding.role);
-    if (!role) return;
-    const held = engine.current.permissionsFor(caller.userId, binding.tenant);
-    const narrowed = caller.limits.permissions;
-    const missing = role.permissions.find((p) => !patternsCover(held, p) || (narrowed.length > 0 && !patternsCover(narrowed, p)));
-    if (missing !== undefined) {
-      const where = binding.tenant === ALL_TENANTS ? "in every tenant" : `in tenant ${binding.tenant}`;
-      throw new ApiError("permission_denied", `the caller does not hold ${missing} ${where}, so it cannot grant role ${role.name}`);
-    }
+    if (role) requireHeld(caller, role.permissions, binding.tenant, `grant role ${role.name}`);
   }
 
   async function changeBindings(caller: Caller, op: "grant" | "revoke", bindings: BindingRecord[]): Promise<bigint> {
@@ -232,6 +240,8 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       const twin = (await store.listRoles()).find((r) => r.name !== req.name && r.name.toLowerCase() === req.name.toLowerCase());
       if (twin) throw new ApiError("already_exists", `role ${twin.name} exists; role names that differ only by case are the same name`);
       checkPermissions(req.permissions);
+      // Roles apply wherever they are bound, so the patterns must be held in every tenant.
+      requireHeld(caller, req.permissions, ALL_TENANTS, `put them in role ${req.name}`);
       if (req.description.length > 1024) throw new ApiError("invalid_argument", "description must be at most 1024 characters");
       const role = { name: req.name, permissions: [...new Set(req.permissions)], description: req.description, builtin: false };
       const { value, version } = await store.putRole(role, caller.actor);
@@ -289,6 +299,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       if (req.tenant !== "") requireTenant(req.tenant, false);
       const asked = Number(req.expireTimeUnixMs);
       if (asked !== 0 && asked <= now()) throw new ApiError("invalid_argument", "expire_time_unix_ms lies in the past");
+      if (asked > MAX_TIME_MS) throw new ApiError("invalid_argument", "expire_time_unix_ms lies after the year 9999");
       const scope = keyScopeWithin(await mintingLimits(caller), { tenant: req.tenant, permissions: [...new Set(req.permissions)], expiresAtMs: asked });
       const minted = mintApiKey();
       const record = {

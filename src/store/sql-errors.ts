@@ -46,6 +46,9 @@ export function translateError(err: unknown, unique: ConstraintMessages, missing
   if (code === "22021" || code === "22P05") {
     return new StoreError("invalid_argument", "a text value holds a character the database cannot store (NUL or invalid UTF-8)");
   }
+  if (code === "22003") {
+    return new StoreError("invalid_argument", "a number lies outside the range the database can store");
+  }
   if (code === "40001" || code === "40P01") {
     return new StoreError("conflict", "concurrent update, try again");
   }

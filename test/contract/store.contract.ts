@@ -549,10 +549,12 @@ export function describeStoreContract(driverName: string, target: StoreContractT
         expect(await store.getRole(name.toUpperCase())).toBeUndefined();
       });
 
-      it("invalid_argument for text the database cannot store (NUL), writing nothing", async () => {
+      it("invalid_argument for text (NUL) or numbers the database cannot store, writing nothing", async () => {
         const err = await expectRejected(() => store.createTenant({ ...newTenant(), displayName: "a\u0000b" }, SYSTEM), "invalid_argument");
         expect(err.message).not.toContain("\u0000");
         await expectStoreError(store.getUserCredentials("ali\u0000ce"), "invalid_argument");
+        const owner = await createUser();
+        await expectRejected(() => store.createApiKey(newKey(owner.id, { expiresAtMs: 2 ** 64 }), SYSTEM), "invalid_argument");
       });
 
       it("not_found for updates and deletes of missing entities", async () => {

@@ -5,6 +5,7 @@
  * INVALID_ARGUMENT before they reach the database; names that differ from an existing one only by
  * case (built-in roles, other roles, users) are refused.
  */
+import { type DescMethod, type DescService, ScalarType } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
@@ -134,4 +135,77 @@ describe("bad input gets an answer, never INTERNAL", () => {
     expect((await grpcError(admin.createTenant({ id: "*" }, ROOT))).code).toBe(status.INVALID_ARGUMENT);
     expect((await grpcError(admin.createTenant({ id: "Acme" }, ROOT))).code).toBe(status.INVALID_ARGUMENT);
   });
+});
+
+describe("every admin and auth method, every awkward value: an answer, never INTERNAL", () => {
+  const schema = freshSchema();
+  let v: Verdict;
+  let rootKey: Record<string, string> = {};
+
+  beforeAll(async () => {
+    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL }, schema);
+    const admin = grpcClient(AdminService, v.grpcAddress);
+    await admin.createTenant({ id: "acme" }, ROOT);
+    await admin.createUser({ username: "alice", password: "alice-password-1" }, ROOT);
+    // Root's API key: the same powers as root's password without an argon2 verification per call.
+    rootKey = { "x-api-key": (await admin.createApiKey({ name: "fuzz" }, ROOT)).secret };
+    admin.close();
+  });
+  afterAll(async () => {
+    await v?.close();
+    await dropSchema(schema);
+  });
+
+  const strings = ["", "\u0000", "a\u0000b", "x".repeat(5000), "*", "ünïcødé-名前", "READ", "Read", "root", "acme", "-1", "' OR 1=1 --", "\uD800", "a\u202Eb"];
+  const int64s = [0n, -1n, 1n, 9_223_372_036_854_775_807n, -9_223_372_036_854_775_808n, BigInt(Date.now() + 3_600_000)];
+
+  /** A plausible value per field name, so that a request reaches deep before one field goes awkward. */
+  const plausible: Record<string, unknown> = {
+    id: "acme", tenant: "acme", user: "alice", owner: "", username: "fuzz-user", name: "fuzz-name", role: "READ",
+    password: "fuzz-password-1", newPassword: "fuzz-password-2", currentPassword: "", statement: "GRANT READ TO alice",
+    displayName: "", description: "", permissions: ["read:orders"], refreshToken: "", expireTimeUnixMs: 0n,
+  };
+
+  /** The plausible request, then one variant per field and awkward value of its type. */
+  function requests(method: DescMethod): Array<Record<string, unknown>> {
+    const base: Record<string, unknown> = {};
+    for (const field of method.input.fields) if (field.localName in plausible) base[field.localName] = plausible[field.localName];
+    const out = [base];
+    for (const field of method.input.fields) {
+      const f = field.localName;
+      if (field.fieldKind === "scalar" && field.scalar === ScalarType.STRING) for (const s of strings) out.push({ ...base, [f]: s });
+      else if (field.fieldKind === "list" && field.scalar === ScalarType.STRING) for (const s of strings) out.push({ ...base, [f]: [s] });
+      else if (field.fieldKind === "scalar" && field.scalar === ScalarType.INT64) for (const n of int64s) out.push({ ...base, [f]: n });
+      else if (field.fieldKind === "scalar" && field.scalar === ScalarType.BOOL) out.push({ ...base, [f]: true });
+    }
+    return out;
+  }
+
+  it.each([
+    ["AdminService", AdminService],
+    ["AuthService", AuthService],
+  ] as const)("%s answers every awkward request with a status that is not INTERNAL or UNKNOWN", async (_name, service) => {
+    const client = grpcClient(service as DescService, v.grpcAddress) as unknown as Record<string, (req: unknown, headers?: Record<string, string>) => Promise<unknown>> & { close(): void };
+    const failures: string[] = [];
+    try {
+      // Destructive methods last, so the others see the fixture; root's own password is never changed (user "" is root).
+      const methods = [...(service as DescService).methods].sort((a, b) => Number(/Delete|ChangePassword|Disabled/.test(a.name)) - Number(/Delete|ChangePassword|Disabled/.test(b.name)));
+      for (const method of methods) {
+        for (const [i, req] of requests(method).entries()) {
+          if (method.name === "ChangePassword" && req.user === "") continue;
+          // Unauthenticated only for the plausible request: the credential is checked before any field.
+          for (const headers of i === 0 ? [rootKey, {}] : [rootKey]) {
+            const code = await client[method.localName](req, headers).then(
+              () => status.OK,
+              (e: { code: number }) => e.code,
+            );
+            if (code === status.INTERNAL || code === status.UNKNOWN) failures.push(`${method.name} ${JSON.stringify(req, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : typeof x === "string" && x.length > 40 ? `${x.slice(0, 10)}...(${x.length})` : x))} -> ${status[code]}`);
+          }
+        }
+      }
+    } finally {
+      client.close();
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
 });

@@ -147,4 +147,26 @@ describe("a credential never mints a credential wider than itself", () => {
     await admin.grant({ tenant: "acme", statement: "GRANT order-reader TO bob" }, bearer(t.accessToken));
     await admin.unbindRole({ tenant: "acme", user: "bob", role: "order-reader" }, bearer(t.accessToken));
   });
+
+  it("writing a role needs the writer to hold its patterns in every tenant: no rewriting one's own role to '*'", async () => {
+    await admin.createUser({ username: "carol", password: "carol-password-1" }, ROOT);
+    await admin.putRole({ name: "role-keeper", permissions: ["admin:roles", "read:*"] }, ROOT);
+    await admin.bindRole({ tenant: "*", user: "carol", role: "role-keeper" }, ROOT);
+    const carol = basic("carol", "carol-password-1");
+    for (const permissions of [["*"], ["admin:roles", "read:*", "admin:bindings"], ["write:orders"]]) {
+      const err = await grpcError(admin.putRole({ name: "role-keeper", permissions }, carol));
+      expect({ permissions, code: err.code }).toEqual({ permissions, code: status.PERMISSION_DENIED });
+    }
+    expect((await admin.putRole({ name: "order-browser", permissions: ["read:orders", "read:*"] }, carol)).role?.permissions).toEqual(["read:orders", "read:*"]);
+    expect((await check((await auth.login({ username: "carol", password: "carol-password-1", tenant: "" })).tokens!.accessToken, "acme", "write:orders")).reason).toBe(Reason.FORBIDDEN);
+    const narrowed = await admin.createApiKey({ name: "roles", permissions: ["admin:roles", "read:orders"] }, carol);
+    expect((await grpcError(admin.putRole({ name: "order-browser", permissions: ["read:*"] }, { "x-api-key": narrowed.secret }))).code).toBe(status.PERMISSION_DENIED);
+    await admin.putRole({ name: "order-browser", permissions: ["read:orders"] }, { "x-api-key": narrowed.secret });
+  });
+
+  it("refuses an expiry the database cannot hold with INVALID_ARGUMENT", async () => {
+    for (const ms of [9_223_372_036_854_775_807n, 253_402_300_800_000n]) {
+      expect((await grpcError(key({ expireTimeUnixMs: ms }))).code).toBe(status.INVALID_ARGUMENT);
+    }
+  });
 });
