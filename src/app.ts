@@ -16,6 +16,8 @@ import { openStore } from "./store/index.js";
 import type { Store } from "./store/store.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAuthService } from "./api/auth-service.js";
+import { createClientAddress } from "./api/client-address.js";
+import { createPasswordCheck } from "./api/password-check.js";
 import { createDecisionService } from "./api/decision-service.js";
 import { createExtAuthzService } from "./api/envoy/service.js";
 import { HealthState, ServingStatus } from "./api/health.js";
@@ -72,7 +74,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const schema = options.schema ?? (config.databaseSchema || undefined);
   const store: Store = openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema });
   const bus = openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
-  const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256 });
+  const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256, maxWaitingPerSource: 16 });
   const engine = new Engine({
     store,
     bus,
@@ -100,10 +102,21 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     ? createDecisionAudit({ ...config.audit, write: (lines) => process.stdout.write(lines), onDropped: () => metrics.auditDropped.inc() })
     : undefined;
   const decision = createDecisionService({ engine, metrics, requireCaller: config.checkRequireCaller, minVersionWaitMs: config.minVersionWaitMs, audit });
+  const passwordCheck = createPasswordCheck({
+    store,
+    passwords,
+    limiter: createLoginLimiter({
+      maxFailures: config.tokens.loginMaxAttempts,
+      maxFailuresPerAddress: config.tokens.loginMaxAttemptsPerAddress,
+      windowMs: config.tokens.loginWindowMs,
+    }),
+    clientAddress: createClientAddress(config.trustedProxies),
+  });
   const admin = createAdminService({
     store,
     engine,
     passwords,
+    passwordCheck,
     logger: adminLogger,
     async afterBindingChange() {
       const version = await disableRootAfterSetup(store, rootSettings, adminLogger);
@@ -116,8 +129,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     store,
     engine,
     tokens,
-    passwords,
-    limiter: createLoginLimiter({ maxFailures: config.tokens.loginMaxAttempts, windowMs: config.tokens.loginWindowMs }),
+    passwordCheck,
     metrics,
     logger,
     refreshTtlMs: config.tokens.refreshTtlMs,

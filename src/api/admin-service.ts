@@ -20,6 +20,7 @@ import * as pb from "../../gen/verdict/v1/admin_pb.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
 import { type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
 import { keyScopeWithin, requireKeyWithin } from "./credential-limits.js";
+import type { PasswordCheck } from "./password-check.js";
 import { ApiError } from "./errors.js";
 import type { CallContext, Handlers } from "./rpc.js";
 import { refusingControlCharacters } from "./text-fields.js";
@@ -29,6 +30,8 @@ export interface AdminServiceOptions {
   readonly store: Store;
   readonly engine: Engine;
   readonly passwords: PasswordHasher;
+  /** Checks Basic credentials under the login limits. */
+  readonly passwordCheck: PasswordCheck;
   readonly logger: Logger;
   /** Called after every change to role bindings (root switch-off after setup). */
   readonly afterBindingChange?: () => Promise<void>;
@@ -45,7 +48,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
   const now = options.now ?? Date.now;
   const audit = options.logger.child({ component: "audit" });
 
-  const { authenticate, authorize, authorizeAuthenticated } = createCallerAuth({ store, engine, passwords });
+  const { authenticate, authorize, authorizeAuthenticated } = createCallerAuth({ engine, passwordCheck: options.passwordCheck });
 
   /** Applies a committed version locally, announces it, and returns it for the response. */
   async function commit(version: number, what: string, caller: Caller | undefined, fields: Record<string, unknown>): Promise<bigint> {

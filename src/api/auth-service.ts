@@ -6,8 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { randomBytes, randomUUID } from "node:crypto";
 import { hashApiKey } from "../authn/api-key.js";
-import type { LoginLimiter } from "../authn/login-limiter.js";
-import { MAX_PASSWORD_LENGTH, type PasswordHasher } from "../authn/password.js";
+import { MAX_PASSWORD_LENGTH } from "../authn/password.js";
 import { ALL_TENANTS, type UserRecord } from "../core/model.js";
 import { isValidTenantId, MAX_NAME_LENGTH } from "../core/names.js";
 import type { Engine } from "../engine/engine.js";
@@ -18,6 +17,7 @@ import { type Actor, type SessionRecord, type Store, StoreError } from "../store
 import * as pb from "../../gen/verdict/v1/auth_pb.js";
 import { createCallerAuth } from "./caller-auth.js";
 import { ApiError } from "./errors.js";
+import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { type Handlers, callerCredential } from "./rpc.js";
 import { refusingControlCharacters } from "./text-fields.js";
 
@@ -26,8 +26,8 @@ export interface AuthServiceOptions {
   readonly store: Store;
   readonly engine: Engine;
   readonly tokens: TokenAuthority;
-  readonly passwords: PasswordHasher;
-  readonly limiter: LoginLimiter;
+  /** Checks passwords under the login limits (Login and Basic credentials). */
+  readonly passwordCheck: PasswordCheck;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly refreshTtlMs: number;
@@ -42,10 +42,10 @@ const hashRefreshToken = hashApiKey;
 
 /** Creates the AuthService handlers. */
 export function createAuthService(options: AuthServiceOptions): Handlers<typeof pb.AuthService> {
-  const { store, engine, tokens, passwords, limiter, metrics, refreshTtlMs } = options;
+  const { store, engine, tokens, passwordCheck, metrics, refreshTtlMs } = options;
   const now = options.now ?? Date.now;
   const audit = options.logger.child({ component: "audit" });
-  const { authorize } = createCallerAuth({ store, engine, passwords });
+  const { authorize } = createCallerAuth({ engine, passwordCheck });
   const invalidLogin = () => new ApiError("unauthenticated", "invalid username or password");
   const invalidRefresh = () => new ApiError("unauthenticated", "invalid refresh token");
 
@@ -95,22 +95,16 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
       if (req.username === "" || req.username.length > MAX_NAME_LENGTH) throw new ApiError("invalid_argument", `username must be 1 to ${MAX_NAME_LENGTH} characters`);
       if (req.password === "" || req.password.length > MAX_PASSWORD_LENGTH) throw new ApiError("invalid_argument", `password must be 1 to ${MAX_PASSWORD_LENGTH} characters`);
       if (req.tenant !== "" && !isValidTenantId(req.tenant)) throw new ApiError("invalid_argument", "tenant must be 1 to 63 of a-z, 0-9, '-', '_'");
-      const allowance = limiter.check(req.username, ctx.peer, now());
-      if (!allowance.allowed) {
+      const checked = await passwordCheck(ctx, req.username, req.password);
+      if (checked.kind === "limited") {
         metrics.loginAttempts.labels("rate_limited").inc();
-        throw new ApiError("resource_exhausted", `too many failed logins; try again in ${Math.ceil(allowance.retryAfterMs / 1000)} s`);
+        throw tooManyFailures(checked.retryAfterMs);
       }
-      const creds = await store.getUserCredentials(req.username);
-      // External users have no password: verify against the dummy hash, so they cost the same.
-      const local = creds && creds.user.externalIssuer === "" ? creds : undefined;
-      const ok = await passwords.verify(local?.passwordHash, req.password);
-      const user = ok && local && !local.user.disabled ? local.user : undefined;
-      if (!user) {
-        limiter.fail(req.username, ctx.peer, now());
+      if (checked.kind === "wrong") {
         metrics.loginAttempts.labels("failure").inc();
         throw invalidLogin();
       }
-      limiter.succeed(req.username, ctx.peer);
+      const { user } = checked;
       if (req.tenant !== "") {
         const tenant = engine.current.getTenant(req.tenant);
         const member = tenant && !tenant.disabled && (engine.current.principalFor(user.id, req.tenant)?.roles.length ?? 0) > 0;

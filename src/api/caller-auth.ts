@@ -3,12 +3,12 @@
  * password, verified with argon2id), or a credential (API key or access token) resolved by the
  * engine; then a permission check in a tenant, or in every tenant for global objects.
  */
-import type { PasswordHasher } from "../authn/password.js";
 import { ALL_TENANTS } from "../core/model.js";
 import { MAX_NAME_LENGTH } from "../core/names.js";
 import type { Engine, Resolved } from "../engine/engine.js";
-import type { Actor, Store } from "../store/store.js";
+import type { Actor } from "../store/store.js";
 import { ApiError } from "./errors.js";
+import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { type CallContext, callerCredential } from "./rpc.js";
 import { controlCharacterProblem } from "./text-fields.js";
 
@@ -55,20 +55,21 @@ export interface Authenticated {
 }
 
 /** Creates the caller authentication shared by the admin and auth services. */
-export function createCallerAuth(options: { readonly store: Store; readonly engine: Engine; readonly passwords: PasswordHasher }): CallerAuth {
-  const { store, engine, passwords } = options;
+export function createCallerAuth(options: { readonly engine: Engine; readonly passwordCheck: PasswordCheck }): CallerAuth {
+  const { engine, passwordCheck } = options;
 
-  async function basicAuth(header: string): Promise<Resolved> {
+  async function basicAuth(ctx: CallContext, header: string): Promise<Resolved> {
     const decoded = Buffer.from(header.replace(/^Basic\s+/i, ""), "base64").toString("utf8");
     const colon = decoded.indexOf(":");
     const username = colon < 0 ? decoded : decoded.slice(0, colon);
     const password = colon < 0 ? "" : decoded.slice(colon + 1);
     const problem = controlCharacterProblem("the Basic username", username) ?? controlCharacterProblem("the Basic password", password);
     if (problem) throw new ApiError("invalid_argument", problem);
-    const creds = username.length <= MAX_NAME_LENGTH ? await store.getUserCredentials(username) : undefined;
-    const ok = await passwords.verify(creds?.passwordHash, password);
-    if (!ok || !creds) throw new ApiError("unauthenticated", "invalid username or password");
-    return { kind: "user", userId: creds.user.id };
+    if (username.length > MAX_NAME_LENGTH) throw new ApiError("unauthenticated", "invalid username or password");
+    const result = await passwordCheck(ctx, username, password);
+    if (result.kind === "limited") throw tooManyFailures(result.retryAfterMs);
+    if (result.kind === "wrong") throw new ApiError("unauthenticated", "invalid username or password");
+    return { kind: "user", userId: result.user.id };
   }
 
   const requireLoaded = () => {
@@ -79,7 +80,7 @@ export function createCallerAuth(options: { readonly store: Store; readonly engi
     const authorization = ctx.header("authorization");
     if (authorization !== undefined && /^Basic\s/i.test(authorization)) {
       requireLoaded();
-      const resolved = await basicAuth(authorization);
+      const resolved = await basicAuth(ctx, authorization);
       const userId = resolved.kind === "user" ? resolved.userId : "";
       return { caller: { actor: { userId }, userId, limits: PASSWORD_LIMITS }, resolved };
     }

@@ -5,7 +5,7 @@
  */
 import type { DescMethodUnary, DescService, MessageShape } from "@bufbuild/protobuf";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { type HandlerContext, type ServiceImpl, createContextKey } from "@connectrpc/connect";
 import type { ServerUnaryCall, ServiceDefinition, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "../observability/logger.js";
 import { malformedRequest, toApiError, toConnectError, toGrpcError } from "./errors.js";
@@ -14,7 +14,7 @@ import { malformedRequest, toApiError, toConnectError, toGrpcError } from "./err
 export interface CallContext {
   /** The first value of a request header (lower-case name), or undefined. */
   header(name: string): string | undefined;
-  /** The caller's address, for logs. */
+  /** The address of the caller's socket, without the port ("" when unknown). See client-address.ts for the client's. */
   readonly peer: string;
 }
 
@@ -39,7 +39,9 @@ class GrpcCallContext implements CallContext {
     return v.length > 0 ? String(v[0]) : undefined;
   }
   get peer(): string {
-    return this.call.getPeer();
+    // grpc-js gives "address:port" (IPv6 unbracketed), or "unknown" without a socket.
+    const peer = this.call.getPeer();
+    return /:\d+$/.test(peer) ? peer.slice(0, peer.lastIndexOf(":")) : peer === "unknown" ? "" : peer;
   }
 }
 
@@ -61,6 +63,9 @@ export interface MountOptions {
 }
 
 const uncounted: MethodCounter = () => undefined;
+
+/** Where the HTTP server puts the address of a Connect call's socket (the Connect context has none). */
+export const SOCKET_ADDRESS = createContextKey("", { description: "the remote address of the request's socket" });
 
 /** A hand-written codec replacing protobuf-es (de)serialisation for one hot method. */
 export interface WireCodec {
@@ -140,10 +145,10 @@ export function toConnectService<S extends DescService>(service: S, handlers: Ha
     if (method.methodKind !== "unary") continue;
     const handler = (handlers as Record<string, (req: unknown, ctx: CallContext) => unknown>)[method.localName].bind(handlers);
     const count = options.count?.(method.name, "connect") ?? uncounted;
-    impl[method.localName] = async (request: unknown, hc: { requestHeader: Headers; peer?: { addr?: string } }) => {
+    impl[method.localName] = async (request: unknown, hc: HandlerContext) => {
       const ctx: CallContext = {
         header: (name) => hc.requestHeader.get(name) ?? undefined,
-        peer: hc.peer?.addr ?? "",
+        peer: hc.values.get(SOCKET_ADDRESS),
       };
       try {
         const response = await handler(request, ctx);

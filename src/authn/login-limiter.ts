@@ -1,79 +1,75 @@
 /**
- * A tight in-memory limit on failed logins per (username, peer address), against password
- * guessing. Fixed windows: after `maxFailures` failures within `windowMs`, further attempts of that
- * pair are refused until the window ends, before any password work is done. A success clears the
- * pair. Per replica: N replicas allow up to N times the limit.
+ * The limit on password guessing. Two budgets of failed attempts per window: one per username and
+ * client address (whatever the transport: gRPC, Connect JSON, Basic credentials on admin calls),
+ * and one per client address whatever the usernames, known or not. An attempt is reserved against
+ * both before any password work, so concurrent guesses cannot all run before the first failure is
+ * counted; a success gives the attempt back and clears its username's budget.
  */
+import { type AttemptCounter, createMemoryAttemptCounter } from "./attempt-counter.js";
 
 /** Options of createLoginLimiter. */
 export interface LoginLimiterOptions {
+  /** Failed attempts allowed per username and address in one window. */
   readonly maxFailures: number;
+  /** Failed attempts allowed per address in one window, whatever the usernames. */
+  readonly maxFailuresPerAddress: number;
   readonly windowMs: number;
-  /** Most pairs tracked; the oldest window is dropped beyond it (default 100,000). */
-  readonly maxEntries?: number;
+  /** Where attempts are counted (default: in memory, on this replica). */
+  readonly counter?: AttemptCounter;
 }
 
-/** The answer for one attempt. */
-export type LoginAllowance = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
+/** A reserved attempt: say how it ended. */
+export interface LoginAttempt {
+  readonly allowed: true;
+  /** The password was right: the attempt is given back and the username's budget cleared. */
+  succeeded(): Promise<void>;
+  /** No password was judged (the store or the argon2 queue failed): the attempt is given back. */
+  abandoned(): Promise<void>;
+}
 
-/** Counts failed logins. Keys are built from the username and the peer's address (port dropped). */
+/** An attempt refused before any password work. */
+export interface LoginRefused {
+  readonly allowed: false;
+  readonly retryAfterMs: number;
+}
+
+/** Reserves login attempts. */
 export interface LoginLimiter {
-  /** Whether an attempt may run now. */
-  check(username: string, peer: string, nowMs: number): LoginAllowance;
-  /** Records a failed attempt. */
-  fail(username: string, peer: string, nowMs: number): void;
-  /** Forgets the pair after a successful login. */
-  succeed(username: string, peer: string): void;
-}
-
-interface Window {
-  startMs: number;
-  failures: number;
-}
-
-/** The address part of a peer such as "ipv4:127.0.0.1:5050", "[::1]:5050" or "127.0.0.1". */
-function peerAddress(peer: string): string {
-  const bare = peer.replace(/^ipv[46]:/, "");
-  const bracketed = /^\[([^\]]*)\](?::\d+)?$/.exec(bare);
-  if (bracketed) return bracketed[1];
-  return /^[^:]*:\d+$/.test(bare) ? bare.slice(0, bare.lastIndexOf(":")) : bare;
+  /** Reserves an attempt of `username` from `address`; it counts as a failure unless settled otherwise. */
+  reserve(username: string, address: string, nowMs: number): Promise<LoginAttempt | LoginRefused>;
 }
 
 /** Creates a limiter; throws on invalid options. */
 export function createLoginLimiter(options: LoginLimiterOptions): LoginLimiter {
-  const { maxFailures, windowMs } = options;
-  const maxEntries = options.maxEntries ?? 100_000;
-  if (!Number.isInteger(maxFailures) || maxFailures < 1) throw new Error(`maxFailures must be a positive integer, got ${maxFailures}`);
+  const { maxFailures, maxFailuresPerAddress, windowMs } = options;
+  for (const [name, value] of Object.entries({ maxFailures, maxFailuresPerAddress })) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
+  }
   if (!(windowMs > 0)) throw new Error(`windowMs must be positive, got ${windowMs}`);
-  const windows = new Map<string, Window>();
-  const key = (username: string, peer: string) => `${username}\u0000${peerAddress(peer)}`;
-  const current = (k: string, nowMs: number): Window | undefined => {
-    const w = windows.get(k);
-    if (w && nowMs - w.startMs >= windowMs) {
-      windows.delete(k);
-      return undefined;
-    }
-    return w;
-  };
+  const counter = options.counter ?? createMemoryAttemptCounter();
   return {
-    check(username, peer, nowMs) {
-      const w = current(key(username, peer), nowMs);
-      if (!w || w.failures < maxFailures) return { allowed: true };
-      return { allowed: false, retryAfterMs: w.startMs + windowMs - nowMs };
-    },
-    fail(username, peer, nowMs) {
-      const k = key(username, peer);
-      const w = current(k, nowMs);
-      if (w) {
-        w.failures += 1;
-        return;
+    async reserve(username, address, nowMs) {
+      // Usernames are unique ignoring case, so every spelling of one shares its budget.
+      const pairKey = `user\u0000${username.toLowerCase()}\u0000${address}`;
+      const addressKey = `address\u0000${address}`;
+      const pair = await counter.take(pairKey, maxFailures, windowMs, nowMs);
+      if (!pair.counted) return { allowed: false, retryAfterMs: pair.resetAtMs - nowMs };
+      const perAddress = await counter.take(addressKey, maxFailuresPerAddress, windowMs, nowMs);
+      if (!perAddress.counted) {
+        await counter.giveBack(pairKey, nowMs);
+        return { allowed: false, retryAfterMs: perAddress.resetAtMs - nowMs };
       }
-      // Map order is insertion order, so the first entry holds the oldest window.
-      if (windows.size >= maxEntries) windows.delete(windows.keys().next().value as string);
-      windows.set(k, { startMs: nowMs, failures: 1 });
-    },
-    succeed(username, peer) {
-      windows.delete(key(username, peer));
+      return {
+        allowed: true,
+        async succeeded() {
+          await counter.clear(pairKey);
+          await counter.giveBack(addressKey, nowMs);
+        },
+        async abandoned() {
+          await counter.giveBack(pairKey, nowMs);
+          await counter.giveBack(addressKey, nowMs);
+        },
+      };
     },
   };
 }

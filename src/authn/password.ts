@@ -3,6 +3,7 @@
  * hash or verify never blocks the event loop that serves Check.
  */
 import argon2 from "argon2";
+import { type FairGateOptions, GateFullError, createFairGate } from "./fair-gate.js";
 
 /** Shortest password accepted at creation or change. */
 export const MIN_PASSWORD_LENGTH = 12;
@@ -26,11 +27,14 @@ export interface PasswordCost {
 /** The default cost. Tests may pass a cheaper one. */
 export const DEFAULT_PASSWORD_COST: PasswordCost = { memoryCost: 65536, timeCost: 3, parallelism: 4 };
 
-/** Hashes and verifies passwords; verification of an unknown user costs the same as of a known one. */
+/**
+ * Hashes and verifies passwords; verification of an unknown user costs the same as of a known one.
+ * `source` names who asks (a client address): argon2 slots are shared out in turn between sources.
+ */
 export interface PasswordHasher {
-  hash(password: string): Promise<string>;
+  hash(password: string, source?: string): Promise<string>;
   /** Verifies against `hash`, or against a dummy hash when `hash` is undefined (always false). */
-  verify(hash: string | undefined, password: string): Promise<boolean>;
+  verify(hash: string | undefined, password: string, source?: string): Promise<boolean>;
 }
 
 /** Thrown when more password operations are waiting than the hasher queues. */
@@ -41,53 +45,40 @@ export class PasswordBusyError extends Error {
   }
 }
 
-/** How many argon2 operations run at once and how many may wait. */
-export interface PasswordConcurrency {
-  readonly maxConcurrent: number;
-  readonly maxWaiting: number;
-}
+/** How many argon2 operations run at once and how many may wait, in all and per source. */
+export type PasswordConcurrency = FairGateOptions;
 
 /**
  * Creates a hasher with the given argon2id cost. Operations run at most `maxConcurrent` at a time
- * (each takes ~64 MiB and several threads; unbounded, a burst of logins starves Check of CPU), and
- * beyond `maxWaiting` queued ones they fail fast with PasswordBusyError.
+ * (each takes ~64 MiB and several threads; unbounded, a burst of logins starves Check of CPU);
+ * waiting ones are served in turn across sources, so a flood from one address delays only itself;
+ * beyond `maxWaiting` queued in all, or `maxWaitingPerSource` from one source, they fail fast with
+ * PasswordBusyError.
  */
 export function createPasswordHasher(
   cost: PasswordCost = DEFAULT_PASSWORD_COST,
-  concurrency: PasswordConcurrency = { maxConcurrent: 1, maxWaiting: 256 },
+  concurrency: PasswordConcurrency = { maxConcurrent: 1, maxWaiting: 256, maxWaitingPerSource: 16 },
 ): PasswordHasher {
   const options = { type: argon2.argon2id as 2, memoryCost: cost.memoryCost, timeCost: cost.timeCost, parallelism: cost.parallelism };
   let dummy: Promise<string> | undefined;
-  let running = 0;
-  const waiting: Array<() => void> = [];
-  const limited = async <T>(work: () => Promise<T>): Promise<T> => {
-    if (running >= concurrency.maxConcurrent) {
-      if (waiting.length >= concurrency.maxWaiting) throw new PasswordBusyError();
-      await new Promise<void>((resolve) => waiting.push(resolve));
-    } else {
-      running++;
-    }
-    try {
-      return await work();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else running--;
-    }
-  };
+  const gate = createFairGate(concurrency);
+  const limited = <T>(source: string, work: () => Promise<T>): Promise<T> =>
+    gate.run(source, work).catch((e: unknown) => {
+      throw e instanceof GateFullError ? new PasswordBusyError() : e;
+    });
   return {
-    hash: (password) => limited(() => argon2.hash(password, options)),
-    async verify(hash, password) {
+    hash: (password, source = "") => limited(source, () => argon2.hash(password, options)),
+    async verify(hash, password, source = "") {
       if (password.length > MAX_PASSWORD_LENGTH) password = password.slice(0, MAX_PASSWORD_LENGTH);
       if (hash === undefined) {
         dummy ??= argon2.hash("verdict-dummy-password", options);
         const dummyHash = await dummy;
-        await limited(() => argon2.verify(dummyHash, password)).catch((e) => {
+        await limited(source, () => argon2.verify(dummyHash, password)).catch((e) => {
           if (e instanceof PasswordBusyError) throw e;
         });
         return false;
       }
-      return limited(() => argon2.verify(hash, password)).catch((e) => {
+      return limited(source, () => argon2.verify(hash, password)).catch((e) => {
         if (e instanceof PasswordBusyError) throw e;
         return false;
       });

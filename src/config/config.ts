@@ -9,12 +9,14 @@
 
 import { parseOAuthProviders, parseOrigins, parseReturnUrls } from "./oauth-settings.js";
 import { parseJwtSecret, parseKeyEncryptionKey } from "./secrets.js";
+import { type Cidr, parseCidrList } from "./cidr-list.js";
 import { parseOidcIssuers } from "./oidc-issuers.js";
 import { address, bool, custom, fraction, int, oneOf, readSettings, secret, seconds, text, url, type Env, type Resolved } from "./setting.js";
 
 export { ConfigError, type ListenAddress } from "./setting.js";
 export type { OidcIssuerSettings } from "./oidc-issuers.js";
 export type { OAuthProviderSettings, ProvisionSettings } from "./oauth-settings.js";
+export type { Cidr } from "./cidr-list.js";
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -43,6 +45,14 @@ const jwtTenantClaim = text({ env: "VERDICT_JWT_TENANT_CLAIM", default: "tenant_
 export const settings = {
   grpcAddr: address({ env: "VERDICT_GRPC_ADDR", default: "0.0.0.0:50051", doc: "gRPC listen address (Check, CheckBatch, Admin, health, Envoy ext_authz)" }),
   httpAddr: address({ env: "VERDICT_HTTP_ADDR", default: "0.0.0.0:8080", doc: "HTTP listen address (Connect JSON, `/metrics`, `/healthz`, `/readyz`)" }),
+  trustedProxies: custom({
+    env: "VERDICT_TRUSTED_PROXIES",
+    default: Object.freeze([]) as readonly Cidr[],
+    shown: "(none)",
+    rule: "addresses or CIDR ranges, comma-separated",
+    parse: (value: string) => parseCidrList("VERDICT_TRUSTED_PROXIES", value),
+    doc: "proxies (Envoy, a load balancer) whose `X-Forwarded-For` names the client address that login limits count; from any other peer the header is ignored",
+  }),
   dataDir: text({ env: "VERDICT_DATA_DIR", default: "./data", rule: "a directory", doc: "embedded database directory (PGlite), used when `DATABASE_URL` is unset" }),
   databaseUrl: url({ env: "DATABASE_URL", schemes: ["postgres:", "postgresql:"], doc: "use this Postgres instead of the embedded database" }),
   databaseSchema: text({
@@ -204,7 +214,20 @@ export const settings = {
       parse: (value: string, env: Env) => parseOidcIssuers("VERDICT_OIDC_ISSUERS", value, jwtTenantClaim.read(env)),
       doc: "external issuers whose tokens Check accepts (see [External identity providers](#external-identity-providers-oidc))",
     }),
-    loginMaxAttempts: int({ env: "VERDICT_LOGIN_MAX_ATTEMPTS", default: 5, min: 1, max: 10_000, doc: "failed logins allowed per username and peer address in one window" }),
+    loginMaxAttempts: int({
+      env: "VERDICT_LOGIN_MAX_ATTEMPTS",
+      default: 5,
+      min: 1,
+      max: 10_000,
+      doc: "failed logins allowed per username and client address in one window (Login over gRPC and HTTP, and Basic credentials on admin calls, together)",
+    }),
+    loginMaxAttemptsPerAddress: int({
+      env: "VERDICT_LOGIN_MAX_ATTEMPTS_PER_ADDRESS",
+      default: 30,
+      min: 1,
+      max: 1_000_000,
+      doc: "failed logins allowed per client address in one window, whatever the usernames (known or not)",
+    }),
     loginWindowMs: seconds({ env: "VERDICT_LOGIN_WINDOW_SECONDS", default: 300, min: 1, max: DAY_SECONDS, doc: "the failed-login window" }),
   },
   oauth: {

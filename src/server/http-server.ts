@@ -4,12 +4,14 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
+import { SOCKET_ADDRESS } from "../api/rpc.js";
 
 /** A service for the Connect router. */
 export interface ConnectService {
@@ -63,6 +65,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       for (const s of options.services) router.service(s.service, s.implementation);
     },
     readMaxBytes: options.maxRequestBytes,
+    contextValues: (req) => createContextValues().set(SOCKET_ADDRESS, req.socket.remoteAddress ?? ""),
     fallback(req, res) {
       const path = (req.url ?? "/").split("?")[0];
       const route = routes[path];

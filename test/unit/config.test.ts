@@ -18,6 +18,7 @@ describe("loadConfig defaults", () => {
     expect(loadConfig({})).toEqual({
       grpcAddr: { host: "0.0.0.0", port: 50051 },
       httpAddr: { host: "0.0.0.0", port: 8080 },
+      trustedProxies: [],
       dataDir: "./data",
       databaseUrl: "",
       databaseSchema: "",
@@ -50,6 +51,7 @@ describe("loadConfig defaults", () => {
         claimsCacheSize: 100_000,
         oidcIssuers: [],
         loginMaxAttempts: 5,
+        loginMaxAttemptsPerAddress: 30,
         loginWindowMs: 300_000,
       },
       oauth: {

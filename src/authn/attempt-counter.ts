@@ -1,0 +1,71 @@
+/**
+ * Counting attempts per key in fixed windows: the part of the login limiter that a shared store
+ * can replace, so that every replica counts against one budget (a Redis driver is one INCR with
+ * PEXPIRE per take). The in-memory counter here counts on one replica.
+ */
+
+/** The result of AttemptCounter.take. */
+export interface AttemptCount {
+  /** Whether the attempt was counted (false: the key had already reached its limit). */
+  readonly counted: boolean;
+  /** When the key's current window ends, in ms since the epoch. */
+  readonly resetAtMs: number;
+}
+
+/**
+ * Counts attempts per key. A window starts at a key's first attempt and lasts `windowMs`; every
+ * method may be asynchronous (a shared store answers over the network).
+ */
+export interface AttemptCounter {
+  /** Counts one attempt of `key` unless `limit` are already counted in its window. */
+  take(key: string, limit: number, windowMs: number, nowMs: number): Promise<AttemptCount>;
+  /** Uncounts one attempt of `key` in its current window (it turned out not to count). */
+  giveBack(key: string, nowMs: number): Promise<void>;
+  /** Forgets `key`'s window. */
+  clear(key: string): Promise<void>;
+}
+
+interface Window {
+  readonly startMs: number;
+  readonly windowMs: number;
+  count: number;
+}
+
+/**
+ * Creates a counter in this process's memory holding at most `maxKeys` windows; beyond that the
+ * window started longest ago is dropped.
+ */
+export function createMemoryAttemptCounter(maxKeys = 100_000): AttemptCounter {
+  if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new Error(`maxKeys must be a positive integer, got ${maxKeys}`);
+  const windows = new Map<string, Window>();
+  const current = (key: string, nowMs: number): Window | undefined => {
+    const w = windows.get(key);
+    if (w && nowMs - w.startMs >= w.windowMs) {
+      windows.delete(key);
+      return undefined;
+    }
+    return w;
+  };
+  return {
+    async take(key, limit, windowMs, nowMs) {
+      let w = current(key, nowMs);
+      if (!w) {
+        // Map order is insertion order, so the first entry holds the window started longest ago.
+        if (windows.size >= maxKeys) windows.delete(windows.keys().next().value as string);
+        w = { startMs: nowMs, windowMs, count: 0 };
+        windows.set(key, w);
+      }
+      const resetAtMs = w.startMs + w.windowMs;
+      if (w.count >= limit) return { counted: false, resetAtMs };
+      w.count += 1;
+      return { counted: true, resetAtMs };
+    },
+    async giveBack(key, nowMs) {
+      const w = current(key, nowMs);
+      if (w && w.count > 0) w.count -= 1;
+    },
+    async clear(key) {
+      windows.delete(key);
+    },
+  };
+}
