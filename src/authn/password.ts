@@ -45,8 +45,8 @@ export class PasswordBusyError extends Error {
   }
 }
 
-/** How many argon2 operations run at once and how many may wait, in all and per source. */
-export type PasswordConcurrency = FairGateOptions;
+/** How many argon2 operations run at once and how many may wait, in all and per source (default: as many as in all). */
+export type PasswordConcurrency = Omit<FairGateOptions, "maxWaitingPerSource"> & { readonly maxWaitingPerSource?: number };
 
 /**
  * Creates a hasher with the given argon2id cost. Operations run at most `maxConcurrent` at a time
@@ -61,7 +61,7 @@ export function createPasswordHasher(
 ): PasswordHasher {
   const options = { type: argon2.argon2id as 2, memoryCost: cost.memoryCost, timeCost: cost.timeCost, parallelism: cost.parallelism };
   let dummy: Promise<string> | undefined;
-  const gate = createFairGate(concurrency);
+  const gate = createFairGate({ ...concurrency, maxWaitingPerSource: concurrency.maxWaitingPerSource ?? concurrency.maxWaiting });
   const limited = <T>(source: string, work: () => Promise<T>): Promise<T> =>
     gate.run(source, work).catch((e: unknown) => {
       throw e instanceof GateFullError ? new PasswordBusyError() : e;

@@ -21,7 +21,7 @@ describe("password hasher", () => {
   });
 
   it("runs at most maxConcurrent operations and fails fast beyond the queue", async () => {
-    const h = createPasswordHasher({ memoryCost: 8192, timeCost: 2, parallelism: 1 }, { maxConcurrent: 1, maxWaiting: 2, maxWaitingPerSource: 2 });
+    const h = createPasswordHasher({ memoryCost: 8192, timeCost: 2, parallelism: 1 }, { maxConcurrent: 1, maxWaiting: 2 });
     const hash = await h.hash("correct horse battery");
     const started = performance.now();
     const runs = [h.verify(hash, "correct horse battery"), h.verify(hash, "x"), h.verify(hash, "y")];
