@@ -172,6 +172,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     ready: () => engine.ready && health.status === ServingStatus.SERVING,
     maxRequestBytes: config.maxRequestBytes,
     logger,
+    cors: config.cors,
   });
 
   let generated: string | undefined;

@@ -7,7 +7,8 @@
  * the Config), then run `npm run docs:config` to put it into the README.
  */
 
-import { parseOAuthProviders, parseOrigins, parseReturnUrls } from "./oauth-settings.js";
+import { parseCorsOrigins } from "./cors-settings.js";
+import { parseOAuthProviders, parseReturnUrls } from "./oauth-settings.js";
 import { parseJwtSecret, parseKeyEncryptionKey } from "./secrets.js";
 import { type Cidr, parseCidrList } from "./cidr-list.js";
 import { parseOidcIssuers } from "./oidc-issuers.js";
@@ -37,6 +38,12 @@ const returnUrls = custom({
   rule: "comma-separated absolute URLs without query",
   parse: (value: string) => parseReturnUrls("VERDICT_OAUTH_RETURN_URLS", value),
   doc: "URL prefixes `return_to` may name (scheme, host and port exact; path prefix); a provider's own `returnUrls` replace them",
+});
+
+const corsCredentials = bool({
+  env: "VERDICT_CORS_ALLOW_CREDENTIALS",
+  default: false,
+  doc: "let those pages send cookies (the session cookie) and read the answers (`Access-Control-Allow-Credentials: true`)",
 });
 
 const jwtTenantClaim = text({ env: "VERDICT_JWT_TENANT_CLAIM", default: "tenant_id", doc: "claim naming the token's tenant" });
@@ -253,14 +260,17 @@ export const settings = {
       secure: bool({ env: "VERDICT_SESSION_COOKIE_SECURE", default: true, doc: "mark the cookie `Secure` (turn off only for plain-http development)" }),
       domain: text({ env: "VERDICT_SESSION_COOKIE_DOMAIN", default: "", shown: "(host-only)", pattern: /^[A-Za-z0-9.-]{1,253}$/, rule: "a domain", doc: "`Domain` of the cookie" }),
     },
-    corsOrigins: custom({
+  },
+  cors: {
+    origins: custom({
       env: "VERDICT_CORS_ORIGINS",
       default: Object.freeze([] as string[]),
-      shown: "(none)",
-      rule: "comma-separated origins",
-      parse: (value: string) => parseOrigins("VERDICT_CORS_ORIGINS", value),
-      doc: "origins whose pages may call the HTTP API with the session cookie (CORS with credentials)",
+      shown: "(none: no CORS)",
+      rule: "comma-separated origins (`scheme://host[:port]`), or `*` alone",
+      parse: (value: string, env: Env) => parseCorsOrigins("VERDICT_CORS_ORIGINS", value, corsCredentials.read(env)),
+      doc: "origins whose pages may call the HTTP API (Connect, gRPC-web) from a browser; `*`: any origin, refused with credentials",
     }),
+    allowCredentials: corsCredentials,
   },
 };
 
@@ -270,7 +280,7 @@ export type Config = Resolved<typeof settings>;
 /** Tokens: Verdict's own (Login / Refresh / Logout), their keys, and external issuers. */
 export type TokenSettings = Config["tokens"];
 
-/** Sign-in through identity providers, the session cookie and CORS. */
+/** Sign-in through identity providers and the session cookie. */
 export type OAuthSettings = Config["oauth"];
 
 /** Builds the frozen configuration from `env` (process.env by default) or throws ConfigError naming every bad variable. */

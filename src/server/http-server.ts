@@ -1,6 +1,7 @@
 /**
  * The HTTP server: the same services as Connect JSON (and gRPC-web) for curl and browsers, plus
- * /metrics, /healthz (alive) and /readyz (policy loaded and not draining).
+ * /metrics, /healthz (alive) and /readyz (policy loaded and not draining); CORS for the configured
+ * browser origins (cors.ts).
  */
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
@@ -12,6 +13,7 @@ import type { Registry } from "prom-client";
 import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { SOCKET_ADDRESS } from "../api/rpc.js";
+import { type CorsSettings, createCors } from "./cors.js";
 
 /** A service for the Connect router. */
 export interface ConnectService {
@@ -31,6 +33,8 @@ export interface HttpServerOptions {
   readonly maxRequestBytes: number;
   readonly routes?: Readonly<Record<string, HttpRoute>>;
   readonly logger: Logger;
+  /** Which browser pages may call (CORS); absent or no origins: none. */
+  readonly cors?: CorsSettings;
 }
 
 /** A running HTTP server. */
@@ -79,7 +83,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       send(res as ServerResponse, 404, "application/json", '{"code":"not_found","message":"no such route"}\n');
     },
   });
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, handler);
+  const cors = options.cors && createCors(options.cors);
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, cors ? (req, res) => cors(req, res) || handler(req, res) : handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.addr.port, options.addr.host, () => resolve());

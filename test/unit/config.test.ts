@@ -60,8 +60,8 @@ describe("loadConfig defaults", () => {
         returnUrls: [],
         stateTtlMs: 600_000,
         cookie: { name: "verdict_session", secure: true, domain: "" },
-        corsOrigins: [],
       },
+      cors: { origins: [], allowCredentials: false },
     });
   });
 

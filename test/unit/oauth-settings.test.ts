@@ -23,7 +23,6 @@ describe("OAuth settings", () => {
     expect(o.providers).toEqual([]);
     expect(o.cookie).toEqual({ name: "verdict_session", secure: true, domain: "" });
     expect(o.stateTtlMs).toBe(600_000);
-    expect(o.corsOrigins).toEqual([]);
   });
 
   it("reads an OIDC provider with defaults and a GitHub provider from an environment secret", () => {
