@@ -124,8 +124,6 @@ export interface TokenVerifier {
   invalidateSession(sessionId: string): number;
   /** Drops cached claims of a subject (user disabled or deleted); returns how many were dropped. */
   invalidateSubject(subject: string): number;
-  /** Drops every cached claim (e.g. after removing a compromised key). */
-  clearCache(): void;
   stats(): TokenVerifierStats;
 }
 
@@ -241,9 +239,6 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     },
     invalidateSession: (sessionId) => cache?.invalidateSession(sessionId) ?? 0,
     invalidateSubject: (subject) => cache?.invalidateSubject(subject) ?? 0,
-    clearCache() {
-      cache?.clear();
-    },
     stats: () => ({
       signatureChecks,
       cacheHits,
