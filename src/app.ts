@@ -20,6 +20,9 @@ import { createClientAddress } from "./api/client-address.js";
 import { createPasswordCheck } from "./api/password-check.js";
 import { createDecisionService } from "./api/decision-service.js";
 import { createExtAuthzService } from "./api/envoy/service.js";
+import { createOAuthRoutes } from "./api/oauth/routes.js";
+import { createSignIn } from "./api/oauth/sign-in.js";
+import { createSessionTokens } from "./api/session-tokens.js";
 import { HealthState, ServingStatus } from "./api/health.js";
 import { type CountRequests, type WireCodec, toConnectService, toGrpcService } from "./api/rpc.js";
 import { decodeCheckRequest, encodeCheckResponse } from "./api/check-codec.js";
@@ -65,6 +68,8 @@ export interface StartOptions {
   readonly schema?: string;
   /** Called once with a generated root password. */
   readonly onGeneratedRootPassword?: (username: string, password: string) => void;
+  /** The fetch used towards identity providers (tests wrap it); default globalThis.fetch. */
+  readonly providerFetch?: typeof globalThis.fetch;
 }
 
 /** Starts a replica: servers come up at once (NOT_SERVING) and turn SERVING once the policy loads. */
@@ -137,8 +142,11 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const healthHandlers = health.handlers();
   const countAdmin: CountRequests = (method, transport) => metrics.adminRequestCounter(method, transport);
   const countDecisions: CountRequests = (method, transport) => metrics.decisionRequestCounter(method, transport);
+  const signIn = createSignIn({ store, engine, sessions: createSessionTokens(tokens, config.tokens.refreshTtlMs), logger });
+  const oauth = createOAuthRoutes({ settings: config.oauth, store, engine, tokens, signIn, metrics, logger, fetch: options.providerFetch });
+  const cookieName = config.oauth.cookie.name;
 
-  const extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger, audit });
+  const extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger, audit, sessionCookie: cookieName });
   const grpc = await startGrpcServer({
     addr: config.grpcAddr,
     services: [
@@ -157,9 +165,9 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const http = await startHttpServer({
     addr: config.httpAddr,
     services: [
-      { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger, { count: countDecisions }) },
-      { service: AdminService, implementation: toConnectService(AdminService, admin, logger, { count: countAdmin }) },
-      { service: AuthService, implementation: toConnectService(AuthService, auth, logger, { count: countAdmin }) },
+      { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger, { count: countDecisions, sessionCookie: cookieName }) },
+      { service: AdminService, implementation: toConnectService(AdminService, admin, logger, { count: countAdmin, sessionCookie: cookieName }) },
+      { service: AuthService, implementation: toConnectService(AuthService, auth, logger, { count: countAdmin, sessionCookie: cookieName }) },
       { service: Health, implementation: toConnectService(Health, healthHandlers, logger) },
     ].map((s) => s as never),
     registry: metrics.registry,
@@ -169,6 +177,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
         res.end(JSON.stringify(tokens.jwks(Date.now())));
       },
     },
+    handle: oauth.handle,
     ready: () => engine.ready && health.status === ServingStatus.SERVING,
     maxRequestBytes: config.maxRequestBytes,
     logger,
@@ -187,8 +196,9 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
           options.onGeneratedRootPassword?.(config.root.username, boot.generatedPassword);
         }
         const keyVersions = await tokens.ensureKeys();
+        const retired = await signIn.retireRemovedProviders(config.oauth.providers.map((p) => p.id));
         await engine.load();
-        for (const v of [...boot.versions, ...keyVersions]) await engine.publish(v);
+        for (const v of [...boot.versions, ...keyVersions, ...retired]) await engine.publish(v);
         void tokens.warm();
         health.setServing(true);
         logger.info("policy loaded; serving", { version: engine.version, store: store.driver, bus: bus.driver });

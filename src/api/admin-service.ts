@@ -213,6 +213,24 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       const { version } = await store.deleteUser(user.id, caller.actor);
       return create(pb.DeleteUserResponseSchema, { version: await commit(version, "user deleted", caller, { user: user.id }) });
     },
+    async listLinkedIdentities(req, ctx) {
+      await authorize(ctx, "admin:users", ALL_TENANTS);
+      const user = findUser(req.user);
+      const identities = await store.identities.listLinkedIdentities(user.id);
+      return create(pb.ListLinkedIdentitiesResponseSchema, {
+        identities: identities.map((i) => create(pb.LinkedIdentitySchema, { provider: i.provider, subject: i.subject, userId: i.userId, email: i.email, createTimeUnixMs: BigInt(i.createdAtMs) })),
+      });
+    },
+    async removeLinkedIdentity(req, ctx) {
+      const caller = await authorize(ctx, "admin:users", ALL_TENANTS);
+      const user = findUser(req.user);
+      if (req.provider === "" || req.subject === "") throw new ApiError("invalid_argument", "provider and subject are required");
+      const { value, version } = await store.identities.removeLinkedIdentity(user.id, req.provider, req.subject, now(), caller.actor);
+      return create(pb.RemoveLinkedIdentityResponseSchema, {
+        revokedSessions: value,
+        version: await commit(version, "linked identity removed", caller, { user: user.id, provider: req.provider, revokedSessions: value }),
+      });
+    },
     async changePassword(req, ctx) {
       const authenticated = await authenticate(ctx);
       const { caller } = authenticated;

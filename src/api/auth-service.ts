@@ -4,8 +4,7 @@
  * announced to the other replicas, so a revocation holds at the next Check on every replica.
  */
 import { create } from "@bufbuild/protobuf";
-import { randomBytes, randomUUID } from "node:crypto";
-import { hashApiKey } from "../authn/api-key.js";
+import { randomUUID } from "node:crypto";
 import { MAX_PASSWORD_LENGTH } from "../authn/password.js";
 import { ALL_TENANTS, type UserRecord } from "../core/model.js";
 import { isValidTenantId, MAX_NAME_LENGTH } from "../core/names.js";
@@ -16,6 +15,7 @@ import type { Metrics } from "../observability/metrics.js";
 import { type Actor, type SessionRecord, type Store, StoreError } from "../store/store.js";
 import * as pb from "../../gen/verdict/v1/auth_pb.js";
 import { createCallerAuth } from "./caller-auth.js";
+import { REFRESH_TOKEN, createSessionTokens, hashRefreshToken } from "./session-tokens.js";
 import { ApiError } from "./errors.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { type Handlers, callerCredential } from "./rpc.js";
@@ -34,11 +34,6 @@ export interface AuthServiceOptions {
   readonly now?: () => number;
 }
 
-/** Prefix of refresh tokens, so that a leaked one is recognisable (secret scanners, logs). */
-const REFRESH_TOKEN_PREFIX = "vrt_";
-const REFRESH_TOKEN = /^vrt_[A-Za-z0-9_-]{43}$/;
-/** Refresh tokens are stored as the same hex SHA-256 as API keys (256 random bits need no slow hash). */
-const hashRefreshToken = hashApiKey;
 
 /** Creates the AuthService handlers. */
 export function createAuthService(options: AuthServiceOptions): Handlers<typeof pb.AuthService> {
@@ -48,29 +43,11 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
   const { authorize } = createCallerAuth({ engine, passwordCheck });
   const invalidLogin = () => new ApiError("unauthenticated", "invalid username or password");
   const invalidRefresh = () => new ApiError("unauthenticated", "invalid refresh token");
+  const { mintRefreshToken, pair } = createSessionTokens(tokens, refreshTtlMs);
 
   async function commit(version: number): Promise<bigint> {
     await engine.commit(version);
     return BigInt(version);
-  }
-
-  function mintRefreshToken(nowMs: number): { token: string; record: { hash: string; issuedAtMs: number; expiresAtMs: number } } {
-    const token = REFRESH_TOKEN_PREFIX + randomBytes(32).toString("base64url");
-    return { token, record: { hash: hashRefreshToken(token), issuedAtMs: nowMs, expiresAtMs: nowMs + refreshTtlMs } };
-  }
-
-  function pair(user: UserRecord, session: SessionRecord, refreshToken: string, version: bigint, nowMs: number): pb.TokenPair {
-    const access = tokens.issue(user, session.id, session.tenant, nowMs);
-    return create(pb.TokenPairSchema, {
-      accessToken: access.token,
-      refreshToken,
-      tokenType: "Bearer",
-      expiresIn: BigInt(Math.max(0, Math.floor((access.expiresAtMs - nowMs) / 1000))),
-      refreshExpiresIn: BigInt(Math.floor(refreshTtlMs / 1000)),
-      sessionId: session.id,
-      tenant: session.tenant,
-      version,
-    });
   }
 
   function requireReady(): void {

@@ -36,6 +36,11 @@ export interface DecisionServiceOptions {
   readonly audit?: DecisionAudit;
 }
 
+/** The credential asked about: the request's, or when it is empty the session cookie of an HTTP call. */
+function subjectCredential(credential: string, ctx: CallContext): string {
+  return credential !== "" ? credential : (ctx.sessionCookie?.() ?? "");
+}
+
 /** Creates the DecisionService handlers. */
 export function createDecisionService(options: DecisionServiceOptions): Handlers<typeof DecisionService> {
   const { engine, metrics, requireCaller, minVersionWaitMs, audit } = options;
@@ -83,10 +88,10 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
         const min = Number(req.minVersion);
         if (min > engine.version) {
           return engine.waitForVersion(min, minVersionWaitMs).then(async (ok) =>
-            respond(ok ? await engine.check(req.credential, req.action, req.tenant) : staleDecision(), started, req.action, req.tenant),
+            respond(ok ? await engine.check(subjectCredential(req.credential, ctx), req.action, req.tenant) : staleDecision(), started, req.action, req.tenant),
           );
         }
-        const d = engine.check(req.credential, req.action, req.tenant);
+        const d = engine.check(subjectCredential(req.credential, ctx), req.action, req.tenant);
         return d instanceof Promise ? d.then((x) => respond(x, started, req.action, req.tenant)) : respond(d, started, req.action, req.tenant);
       };
       return gate instanceof Promise ? gate.then(decide) : decide(gate);
@@ -104,7 +109,7 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
         ? { kind: "denied", decision: denied }
         : !fresh
           ? { kind: "denied", decision: staleDecision() }
-          : await engine.resolve(req.credential);
+          : await engine.resolve(subjectCredential(req.credential, ctx));
       let principal: Decision["principal"];
       const decisionId = nextId();
       const decisions = req.actions.map((action) => {

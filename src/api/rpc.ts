@@ -9,6 +9,7 @@ import { type HandlerContext, type ServiceImpl, createContextKey } from "@connec
 import type { ServerUnaryCall, ServiceDefinition, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "../observability/logger.js";
 import { malformedRequest, toApiError, toConnectError, toGrpcError } from "./errors.js";
+import { readCookie } from "./session-cookie.js";
 
 /** What a handler may know about its call. */
 export interface CallContext {
@@ -16,6 +17,8 @@ export interface CallContext {
   header(name: string): string | undefined;
   /** The address of the caller's socket, without the port ("" when unknown). See client-address.ts for the client's. */
   readonly peer: string;
+  /** The session cookie's value ("" when absent); only calls over HTTP carry cookies. */
+  sessionCookie?(): string;
 }
 
 type Unary<S extends DescService, K extends keyof S["method"]> = S["method"][K] extends DescMethodUnary<infer I, infer O>
@@ -60,6 +63,8 @@ export interface MountOptions {
   readonly codecs?: Readonly<Record<string, WireCodec>>;
   /** Counts every call by method and result code. */
   readonly count?: CountRequests;
+  /** The session cookie read as the caller's credential (Connect over HTTP only). */
+  readonly sessionCookie?: string;
 }
 
 const uncounted: MethodCounter = () => undefined;
@@ -149,6 +154,7 @@ export function toConnectService<S extends DescService>(service: S, handlers: Ha
       const ctx: CallContext = {
         header: (name) => hc.requestHeader.get(name) ?? undefined,
         peer: hc.values.get(SOCKET_ADDRESS),
+        sessionCookie: () => (options.sessionCookie === undefined ? "" : readCookie(hc.requestHeader.get("cookie") ?? undefined, options.sessionCookie)),
       };
       try {
         const response = await handler(request, ctx);
@@ -165,12 +171,17 @@ export function toConnectService<S extends DescService>(service: S, handlers: Ha
   return impl as ServiceImpl<S>;
 }
 
-/** The credential a caller presents in headers: `authorization: Bearer ...` or `x-api-key`. */
+/**
+ * The credential a caller presents: `authorization: Bearer ...`, `x-api-key`, or (over HTTP) the
+ * session cookie.
+ */
 export function callerCredential(ctx: CallContext): string {
   const auth = ctx.header("authorization");
   if (auth !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     return m ? m[1] : "";
   }
-  return ctx.header("x-api-key")?.trim() ?? "";
+  const key = ctx.header("x-api-key");
+  if (key !== undefined) return key.trim();
+  return ctx.sessionCookie?.() ?? "";
 }

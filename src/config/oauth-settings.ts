@@ -57,8 +57,8 @@ export interface OAuthProviderSettings {
   /** From clientSecretFile or the variable named by clientSecretEnv. */
   readonly clientSecret: Secret;
   readonly scopes: readonly string[];
-  /** ID token algorithms accepted (OIDC; default RS256); never "none" nor an HMAC. */
-  readonly idTokenAlgorithms: readonly string[];
+  /** The one ID token algorithm accepted (OIDC; default RS256); never "none" nor an HMAC. */
+  readonly idTokenAlgorithm: string;
   /** Allowed return_to URLs for this provider; default VERDICT_OAUTH_RETURN_URLS. */
   readonly returnUrls: readonly string[];
   /**
@@ -102,7 +102,7 @@ const ProviderSchema = v.variant("kind", [
     ...common,
     kind: v.literal("oidc"),
     issuer: httpUrl,
-    idTokenAlgorithms: v.optional(v.array(v.picklist(ALLOWED_ALGS, `must be one of ${ALLOWED_ALGS.join(", ")}`)), ["RS256"]),
+    idTokenAlgorithm: v.optional(v.picklist(ALLOWED_ALGS, `must be one of ${ALLOWED_ALGS.join(", ")}`), "RS256"),
   }),
   v.strictObject({
     ...common,
@@ -227,7 +227,7 @@ export function parseOAuthProviders(name: string, value: string, env: Env, defau
       clientId: e.clientId,
       clientSecret: readSecret(e, env, where),
       scopes: Object.freeze(e.scopes ?? (e.kind === "oidc" ? ["openid", "email", "profile"] : ["read:user", "user:email"])),
-      idTokenAlgorithms: Object.freeze(e.kind === "oidc" ? [...e.idTokenAlgorithms] : []),
+      idTokenAlgorithm: e.kind === "oidc" ? e.idTokenAlgorithm : "",
       returnUrls: Object.freeze(own.length > 0 ? own : [...defaultReturnUrls]),
       linkVerifiedEmail: e.linkVerifiedEmail,
       provision: e.provision

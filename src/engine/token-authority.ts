@@ -120,9 +120,9 @@ export function createTokenAuthority(options: TokenAuthorityOptions): TokenAutho
       ring = ringFromStore(records);
       log.info("signing keys loaded", { active: ring.active().kid, keys: records.length });
     }
-    // A cached token is served only while the ring holds the key that verified it (see jwt.ts):
-    // tokens of a dropped key fail at their next Check, other issuers' tokens stay cached.
-    verifier ??= buildVerifier();
+    // Cached claims of tokens signed by a key that was dropped must not outlive it.
+    if (verifier) verifier.clearCache();
+    else verifier = buildVerifier();
   }
 
   async function applySessions(ids: readonly string[]): Promise<void> {

@@ -53,6 +53,8 @@ export interface Metrics {
    */
   decisionRequestCounter(method: string, transport: Transport): MethodCounter;
   readonly loginAttempts: Counter<"outcome">;
+  /** Sign-ins through identity providers: provider id (from the configuration) and outcome code. */
+  readonly oauthSignIns: Counter<"provider" | "outcome">;
   /** Reloads of the ext_authz rules file after a change: outcome "success" or "failure" (last good rules kept). */
   readonly extAuthzRulesReloads: Counter<"outcome">;
   setSources(sources: MetricSources): void;
@@ -171,6 +173,7 @@ export function createMetrics(): Metrics {
       return (code) => (code === "ok" ? ok.inc() : decisionRequests.labels(method, transport, code).inc());
     },
     loginAttempts: counter("verdict_login_attempts_total", "Login attempts by outcome.", ["outcome"]),
+    oauthSignIns: counter("verdict_oauth_sign_ins_total", "Sign-ins through identity providers by provider and outcome.", ["provider", "outcome"]),
     extAuthzRulesReloads: counter(
       "verdict_ext_authz_rules_reloads_total",
       "Reloads of the ext_authz rules file after a change, by outcome (failure keeps the last good rules).",

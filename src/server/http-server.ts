@@ -4,8 +4,7 @@
  * browser origins (cors.ts).
  */
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
-import { createContextValues } from "@connectrpc/connect";
+import { type ConnectRouter, type ServiceImpl, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -32,6 +31,8 @@ export interface HttpServerOptions {
   readonly ready: () => boolean;
   readonly maxRequestBytes: number;
   readonly routes?: Readonly<Record<string, HttpRoute>>;
+  /** Serves what the routes above do not (any method); returns false to let a 404 answer. */
+  readonly handle?: (req: IncomingMessage, res: ServerResponse) => boolean;
   readonly logger: Logger;
   /** Which browser pages may call (CORS); absent or no origins: none. */
   readonly cors?: CorsSettings;
@@ -80,6 +81,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
         });
         return;
       }
+      if (options.handle?.(req as IncomingMessage, res as ServerResponse)) return;
       send(res as ServerResponse, 404, "application/json", '{"code":"not_found","message":"no such route"}\n');
     },
   });

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { loadConfig } from "../../src/config/config.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { type RunningVerdict, startVerdict } from "../../src/app.js";
+import { type RunningVerdict, type StartOptions, startVerdict } from "../../src/app.js";
 
 /** The machine's Postgres (trust auth). */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -53,6 +53,7 @@ export async function startTestVerdict(
   env: Record<string, string> = {},
   schema?: string,
   logLines?: string[],
+  start: Pick<StartOptions, "providerFetch"> = {},
 ): Promise<RunningVerdict & { grpcAddress: string; httpBase: string }> {
   const config = loadConfig({
     ...CHEAP_TEST_ENV,
@@ -61,7 +62,7 @@ export async function startTestVerdict(
     ...env,
   });
   const write = logLines ? (line: string) => void logLines.push(line) : undefined;
-  const v = await startVerdict(config, { schema, logger: createLogger(config.logLevel, { test: true }, write) });
+  const v = await startVerdict(config, { ...start, schema, logger: createLogger(config.logLevel, { test: true }, write) });
   await v.loaded;
   return { ...v, close: v.close, grpcAddress: `127.0.0.1:${v.grpcPort}`, httpBase: `http://127.0.0.1:${v.httpPort}` };
 }

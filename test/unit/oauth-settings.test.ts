@@ -32,7 +32,7 @@ describe("OAuth settings", () => {
     const [corp, gh] = o.providers;
     expect(o.publicUrl).toBe("https://verdict.example.com/");
     expect(corp.scopes).toEqual(["openid", "email", "profile"]);
-    expect(corp.idTokenAlgorithms).toEqual(["RS256"]);
+    expect(corp.idTokenAlgorithm).toBe("RS256");
     expect(corp.returnUrls).toEqual(["https://app.example.com/after"]);
     expect(corp.clientSecret.reveal()).toBe("file-secret-value");
     expect(corp.provision).toBeUndefined();
@@ -57,8 +57,8 @@ describe("OAuth settings", () => {
     ["bad id", JSON.stringify([{ ...oidc, id: "Corp/1" }]), "VERDICT_OAUTH_PROVIDERS[0].id"],
     ["duplicate id", JSON.stringify([oidc, oidc]), "listed twice"],
     ["http issuer", JSON.stringify([{ ...oidc, issuer: "http://id.example.com" }]), "VERDICT_OAUTH_PROVIDERS[0].issuer: must be an https URL"],
-    ["alg none", JSON.stringify([{ ...oidc, idTokenAlgorithms: ["none"] }]), "idTokenAlgorithms"],
-    ["HMAC alg", JSON.stringify([{ ...oidc, idTokenAlgorithms: ["HS256"] }]), "idTokenAlgorithms"],
+    ["alg none", JSON.stringify([{ ...oidc, idTokenAlgorithm: "none" }]), "idTokenAlgorithm"],
+    ["HMAC alg", JSON.stringify([{ ...oidc, idTokenAlgorithm: "HS256" }]), "idTokenAlgorithm"],
     ["no secret", JSON.stringify([{ ...oidc, clientSecretFile: undefined }]), "exactly one of clientSecretFile and clientSecretEnv"],
     ["two secrets", JSON.stringify([{ ...oidc, clientSecretEnv: "X" }]), "exactly one of clientSecretFile and clientSecretEnv"],
     ["missing secret file", JSON.stringify([{ ...oidc, clientSecretFile: join(dir, "nope") }]), "cannot read"],

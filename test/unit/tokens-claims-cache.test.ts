@@ -43,6 +43,9 @@ describe("claims cache", () => {
     expect(cache.invalidateSession("")).toBe(0);
     expect(cache.invalidateSubject("nobody")).toBe(0);
     expect(cache.size).toBe(2);
+    cache.clear();
+    expect(cache.size).toBe(0);
+    expect(cache.get("c", T0)).toBeUndefined();
   });
 
   it("keeps indexes consistent when an entry is replaced or evicted", () => {
@@ -129,6 +132,8 @@ describe("claims cache inside the verifier", () => {
     expect(verifier.stats().cacheEntries).toBe(1);
     for (const token of [a, b, c]) verifier.verify(token, T0);
     expect(verifier.stats()).toMatchObject({ signatureChecks: 5, cacheHits: 1 });
+    verifier.clearCache();
+    expect(verifier.stats().cacheEntries).toBe(0);
   });
 
   it("respects cacheSize", () => {

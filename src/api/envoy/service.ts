@@ -28,6 +28,8 @@ export interface ExtAuthzServiceOptions {
   readonly logger: Logger;
   /** Where decisions are audited (every denial, sampled allows). */
   readonly audit?: DecisionAudit;
+  /** The session cookie the built-in rules read as a credential (a rules file names its own). */
+  readonly sessionCookie?: string;
 }
 
 /** The running ext_authz service. */
@@ -62,7 +64,7 @@ export async function createExtAuthzService(options: ExtAuthzServiceOptions): Pr
         },
       })
     : undefined;
-  const builtIn = holder === undefined ? builtInRules() : undefined;
+  const builtIn = holder === undefined ? builtInRules(options.sessionCookie) : undefined;
   const rules: RulesSource = holder ?? { current: () => builtIn! };
   logger.info("ext_authz rules loaded", { path: settings.rulesPath || "(built-in)", rules: rules.current().ruleCount, unmatched: rules.current().unmatched });
 

@@ -37,6 +37,8 @@ export interface ClaimsCache {
    * qualified by issuer, so an external subject equal to a Verdict user id is dropped too (harmless).
    */
   invalidateSubject(subject: string): number;
+  /** Drops everything. */
+  clear(): void;
   /** Number of entries held (expired ones included until they are read or evicted). */
   readonly size: number;
 }
@@ -133,6 +135,11 @@ export function createClaimsCache(options: ClaimsCacheOptions): ClaimsCache {
     },
     invalidateSession: (sessionId) => invalidate(bySession, sessionId),
     invalidateSubject: (subject) => invalidate(bySubject, subject),
+    clear() {
+      entries.clear();
+      bySession.clear();
+      bySubject.clear();
+    },
     get size() {
       return entries.size;
     },

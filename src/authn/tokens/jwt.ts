@@ -124,6 +124,8 @@ export interface TokenVerifier {
   invalidateSession(sessionId: string): number;
   /** Drops cached claims of a subject (user disabled or deleted); returns how many were dropped. */
   invalidateSubject(subject: string): number;
+  /** Drops every cached claim (e.g. after removing a compromised key). */
+  clearCache(): void;
   stats(): TokenVerifierStats;
 }
 
@@ -239,6 +241,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     },
     invalidateSession: (sessionId) => cache?.invalidateSession(sessionId) ?? 0,
     invalidateSubject: (subject) => cache?.invalidateSubject(subject) ?? 0,
+    clearCache() {
+      cache?.clear();
+    },
     stats: () => ({
       signatureChecks,
       cacheHits,

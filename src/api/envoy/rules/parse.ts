@@ -89,9 +89,13 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
   });
 }
 
-/** The rules used when no rules file is configured: every default, and `unmatched: conventional`. */
-export function builtInRules(): CompiledRules {
-  return parseRules("unmatched: conventional\n", "built-in rules");
+/**
+ * The rules used when no rules file is configured: every default, and `unmatched: conventional`;
+ * with `sessionCookie`, that cookie is a credential too (after bearer and API key).
+ */
+export function builtInRules(sessionCookie?: string): CompiledRules {
+  const cookie = sessionCookie === undefined ? "" : `credentials:\n  cookie: ${JSON.stringify(sessionCookie)}\n`;
+  return parseRules(`unmatched: conventional\n${cookie}`, "built-in rules");
 }
 
 function firstLine(message: string): string {

@@ -1,0 +1,201 @@
+/**
+ * The sign-in routes on the HTTP port:
+ *
+ * - GET /oauth2/{provider}/authorize?return_to=...[&link=true]: redirects to the provider with
+ *   state, nonce and an S256 PKCE challenge; the state, nonce and verifier are kept in the database
+ *   (single use, short TTL) so any replica can finish, and the state is bound to this browser by a
+ *   short-lived cookie (a sign-in started elsewhere cannot be finished here).
+ * - GET /oauth2/{provider}/callback: checks the state, exchanges the code, signs the identity in,
+ *   then sets the session cookie and redirects to return_to, or answers the tokens as JSON.
+ * - POST /oauth2/logout: revokes the session of the cookie (or bearer token) and clears the cookie.
+ *
+ * Failures answer JSON {code, message} with a stable code; no secret, code, verifier or token
+ * reaches a response, a log line or a metric label.
+ */
+import { toJson } from "@bufbuild/protobuf";
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { OAuthProviderSettings, OAuthSettings } from "../../config/config.js";
+import type { Engine } from "../../engine/engine.js";
+import type { TokenAuthority } from "../../engine/token-authority.js";
+import type { Logger } from "../../observability/logger.js";
+import type { Metrics } from "../../observability/metrics.js";
+import type { Store } from "../../store/store.js";
+import { TokenPairSchema } from "../../../gen/verdict/v1/auth_pb.js";
+import { cookieHeader, readCookie } from "../session-cookie.js";
+import { type ProviderClient, SignInError, createProviderClient } from "./providers.js";
+import { allowedReturnUrl } from "./return-url.js";
+import type { SignIn } from "./sign-in.js";
+
+/** What createOAuthRoutes needs. */
+export interface OAuthRoutesOptions {
+  readonly settings: OAuthSettings;
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly tokens: TokenAuthority;
+  readonly signIn: SignIn;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** The fetch used towards providers (tests may wrap it). */
+  readonly fetch?: typeof globalThis.fetch;
+  readonly now?: () => number;
+}
+
+/** The sign-in routes. */
+export interface OAuthRoutes {
+  /** Serves a request under /oauth2/; false when the path is not one of these routes. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean;
+}
+
+const ROUTE = /^\/oauth2\/([a-z0-9][a-z0-9-]{0,31})\/(authorize|callback)$/;
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, cookies: string[] = []): void {
+  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...(cookies.length ? { "set-cookie": cookies } : {}) });
+  res.end(`${JSON.stringify(body)}\n`);
+}
+
+function redirect(res: ServerResponse, status: 302 | 303, location: string, cookies: string[]): void {
+  res.writeHead(status, { location, "cache-control": "no-store", "set-cookie": cookies });
+  res.end();
+}
+
+/** Creates the routes over the configured providers. */
+export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
+  const { settings, store, engine, tokens, signIn, metrics } = options;
+  const now = options.now ?? Date.now;
+  const log = options.logger.child({ component: "oauth" });
+  const providers = new Map<string, ProviderClient>(
+    settings.providers.map((p) => [p.id, createProviderClient(p, { publicUrl: settings.publicUrl, fetch: options.fetch })]),
+  );
+  const cookie = settings.cookie;
+  const flowCookie = `${cookie.name}_flow`;
+  const stateTtlSeconds = Math.floor(settings.stateTtlMs / 1000);
+  const clearFlow = () => cookieHeader(cookie, flowCookie, "/oauth2/", "", 0);
+
+  function fail(res: ServerResponse, provider: string, error: unknown, cookies: string[] = []): void {
+    const e =
+      error instanceof SignInError
+        ? error
+        : new SignInError("internal", "the sign-in could not be completed; try again", 500);
+    metrics.oauthSignIns.labels(provider, e.code).inc();
+    if (e.status >= 500) log.error("sign-in failed", { provider, code: e.code, error: error instanceof SignInError ? e.message : `${(error as Error)?.name}: ${(error as Error)?.message}` });
+    else log.info("sign-in refused", { provider, code: e.code, message: e.message });
+    sendJson(res, e.status, { code: e.code, message: e.message }, cookies);
+  }
+
+  /** The user of a Verdict session presented as the cookie or a bearer token, for linking. */
+  async function signedInUser(req: IncomingMessage): Promise<string> {
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+    const credential = bearer ?? readCookie(req.headers.cookie, cookie.name);
+    if (credential === "") throw new SignInError("link_requires_session", "linking an identity needs a signed-in session (cookie or bearer token)", 401);
+    const result = await tokens.authenticate(credential, now());
+    if (!result.ok) throw new SignInError("link_requires_session", `the session was refused: ${result.reason}`, 401);
+    const user = engine.current.getUser(result.userId);
+    if (!user || user.disabled) throw new SignInError("link_requires_session", "the signed-in user is unknown or disabled", 401);
+    return user.id;
+  }
+
+  async function authorize(req: IncomingMessage, res: ServerResponse, provider: ProviderClient, query: URLSearchParams): Promise<void> {
+    const settingsOf: OAuthProviderSettings = provider.settings;
+    const rawReturn = query.get("return_to");
+    let returnTo = "";
+    if (rawReturn !== null) {
+      returnTo = allowedReturnUrl(rawReturn, settingsOf.returnUrls) ?? "";
+      if (returnTo === "") throw new SignInError("invalid_return_to", "return_to is not one of the allowed return URLs");
+    }
+    const link = query.get("link");
+    if (link !== null && link !== "true") throw new SignInError("invalid_request", "link must be true or absent");
+    const linkUserId = link === "true" ? await signedInUser(req) : "";
+    const started = await provider.start();
+    const nowMs = now();
+    await store.identities.savePendingAuthorization(
+      {
+        stateHash: sha256(started.state),
+        provider: settingsOf.id,
+        nonce: started.nonce,
+        codeVerifier: started.codeVerifier,
+        returnTo,
+        linkUserId,
+        expiresAtMs: nowMs + settings.stateTtlMs,
+      },
+      nowMs,
+    );
+    metrics.oauthSignIns.labels(settingsOf.id, "started").inc();
+    redirect(res, 302, started.url.href, [cookieHeader(cookie, flowCookie, "/oauth2/", started.state, stateTtlSeconds)]);
+  }
+
+  async function callback(req: IncomingMessage, res: ServerResponse, provider: ProviderClient, query: URLSearchParams): Promise<void> {
+    const id = provider.settings.id;
+    const state = query.get("state") ?? "";
+    if (state === "") throw new SignInError("state_missing", "the callback has no state");
+    const bound = readCookie(req.headers.cookie, flowCookie);
+    if (bound === "" || !sameText(bound, state)) throw new SignInError("state_invalid", "the state does not belong to a sign-in started in this browser");
+    const pending = await store.identities.takePendingAuthorization(sha256(state), now());
+    if (!pending || pending.provider !== id) throw new SignInError("state_invalid", "the state is unknown, already used or expired");
+    const identity = await provider.finish(query, { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier });
+    const signedIn = await signIn.signIn(provider.settings, identity, pending.linkUserId);
+    metrics.oauthSignIns.labels(id, signedIn.created ? "success_created" : signedIn.linked ? "success_linked" : "success").inc();
+    if (pending.returnTo === "") {
+      sendJson(res, 200, { tokens: toJson(TokenPairSchema, signedIn.tokens) }, [clearFlow()]);
+      return;
+    }
+    const session = cookieHeader(cookie, cookie.name, "/", signedIn.tokens.accessToken, Number(signedIn.tokens.expiresIn));
+    redirect(res, 303, pending.returnTo, [session, clearFlow()]);
+  }
+
+  async function logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+    const credential = bearer ?? readCookie(req.headers.cookie, cookie.name);
+    const clear = cookieHeader(cookie, cookie.name, "/", "", 0);
+    const result = credential === "" ? undefined : await tokens.verify(credential, now());
+    if (result?.ok && result.claims.own && result.claims.sessionId !== "") {
+      const [session] = await store.getSessions([result.claims.sessionId]);
+      if (session && session.revokedAtMs === 0) {
+        const { version } = await store.revokeSession(session.id, now(), "logout", { userId: session.userId });
+        await engine.commit(version);
+        log.info("signed out", { session: session.id, user: session.userId, version });
+      }
+    }
+    res.writeHead(204, { "cache-control": "no-store", "set-cookie": [clear] });
+    res.end();
+  }
+
+  return {
+    handle(req, res) {
+      const url = new URL(req.url ?? "/", "http://verdict.invalid");
+      if (url.pathname === "/oauth2/logout") {
+        if (req.method !== "POST") {
+          sendJson(res, 405, { code: "method_not_allowed", message: "sign out with POST" });
+          return true;
+        }
+        logout(req, res).catch((error: unknown) => fail(res, "logout", error));
+        return true;
+      }
+      const m = ROUTE.exec(url.pathname);
+      if (!m) return false;
+      const provider = providers.get(m[1]);
+      const label = provider ? m[1] : "unknown";
+      if (req.method !== "GET") {
+        sendJson(res, 405, { code: "method_not_allowed", message: "use GET" });
+        return true;
+      }
+      if (!provider) {
+        fail(res, label, new SignInError("unknown_provider", "no such identity provider is configured", 404));
+        return true;
+      }
+      const run = m[2] === "authorize" ? authorize(req, res, provider, url.searchParams) : callback(req, res, provider, url.searchParams);
+      run.catch((error: unknown) => fail(res, label, error, m[2] === "callback" ? [clearFlow()] : []));
+      return true;
+    },
+  };
+}
