@@ -22,7 +22,9 @@ import {
   type VerdictClient,
 } from "../client/index.js";
 import { type CliRun, type CommandContext, commandContext, parseDuration } from "./context.js";
-import { readSecret } from "./io.js";
+import { resolveCredentials } from "./connection.js";
+import { CliError, EXIT } from "./exit-codes.js";
+import { readSecret, readSecretFromStdin } from "./io.js";
 import { formatTime, printJson, printMessage, printTable } from "./output.js";
 
 type Action = (ctx: CommandContext, args: string[], options: Record<string, unknown>) => Promise<void>;
@@ -167,12 +169,28 @@ export function addAdminCommands(program: Command, run: CliRun): void {
     );
   users
     .command("set-password [user]")
-    .description("set a user's password (default: your own); asked for (not echoed) or read from stdin")
-    .option("--password-stdin", "read the new password from stdin")
+    .description("set another user's password, or your own (then your current password is asked too); every session of that user is revoked")
+    .option("--password-stdin", "read the new password from stdin (your own: the current password on the first line, the new one on the second)")
     .action(
       act(run, async (ctx, [user], options) => {
-        const newPassword = await readSecret(ctx.io, { fromStdin: options.passwordStdin === true, what: "new password", flag: "--password-stdin", confirm: true });
-        await ctx.withAdmin(async (client) => done(ctx, `password of ${user ?? "your user"} changed`, (await client.admin.changePassword({ user: user ?? "", newPassword })).version));
+        const own = user === undefined;
+        const fromStdin = options.passwordStdin === true;
+        let currentPassword = "";
+        let newPassword: string;
+        if (own && fromStdin) {
+          const lines = (await readSecretFromStdin(ctx.io, "passwords")).split(/\r?\n/);
+          if (lines.length !== 2 || lines.some((l) => l === "")) throw new CliError("give your current password on the first line of stdin and the new one on the second", EXIT.usage);
+          [currentPassword, newPassword] = lines;
+        } else {
+          if (own) currentPassword = await readSecret(ctx.io, { fromStdin: false, what: "current password", flag: "--password-stdin" });
+          newPassword = await readSecret(ctx.io, { fromStdin, what: "new password", flag: "--password-stdin", confirm: true });
+        }
+        // Your own change revokes your sessions; the one this CLI uses is kept when it is a token.
+        const caller = own ? await resolveCredentials(ctx.connect).catch(() => undefined) : undefined;
+        const keepCurrentSession = caller !== undefined && "token" in caller;
+        await ctx.withAdmin(async (client) =>
+          done(ctx, `password of ${user ?? "your user"} changed`, (await client.admin.changePassword({ user: user ?? "", newPassword, currentPassword, keepCurrentSession })).version),
+        );
       }),
     );
   for (const [name, disabled] of [["disable", true], ["enable", false]] as const) {

@@ -36,9 +36,10 @@ export function promptSecret(io: CliIo, question: string, flagHint: string): Pro
   if (!stdin.isTTY || !stdin.setRawMode) {
     return Promise.reject(new CliError(`no terminal to ask for the ${question.replace(/:\s*$/, "")}; use ${flagHint}`, EXIT.usage));
   }
-  io.stderr.write(question);
+  // Echo goes off before the prompt appears, so nothing typed after it is ever shown.
   stdin.setRawMode(true);
   stdin.resume();
+  io.stderr.write(question);
   return new Promise((resolve, reject) => {
     let value = "";
     const finish = (error?: CliError) => {

@@ -192,7 +192,7 @@ function addStatusCommands(program: Command, run: CliRun): void {
       const result = await resetRoot(ctx.io.env, { password: chosen, enable: options.enable === true });
       if (ctx.format === "json") printJson(ctx.io, { ...result, password: chosen === undefined ? result.password : undefined });
       else {
-        ctx.io.stderr.write(`root user ${result.username}: password reset${result.enabled ? ", enabled" : ""}${result.disabled ? " (still disabled: add --enable)" : ""}\n`);
+        ctx.io.stderr.write(`root user ${result.username}: password reset, its sessions revoked${result.enabled ? ", enabled" : ""}${result.disabled ? " (still disabled: add --enable)" : ""}\n`);
         if (chosen === undefined) ctx.io.stdout.write(`${result.password}\n`);
       }
     });

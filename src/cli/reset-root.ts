@@ -2,8 +2,9 @@
  * `verdict reset-root`: the recovery path when root's password is lost. Run beside the database
  * with the server's environment (DATABASE_URL / VERDICT_DATABASE_SCHEMA, or VERDICT_DATA_DIR for
  * the embedded database, VERDICT_ROOT_USERNAME, the argon2 settings); it opens the store directly,
- * sets a new password (generated unless given) and optionally enables root again. Running replicas
- * follow through the change log like after any admin change.
+ * sets a new password (generated unless given), which revokes every session of root (the store's
+ * setPassword does), and optionally enables root again. Running replicas follow through the change
+ * log like after any admin change.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";

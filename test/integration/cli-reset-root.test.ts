@@ -44,8 +44,11 @@ async function login(httpBase: string, password: string): Promise<string> {
 it("sets a new root password in a stopped embedded database, re-enables root, and the server warns that VERDICT_ROOT_PASSWORD is ignored", async () => {
   const firstLogs: string[] = [];
   const first = await startTestVerdict({ VERDICT_DATA_DIR: dataDir, VERDICT_LOG_LEVEL: "info" }, undefined, firstLogs);
+  let refreshToken: string;
   try {
     expect(firstLogs.join("\n")).not.toContain(IGNORED);
+    const client = createVerdictClient({ url: first.httpBase });
+    refreshToken = (await client.auth.login({ username: "root", password: ROOT_PASSWORD })).tokens!.refreshToken;
     const root = await first.store.getUserByUsername("root");
     await first.store.setUserDisabled(root!.id, true, { userId: "test" });
   } finally {
@@ -53,7 +56,7 @@ it("sets a new root password in a stopped embedded database, re-enables root, an
   }
 
   const reset = await runCli(["reset-root", "--enable"], { env: { VERDICT_DATA_DIR: dataDir, ...cheapArgon2 } });
-  expect(reset.stderr).toContain("root user root: password reset, enabled");
+  expect(reset.stderr).toContain("root user root: password reset, its sessions revoked, enabled");
   expect(reset.code).toBe(0);
   const generated = reset.stdout.trim();
   expect(reset.stdout).toBe(`${generated}\n`);
@@ -68,6 +71,9 @@ it("sets a new root password in a stopped embedded database, re-enables root, an
     expect(secondLogs.join("\n")).not.toContain(ROOT_PASSWORD);
     expect(await login(second.httpBase, generated)).toBe("ok");
     expect(await login(second.httpBase, ROOT_PASSWORD)).toBe("Unauthenticated");
+    const client = createVerdictClient({ url: second.httpBase });
+    const refreshed = await client.auth.refresh({ refreshToken }).catch((e: unknown) => e);
+    expect(refreshed).toBeInstanceOf(ConnectError);
   } finally {
     await second.close();
   }

@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliResult, ensureBuilt, runCli } from "../helpers/cli.js";
+import { spawn } from "node:child_process";
+import { CLI_MAIN, type CliResult, ensureBuilt, runCli } from "../helpers/cli.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 type Verdict = Awaited<ReturnType<typeof startTestVerdict>>;
@@ -39,7 +40,8 @@ afterAll(async () => {
   if (home) rmSync(home, { recursive: true, force: true });
 });
 
-describe("verdict CLI", () => {
+// Each step spawns a Node process; on a loaded machine one takes seconds.
+describe("verdict CLI", { timeout: 120_000 }, () => {
   it("refuses admin commands before login with exit 4 and says how to log in", async () => {
     const r = await cli(["tenants", "list"]);
     expect(r.code).toBe(4);
@@ -153,6 +155,14 @@ describe("verdict CLI", () => {
       const forbidden = await cli(["tenants", "create", "globex"], { env: asAlice });
       expect(forbidden.code).toBe(4);
       expect(forbidden.stderr).toContain("not allowed");
+      const wrongCurrent = await cli(["users", "set-password", "--password-stdin"], { stdin: "not-her-password\nalice-third-password-789\n", env: asAlice });
+      expect(wrongCurrent.code).toBe(4);
+      const own = await cli(["users", "set-password", "--password-stdin"], { stdin: "alice-new-password-456\nalice-third-password-789\n", env: asAlice });
+      expect(own.stderr).toBe("");
+      expect(own.code).toBe(0);
+      // Her other sessions end; the CLI's own session is kept.
+      expect((await cli(["keys", "list"], { env: asAlice })).code).toBe(0);
+      expect((await cli(["login", "-u", "alice", "--password-stdin"], { stdin: "alice-third-password-789", env: { XDG_CONFIG_HOME: join(aliceHome, "second") } })).code).toBe(0);
     } finally {
       rmSync(aliceHome, { recursive: true, force: true });
     }
@@ -161,6 +171,36 @@ describe("verdict CLI", () => {
     const denied = await cli(["check", "--credential-stdin", "-a", "read:orders", "-t", "acme", "-o", "json"], { stdin: secret });
     expect(denied.code).toBe(1);
     expect(JSON.parse(denied.stdout).reason).toBe("REASON_DISABLED");
+  });
+
+  it("asks for a password on a terminal without echoing it", async () => {
+    // script(1) gives the CLI a pseudo-terminal; its output is everything the terminal showed.
+    const child = spawn("script", ["-qec", `${process.execPath} ${CLI_MAIN} users create carol`, "/dev/null"], { env: { PATH: process.env.PATH, ...env } });
+    let shown = "";
+    const waitFor = (text: string, from: number) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${JSON.stringify(text)} on the terminal; it showed ${JSON.stringify(shown)}`)), 20_000);
+        const look = () => {
+          if (shown.indexOf(text, from) >= 0) {
+            clearTimeout(timer);
+            child.stdout.off("data", look);
+            resolve();
+          }
+        };
+        child.stdout.on("data", look);
+        look();
+      });
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (shown += d));
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    await waitFor("password: ", 0);
+    child.stdin.write("carol-secret-password\r");
+    await waitFor("password again: ", 0);
+    child.stdin.write("carol-secret-password\r");
+    expect(await exited).toBe(0);
+    child.stdin.end();
+    expect(shown).toContain("created user carol");
+    expect(shown).not.toContain("carol-secret-password");
+    expect((await cli(["login", "-u", "carol", "--password-stdin"], { stdin: "carol-secret-password", env: { XDG_CONFIG_HOME: join(home, "carol") } })).code).toBe(0);
   });
 
   it("maps failures to exit codes: usage 2, refused 5, unreachable 3, rejected credential 4", async () => {
