@@ -7,7 +7,8 @@
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.js";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
@@ -16,7 +17,6 @@ import { grpcClient } from "../helpers/grpc.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"];
 
 /** Bundles the page script for the browser (ES module, every import inlined). */
 async function bundlePage(): Promise<string> {
@@ -88,7 +88,7 @@ describe("CORS: a browser page on another origin calls Check with connect-web", 
     admin.close();
     key = created.secret;
     for (const v of [withoutCredentials, noCors]) await v.engine.waitForVersion(Number(created.version), 5000);
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -62,7 +62,7 @@ export interface ProviderClientOptions {
 const LOOPBACK = new Set(["127.0.0.1", "[::1]", "localhost"]);
 
 /** Turns an openid-client failure into a SignInError; its messages are fixed texts naming no value. */
-function refusal(error: unknown): SignInError {
+function refusal(error: unknown, kind: OAuthProviderSettings["kind"]): SignInError {
   if (error instanceof SignInError) return error;
   if (error instanceof client.AuthorizationResponseError) {
     return new SignInError("provider_error", `the provider answered the authorization with error ${JSON.stringify(error.error)}`);
@@ -78,7 +78,7 @@ function refusal(error: unknown): SignInError {
     // openid-client wraps oauth4webapi's error, whose fixed message names the claim (never a value).
     const inner = (error as { cause?: unknown }).cause as { code?: unknown; message?: unknown } | undefined;
     const message = inner?.code === code && typeof inner.message === "string" ? inner.message : (error as Error).message;
-    if (code === "OAUTH_JWT_CLAIM_COMPARISON_FAILED" || code === "OAUTH_JWT_TIMESTAMP_CHECK_FAILED" || code === "OAUTH_INVALID_RESPONSE" || code === "OAUTH_KEY_SELECTION_FAILED" || code === "OAUTH_JWS_SIGNATURE_VERIFICATION_FAILED") {
+    if (kind === "oidc" && (code === "OAUTH_JWT_CLAIM_COMPARISON_FAILED" || code === "OAUTH_JWT_TIMESTAMP_CHECK_FAILED" || code === "OAUTH_INVALID_RESPONSE" || code === "OAUTH_KEY_SELECTION_FAILED" || code === "OAUTH_JWS_SIGNATURE_VERIFICATION_FAILED")) {
       return new SignInError("id_token_invalid", `the provider's answer was refused: ${message}`);
     }
     return new SignInError("provider_unusable", `the provider's answer was refused: ${message}`, 502);
@@ -90,12 +90,32 @@ function refusal(error: unknown): SignInError {
   return new SignInError("provider_unreachable", "the provider could not be reached or answered something unusable", 502);
 }
 
+/** True for a JSON object with an "error" member. */
+function hasErrorMember(body: string): boolean {
+  try {
+    const parsed = JSON.parse(body) as unknown;
+    return typeof parsed === "object" && parsed !== null && "error" in parsed;
+  } catch {
+    return false;
+  }
+}
+
 function execute(settings: OAuthProviderSettings, url: string, options: ProviderClientOptions): Array<(config: client.Configuration) => void> {
   const steps: Array<(config: client.Configuration) => void> = [];
   const u = new URL(url);
   if (u.protocol === "http:" && LOOPBACK.has(u.hostname)) steps.push(client.allowInsecureRequests);
-  const f = options.fetch;
-  if (f) steps.push((config) => (config[client.customFetch] = (input, init) => f(input, init as RequestInit)));
+  const f = options.fetch ?? globalThis.fetch;
+  steps.push(
+    (config) =>
+      (config[client.customFetch] = async (input, init) => {
+        const response = await f(input, init as RequestInit);
+        if (settings.kind !== "github" || input !== settings.tokenUrl || response.status !== 200) return response;
+        // GitHub answers a refused code exchange with HTTP 200 and an "error" member: make it the
+        // OAuth error response it is, so that it is reported as the provider's refusal.
+        const body = await response.text();
+        return new Response(body, { status: hasErrorMember(body) ? 400 : 200, headers: response.headers });
+      }),
+  );
   if (settings.kind === "oidc") steps.push(client.enableNonRepudiationChecks);
   return steps;
 }
@@ -167,7 +187,7 @@ export function createProviderClient(settings: OAuthProviderSettings, options: P
       try {
         c = await config();
       } catch (error) {
-        throw refusal(error);
+        throw refusal(error, settings.kind);
       }
       return { url: client.buildAuthorizationUrl(c, parameters), state, nonce, codeVerifier };
     },
@@ -187,7 +207,7 @@ export function createProviderClient(settings: OAuthProviderSettings, options: P
         const email = typeof claims.email === "string" ? claims.email : "";
         return { subject: claims.sub, email, emailVerified: email !== "" && claims.email_verified === true };
       } catch (error) {
-        throw refusal(error);
+        throw refusal(error, settings.kind);
       }
     },
   };
