@@ -20,7 +20,7 @@ import * as pb from "../../gen/verdict/v1/admin_pb.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
 import { type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
 import { keyScopeWithin, requireKeyWithin } from "./credential-limits.js";
-import type { PasswordCheck } from "./password-check.js";
+import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { ApiError } from "./errors.js";
 import type { CallContext, Handlers } from "./rpc.js";
 import { refusingControlCharacters } from "./text-fields.js";
@@ -122,13 +122,14 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     return { ...limits, expiresAtMs: session.expiresAtMs };
   }
 
-  /** Verifies a user's current password (the same argon2 work whether or not it is right). */
+  /** Verifies a user's current password, within the same limit on guessing as Login. */
   async function requireCurrentPassword(user: UserRecord, currentPassword: string, ctx: CallContext): Promise<void> {
     if (currentPassword === "") {
       throw new ApiError("permission_denied", "changing your own password with an API key or token needs current_password (or authenticate with your password)");
     }
-    const creds = await store.getUserCredentials(user.username);
-    if (!(await passwords.verify(creds?.passwordHash, currentPassword))) {
+    const result = await options.passwordCheck(ctx, user.username, currentPassword);
+    if (result.kind === "limited") throw tooManyFailures(result.retryAfterMs);
+    if (result.kind === "wrong" || result.user.id !== user.id) {
       audit.warn("password change refused: wrong current password", { user: user.id, peer: ctx.peer });
       throw new ApiError("permission_denied", "current_password is wrong");
     }

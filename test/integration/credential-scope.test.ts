@@ -35,7 +35,7 @@ describe("a credential never mints a credential wider than itself", () => {
     admin.createApiKey({ name: "k", ...fields }, headers);
 
   beforeAll(async () => {
-    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL }, schema);
+    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_LOGIN_MAX_ATTEMPTS: "5" }, schema);
     admin = grpcClient(AdminService, v.grpcAddress);
     auth = grpcClient(AuthService, v.grpcAddress);
     decision = grpcClient(DecisionService, v.grpcAddress);
@@ -130,6 +130,19 @@ describe("a credential never mints a credential wider than itself", () => {
     await admin.changePassword({ newPassword: "bob-password-new-2" }, basic("bob", "bob-password-new-1"));
     await admin.changePassword({ user: "bob", newPassword: "bob-password-new-3" }, ROOT);
     await auth.login({ username: "bob", password: "bob-password-new-3", tenant: "" });
+  });
+
+  it("guessing the current password through ChangePassword meets the login limit", async () => {
+    await admin.createUser({ username: "dave", password: "dave-password-1" }, ROOT);
+    const t = (await auth.login({ username: "dave", password: "dave-password-1", tenant: "" })).tokens!;
+    const codes: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      codes.push((await grpcError(admin.changePassword({ newPassword: "dave-password-2", currentPassword: `guess-${i}-password` }, bearer(t.accessToken)))).code);
+    }
+    expect(codes.slice(0, 5)).toEqual(Array(5).fill(status.PERMISSION_DENIED));
+    expect(codes.slice(5)).toEqual(Array(3).fill(status.RESOURCE_EXHAUSTED));
+    // Even the right one is refused until the window ends, and the password did not change.
+    expect((await grpcError(admin.changePassword({ newPassword: "dave-password-2", currentPassword: "dave-password-1" }, bearer(t.accessToken)))).code).toBe(status.RESOURCE_EXHAUSTED);
   });
 
   it("binding a role needs the granter to hold every permission of it in that tenant", async () => {
