@@ -1,5 +1,6 @@
 /**
- * Validation of identifiers that users choose: tenant ids, usernames, role names.
+ * Validation of identifiers: those users choose (tenant ids, usernames, role names) and those other
+ * systems choose (identity providers' subjects and e-mail addresses, token ids).
  */
 
 /** Longest username, and longest free-form name (an API key's); longer input is refused before any lookup. */
@@ -22,4 +23,17 @@ export function isValidUsername(name: string): boolean {
 /** Letters, digits, '_', '.', '-', starting with a letter; 1 to 64 characters. */
 export function isValidRoleName(name: string): boolean {
   return ROLE.test(name);
+}
+
+const MAX_EXTERNAL_ID = 255;
+const UNUSABLE_EXTERNAL_ID = /^\s|\s$|[\p{Cc}\p{Cf}]/u;
+
+/**
+ * An identifier another system chose (an identity provider's subject or e-mail address, a token's
+ * session or token id): 1 to 255 characters (OpenID Connect's bound for `sub`), no whitespace at
+ * either end (so " " or " alice" never stands for someone), no control or invisible format
+ * characters anywhere.
+ */
+export function isUsableExternalId(value: string): boolean {
+  return value.length > 0 && value.length <= MAX_EXTERNAL_ID && !UNUSABLE_EXTERNAL_ID.test(value);
 }

@@ -216,6 +216,26 @@ describe("sign-in through a real OpenID Provider", () => {
     });
   });
 
+  describe("identifiers from the provider are usable", () => {
+    it.each([
+      ["a blank subject", { sub: " " }],
+      ["a whitespace-only subject", { sub: "\t \u00a0" }],
+      ["a padded subject", { sub: " forged-padded" }],
+      ["a subject with a NUL", { sub: "forged\u0000nul" }],
+      ["an invisible subject", { sub: "\u200b" }],
+      ["an over-long subject", { sub: "s".repeat(256) }],
+      ["an email with a newline", { email: "forged\n@example.com" }],
+    ])("refuses %s, and creates nothing", async (_name, claims) => {
+      const before = (await admin.listUsers({}, ROOT)).users.length;
+      const page = await forged((c) => resign({ ...c, ...claims }), "forged-identifier");
+      expect(page.status, page.body).toBe(400);
+      expect(json(page).code).toBe("identity_invalid");
+      expect(json(page).message).toMatch("sub" in claims ? /subject/ : /email/);
+      expect((await admin.listUsers({}, ROOT)).users.length).toBe(before);
+      await expectNothingFor("forged-identifier");
+    });
+  });
+
   describe("state, code and PKCE", () => {
     it("refuses a callback without state, and creates nothing", async () => {
       const browser = new BrowserLike();

@@ -7,6 +7,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { OAuthProviderSettings } from "../../config/config.js";
 import type { UserRecord } from "../../core/model.js";
+import { isUsableExternalId } from "../../core/names.js";
 import type { Engine } from "../../engine/engine.js";
 import type { Logger } from "../../observability/logger.js";
 import type { LinkedIdentityRecord } from "../../store/identity-store.js";
@@ -140,6 +141,13 @@ export function createSignIn(options: SignInOptions): SignIn {
       return [done.version];
     },
     async signIn(provider, identity, linkUserId) {
+      // The provider's identifiers name a user: " " or "alice\u0000" must never stand for someone.
+      if (!isUsableExternalId(identity.subject)) {
+        throw new SignInError("identity_invalid", "the provider's subject is blank, padded with whitespace, longer than 255 characters or holds control or invisible characters");
+      }
+      if (identity.email !== "" && !isUsableExternalId(identity.email)) {
+        throw new SignInError("identity_invalid", "the provider's email is padded with whitespace, longer than 255 characters or holds control or invisible characters");
+      }
       try {
         return await open(provider, identity, await plan(provider, identity, linkUserId));
       } catch (error) {

@@ -12,7 +12,7 @@
  */
 import { createHmac, randomBytes, sign, timingSafeEqual, verify as verifySignature, type KeyObject } from "node:crypto";
 import type { ReasonCode } from "../../core/decision.js";
-import { isValidTenantId } from "../../core/names.js";
+import { isUsableExternalId, isValidTenantId } from "../../core/names.js";
 import type { VerifiedClaims } from "./claims.js";
 import { createClaimsCache, type ClaimsCache } from "./claims-cache.js";
 import { isCompactJws } from "./compact-jws.js";
@@ -135,8 +135,6 @@ const MAX_TOKEN_LENGTH = 16_384;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set<JwsAlgorithm>(["HS256", "RS256", "ES256", "EdDSA"]);
 const EXTERNAL_ALGORITHMS: ReadonlySet<string> = new Set<ExternalAlgorithm>(["RS256", "ES256", "EdDSA"]);
-const MAX_IDENTIFIER = 255;
-const UNUSABLE_IDENTIFIER = /^\s|\s$|[\p{Cc}\p{Cf}]/u;
 const REGISTERED_CLAIMS = new Set(["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "roles"]);
 
 /**
@@ -406,8 +404,8 @@ function readClaims(payload: Record<string, unknown>, issuer: Issuer, leewayMs: 
   const { sub, aud, exp, nbf, iat, sid, jti } = payload;
   const tenant = payload[issuer.tenantClaim];
   if (typeof sub !== "string" || sub === "") return fail("MALFORMED_CREDENTIAL", "token has no subject");
-  if (!isUsableIdentifier(sub)) {
-    return fail("MALFORMED_CREDENTIAL", `token subject is blank, padded with whitespace, longer than ${MAX_IDENTIFIER} characters or holds control or invisible characters`);
+  if (!isUsableExternalId(sub)) {
+    return fail("MALFORMED_CREDENTIAL", "token subject is blank, padded with whitespace, longer than 255 characters or holds control or invisible characters");
   }
   if (!isNumericDate(exp)) return fail("MALFORMED_CREDENTIAL", "token has no valid exp");
   if (!isOptional(nbf, isNumericDate) || !isOptional(iat, isNumericDate)) return fail("MALFORMED_CREDENTIAL", "token nbf or iat is not a number");
@@ -415,8 +413,8 @@ function readClaims(payload: Record<string, unknown>, issuer: Issuer, leewayMs: 
     return fail("MALFORMED_CREDENTIAL", "token tenant, sid or jti is not a string");
   }
   if (tenant !== undefined && tenant !== "" && !isValidTenantId(tenant)) return fail("MALFORMED_CREDENTIAL", `token claim ${issuer.tenantClaim} is not a tenant id`);
-  if ((sid !== undefined && sid !== "" && !isUsableIdentifier(sid)) || (jti !== undefined && jti !== "" && !isUsableIdentifier(jti))) {
-    return fail("MALFORMED_CREDENTIAL", `token sid or jti is padded with whitespace, longer than ${MAX_IDENTIFIER} characters or holds control or invisible characters`);
+  if ((sid !== undefined && sid !== "" && !isUsableExternalId(sid)) || (jti !== undefined && jti !== "" && !isUsableExternalId(jti))) {
+    return fail("MALFORMED_CREDENTIAL", "token sid or jti is padded with whitespace, longer than 255 characters or holds control or invisible characters");
   }
   const audience = typeof aud === "string" ? [aud] : aud;
   if (audience !== undefined && !(Array.isArray(audience) && audience.every(isString))) return fail("MALFORMED_CREDENTIAL", "token aud is not a string or an array of strings");
@@ -438,15 +436,6 @@ function readClaims(payload: Record<string, unknown>, issuer: Issuer, leewayMs: 
     payload: Object.freeze(payload),
   };
   return { ok: true, claims: Object.freeze(claims) };
-}
-
-/**
- * Identifiers taken from a token (subject, session and token ids) name users and sessions: at most
- * 255 characters (OpenID Connect's bound for `sub`), no whitespace at either end (so " " or
- * " alice" never stands for someone), no control or invisible format characters anywhere.
- */
-function isUsableIdentifier(value: string): boolean {
-  return value.length > 0 && value.length <= MAX_IDENTIFIER && !UNUSABLE_IDENTIFIER.test(value);
 }
 
 function isString(value: unknown): value is string {
