@@ -377,6 +377,22 @@ describe("sign-in through a real OpenID Provider", () => {
       expect([stolen.status, json(stolen).code]).toEqual([409, "identity_linked_elsewhere"]);
     });
 
+    it("a tenant-scoped session cannot link an identity: its sign-ins would not be limited to that tenant", async () => {
+      await admin.createUser({ username: "kim", password: "kim-password-12" }, ROOT);
+      await admin.bindRole({ tenant: "acme", user: "kim", role: "READ" }, ROOT);
+      const login = await fetch(`${base}/verdict.v1.AuthService/Login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: "kim", password: "kim-password-12", tenant: "acme" }),
+      });
+      const scoped = ((await login.json()) as { tokens: { accessToken: string } }).tokens.accessToken;
+      secrets.add(scoped);
+      const browser = new BrowserLike();
+      browser.setCookie(base, "verdict_session", scoped);
+      const page = await browser.request(`${base}/oauth2/strict/authorize?link=true&return_to=${encodeURIComponent(appUrl)}`);
+      expect([page.status, json(page).code]).toEqual([403, "link_requires_unscoped_session"]);
+    });
+
     it("a disabled user cannot sign in, and the sessions it has stop at the next Check", async () => {
       const session = json(await signIn(new BrowserLike(), "op", "ivan", "")).tokens!;
       const user = (await check(session.accessToken)).principal!.userId;

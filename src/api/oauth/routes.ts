@@ -100,6 +100,8 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
     if (credential === "") throw new SignInError("link_requires_session", "linking an identity needs a signed-in session (cookie or bearer token)", 401);
     const result = await tokens.authenticate(credential, now());
     if (!result.ok) throw new SignInError("link_requires_session", `the session was refused: ${result.reason}`, 401);
+    // A linked identity signs in unscoped and for good: a credential limited to one tenant must not mint that.
+    if (result.tenant) throw new SignInError("link_requires_unscoped_session", `a session limited to tenant ${result.tenant} cannot link an identity; sign in without a tenant`, 403);
     const user = engine.current.getUser(result.userId);
     if (!user || user.disabled) throw new SignInError("link_requires_session", "the signed-in user is unknown or disabled", 401);
     return user.id;
