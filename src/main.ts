@@ -1,13 +1,19 @@
 /**
  * Verdict's entry point: read the configuration, start one replica, drain on SIGTERM / SIGINT.
+ * With --print-config: print the effective configuration (secrets masked) and exit.
  */
 import { ConfigError, loadConfig } from "./config/config.js";
+import { effectiveConfig, formatEffectiveConfig } from "./config/print-config.js";
 import { createLogger } from "./observability/logger.js";
 import { startVerdict } from "./app.js";
 
 async function main(): Promise<void> {
   let config;
   try {
+    if (process.argv.includes("--print-config")) {
+      process.stdout.write(formatEffectiveConfig(effectiveConfig(process.env)));
+      return;
+    }
     config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {

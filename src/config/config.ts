@@ -12,7 +12,8 @@ import { parseOAuthProviders, parseReturnUrls } from "./oauth-settings.js";
 import { parseJwtSecret, parseKeyEncryptionKey } from "./secrets.js";
 import { type Cidr, parseCidrList } from "./cidr-list.js";
 import { parseOidcIssuers } from "./oidc-issuers.js";
-import { address, bool, custom, fraction, int, oneOf, readSettings, secret, seconds, text, url, type Env, type Resolved } from "./setting.js";
+import { PRESETS, PRESET_NAMES, type PresetName } from "./presets.js";
+import { ConfigError, address, bool, custom, fraction, int, oneOf, readSettings, secret, seconds, text, url, type Env, type Resolved } from "./setting.js";
 
 export { ConfigError, type ListenAddress } from "./setting.js";
 export type { OidcIssuerSettings } from "./oidc-issuers.js";
@@ -50,6 +51,17 @@ const jwtTenantClaim = text({ env: "VERDICT_JWT_TENANT_CLAIM", default: "tenant_
 
 /** The declaration: one entry per setting, in the order of the README tables. */
 export const settings = {
+  preset: custom<PresetName | "">({
+    env: "VERDICT_PRESET",
+    default: "",
+    shown: "(none)",
+    rule: PRESET_NAMES.map((n) => `\`${n}\``).join(", "),
+    parse: (value: string) => {
+      if (!(PRESET_NAMES as readonly string[]).includes(value)) throw new ConfigError(`VERDICT_PRESET must be one of ${PRESET_NAMES.join(", ")}, got ${JSON.stringify(value)}`);
+      return value as PresetName;
+    },
+    doc: "a bundle of defaults (see [Presets](#presets)); variables set explicitly override it",
+  }),
   grpcAddr: address({ env: "VERDICT_GRPC_ADDR", default: "0.0.0.0:50051", doc: "gRPC listen address (Check, CheckBatch, Admin, health, Envoy ext_authz)" }),
   httpAddr: address({ env: "VERDICT_HTTP_ADDR", default: "0.0.0.0:8080", doc: "HTTP listen address (Connect JSON, `/metrics`, `/healthz`, `/readyz`)" }),
   trustedProxies: custom({
@@ -283,7 +295,19 @@ export type TokenSettings = Config["tokens"];
 /** Sign-in through identity providers and the session cookie. */
 export type OAuthSettings = Config["oauth"];
 
-/** Builds the frozen configuration from `env` (process.env by default) or throws ConfigError naming every bad variable. */
+/**
+ * Builds the frozen configuration from `env` (process.env by default), VERDICT_PRESET's values
+ * under it, or throws ConfigError naming every bad variable.
+ */
 export function loadConfig(env: Env = process.env): Config {
-  return readSettings(settings, env);
+  return readSettings(settings, withPreset(env));
+}
+
+/** `env` with VERDICT_PRESET's variables added under it: a variable set explicitly (not empty) wins. */
+export function withPreset(env: Env): Env {
+  const name = settings.preset.read(env);
+  if (name === "") return env;
+  const merged: Record<string, string | undefined> = { ...PRESETS[name].values };
+  for (const [variable, value] of Object.entries(env)) if (value !== undefined && value !== "") merged[variable] = value;
+  return merged;
 }

@@ -4,6 +4,7 @@
  * Config ("tokens"); a marker without a path lists every setting no other marker lists.
  */
 
+import type { Preset } from "./presets.js";
 import { listSettings, type PlacedSetting, type SettingTree } from "./setting.js";
 
 const BLOCK = /(<!-- settings(?: ([\w.]+))? -->\n)[\s\S]*?(<!-- \/settings -->)/g;
@@ -27,4 +28,23 @@ export function renderSettingsTables(readme: string, tree: SettingTree): string 
     if (placed.length === 0) throw new Error(`README settings block ${JSON.stringify(prefix ?? "")} lists no setting`);
     return `${open}\n${settingsTable(placed)}\n${close}`;
   });
+}
+
+const PRESET_BLOCK = /(<!-- presets -->\n)[\s\S]*?(<!-- \/presets -->)/g;
+
+/**
+ * `readme` with the block between `<!-- presets -->` and `<!-- /presets -->` regenerated: one row
+ * per preset with its purpose, then one row per variable a preset sets with each preset's value
+ * ("" where that preset leaves the variable to its default).
+ */
+export function renderPresetTable(readme: string, presets: Readonly<Record<string, Preset>>): string {
+  const names = Object.keys(presets);
+  const variables = [...new Set(names.flatMap((n) => Object.keys(presets[n].values)))];
+  const header = `| | ${names.map((n) => `\`${n}\``).join(" | ")} |`;
+  const rule = `|---|${names.map(() => "---").join("|")}|`;
+  const purpose = `| what for | ${names.map((n) => cell(presets[n].doc)).join(" | ")} |`;
+  // The variable is not in code quotes: only the settings tables list `VARIABLE` rows.
+  const rows = variables.map((v) => `| ${v} | ${names.map((n) => (presets[n].values[v] === undefined ? "" : `\`${presets[n].values[v]}\``)).join(" | ")} |`);
+  const table = [header, rule, purpose, ...rows].join("\n") + "\n";
+  return readme.replace(PRESET_BLOCK, (_block, open: string, close: string) => `${open}\n${table}\n${close}`);
 }

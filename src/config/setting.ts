@@ -44,7 +44,14 @@ export class Setting<T> {
     readonly allowed: string,
     private readonly parse: (value: string, env: Env) => T,
     private readonly fallback: T,
+    /** Masks a secret text value for --print-config. */
+    private readonly mask?: (value: string) => string,
   ) {}
+
+  /** The value as --print-config shows it: secrets masked. */
+  show(value: T): unknown {
+    return this.mask && typeof value === "string" ? this.mask(value) : value;
+  }
 
   /** The value from `env`: the default when unset or empty, else the parsed value or ConfigError. */
   read(env: Env): T {
@@ -54,6 +61,17 @@ export class Setting<T> {
 }
 
 const code = (text: string | number): string => `\`${text}\``;
+
+/** What --print-config shows for a secret: whether it is set, never the value. */
+const MASKED = "[redacted]";
+const maskSecret = (value: string): string => (value === "" ? "" : MASKED);
+const maskUrlPassword = (value: string): string => {
+  if (value === "") return value;
+  const u = new URL(value);
+  if (u.password !== "") u.password = MASKED;
+  if (u.searchParams.has("password")) u.searchParams.set("password", MASKED);
+  return u.toString();
+};
 const got = (value: string): string => `, got ${JSON.stringify(value)}`;
 
 /** A whole number from min to max. */
@@ -100,7 +118,7 @@ export function text(o: Common & { readonly default: string; readonly pattern?: 
   return new Setting(o.env, o.doc, shown, o.rule ?? "text", (v) => {
     if (o.pattern && !o.pattern.test(v)) throw new ConfigError(`${o.env} must be ${o.rule ?? `like ${o.pattern}`}${o.sensitive ? "" : got(v)}`);
     return v;
-  }, o.default);
+  }, o.default, o.sensitive ? maskSecret : undefined);
 }
 
 /** One of a fixed list of values. */
@@ -122,7 +140,7 @@ export function url(o: Common & { readonly schemes: readonly string[] }): Settin
     }
     if (!o.schemes.includes(parsed.protocol)) throw new ConfigError(`${o.env} must start with ${o.schemes.join(" or ")}`);
     return v;
-  }, "");
+  }, "", maskUrlPassword);
 }
 
 /** host:port to listen on; an empty host means every interface. */
@@ -148,7 +166,7 @@ export function secret(o: Common & { readonly rule: string; readonly parse: (val
       throw new ConfigError((error as Error).message);
     }
     return v;
-  }, "");
+  }, "", maskSecret);
 }
 
 /** A setting of its own shape: `parse` throws ConfigError naming the variable. */

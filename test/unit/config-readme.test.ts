@@ -6,7 +6,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { settings } from "../../src/config/config.js";
-import { renderSettingsTables } from "../../src/config/readme-table.js";
+import { PRESETS } from "../../src/config/presets.js";
+import { renderPresetTable, renderSettingsTables } from "../../src/config/readme-table.js";
 import { listSettings, text, int } from "../../src/config/setting.js";
 
 const README = join(import.meta.dirname, "../../README.md");
@@ -15,6 +16,12 @@ describe("README settings tables", () => {
   it("match the declaration (regenerate with npm run docs:config)", async () => {
     const readme = await readFile(README, "utf8");
     expect(readme, "README.md settings tables differ from src/config/config.ts: run npm run docs:config").toBe(renderSettingsTables(readme, settings));
+  });
+
+  it("the preset table matches the presets (regenerate with npm run docs:config)", async () => {
+    const readme = await readFile(README, "utf8");
+    expect(readme).toContain("<!-- presets -->");
+    expect(readme, "README.md preset table differs from src/config/presets.ts: run npm run docs:config").toBe(renderPresetTable(readme, PRESETS));
   });
 
   it("list every declared variable exactly once", async () => {

@@ -16,6 +16,7 @@ const issuers = (...entries: unknown[]): Record<string, string> => ({ VERDICT_OI
 describe("loadConfig defaults", () => {
   it("an empty environment gives the documented defaults", () => {
     expect(loadConfig({})).toEqual({
+      preset: "",
       grpcAddr: { host: "0.0.0.0", port: 50051 },
       httpAddr: { host: "0.0.0.0", port: 8080 },
       trustedProxies: [],
