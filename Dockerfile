@@ -11,6 +11,7 @@ COPY gen ./gen
 COPY bench ./bench
 COPY scripts ./scripts
 COPY test/helpers ./test/helpers
+COPY test/types ./test/types
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

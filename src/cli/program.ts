@@ -3,7 +3,7 @@
  * status, version and reset-root, plus the admin commands; runCli runs one command line and
  * returns its exit code (the binary and in-process tests share it).
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -235,7 +235,6 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return run.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    if (error instanceof InvalidArgumentError) return EXIT.usage;
     const cliError = toCliError(error, "");
     io.stderr.write(`verdict: ${cliError.message}\n`);
     return cliError.exitCode;
