@@ -6,6 +6,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: ["verdict-source", "module", "node", "development|production"] } },
   test: {
     include: ["test/**/*.test.ts"],
+    // One build of the tree into dist/ for the tests that spawn the real binaries.
+    globalSetup: ["test/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -1,13 +1,11 @@
 /**
- * Runs Verdict replicas as real processes (`node .../src/main.js`) for multi-replica tests: one
- * build per test file into a private directory (so parallel test files and engineers editing the
- * tree do not race on dist/), ports learnt from the line main.ts prints, logs kept for failures.
+ * Runs Verdict replicas as real processes (`node dist/src/main.js`) for multi-replica tests: the
+ * build is the one test/global-setup.ts makes once per test run, ports are learnt from the line
+ * main.ts prints, logs are kept for failures.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
 import { CHEAP_TEST_ENV } from "./verdict.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -25,18 +23,14 @@ export interface ReplicaProcess {
 }
 
 /**
- * Compiles src/ (tsconfig.build.json) into a fresh directory under node_modules/.cache, so that
- * imports of node_modules still resolve; returns the path of main.js. Type errors elsewhere in the
- * tree do not stop the build (tsc still emits); a missing main.js does.
+ * The compiled entry point of this test run's build (test/global-setup.ts compiles the tree into
+ * dist/ once before the test files run); `tag` names the caller in the error when it is missing.
+ * `remove` is there for symmetry with callers' clean-up: the build is shared, so it keeps it.
  */
 export async function buildReplica(tag: string): Promise<{ main: string; remove: () => Promise<void> }> {
-  const outDir = path.join(ROOT, "node_modules", ".cache", `verdict-${tag}-${process.pid}`);
-  await rm(outDir, { recursive: true, force: true });
-  const tsc = path.join(ROOT, "node_modules", "typescript", "bin", "tsc");
-  await promisify(execFile)(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", outDir], { cwd: ROOT }).catch(() => undefined);
-  const main = path.join(outDir, "src", "main.js");
-  if (!existsSync(main)) throw new Error(`build did not produce ${main}`);
-  return { main, remove: () => rm(outDir, { recursive: true, force: true }) };
+  const main = path.join(ROOT, "dist", "src", "main.js");
+  if (!existsSync(main)) throw new Error(`${tag}: no ${main}; run the tests through vitest (its global setup builds it) or npm run build`);
+  return { main, remove: async () => undefined };
 }
 
 /** Environment every test replica gets: loopback ephemeral ports, cheap argon2, quiet logs. */
