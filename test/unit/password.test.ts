@@ -20,17 +20,16 @@ describe("password hasher", () => {
     expect(passwordProblem("twelve chars")).toBeUndefined();
   });
 
-  it("runs at most maxConcurrent operations and fails fast beyond the queue", async () => {
+  // How many run at once is the fair gate's promise, asserted by counting in fair-gate.test.ts
+  // (a timing comparison here only measured how busy the machine was).
+  it("queues beyond maxConcurrent, fails fast beyond the queue, and answers each queued check", async () => {
     const h = createPasswordHasher({ memoryCost: 8192, timeCost: 2, parallelism: 1 }, { maxConcurrent: 1, maxWaiting: 2 });
     const hash = await h.hash("correct horse battery");
-    const started = performance.now();
     const runs = [h.verify(hash, "correct horse battery"), h.verify(hash, "x"), h.verify(hash, "y")];
     await expect(h.verify(hash, "z")).rejects.toBeInstanceOf(PasswordBusyError);
+    await expect(h.hash("another password")).rejects.toBeInstanceOf(PasswordBusyError);
     expect(await Promise.all(runs)).toEqual([true, false, false]);
-    const serial = performance.now() - started;
-    // one more, alone: three queued runs take clearly longer than one (they did not overlap freely)
-    const t = performance.now();
-    await h.verify(hash, "x");
-    expect(serial).toBeGreaterThan(2 * (performance.now() - t));
+    // the queue drained: the next one is accepted again
+    expect(await h.verify(hash, "correct horse battery")).toBe(true);
   });
 });
