@@ -13,6 +13,7 @@ import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
 import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { Reason } from "../../gen/verdict/v1/types_pb.js";
 import { BrowserLike, type Page } from "../helpers/browser-like.js";
+import { type CheckResponse, envoyClient, envoyRequest } from "../helpers/envoy-client.js";
 import { type TestClient, grpcClient } from "../helpers/grpc.js";
 import { type TestOidcProvider, freePort, startOidcProvider } from "../helpers/oidc-provider.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
@@ -425,6 +426,25 @@ describe("sign-in through a real OpenID Provider", () => {
   });
 
   describe("sessions", () => {
+    it("ext_authz's built-in rules take the session cookie from the Cookie header", async () => {
+      const browser = new BrowserLike();
+      await signIn(browser, "op", "mia");
+      const session = browser.cookie(base, "verdict_session")!;
+      const envoy = envoyClient(v.grpcAddress);
+      const ask = (cookie: string) =>
+        new Promise<CheckResponse>((resolve, reject) =>
+          envoy.Check(envoyRequest({ headers: { cookie, "x-tenant-id": "acme" } }), (error, response) => (error ? reject(error) : resolve(response))),
+        );
+      try {
+        expect((await ask(`theme=dark; verdict_session=${session}`)).http_response).toBe("ok_response");
+        const denied = await ask("theme=dark");
+        expect(denied.http_response).toBe("denied_response");
+        expect(denied.denied_response?.status.code).toBe("Unauthorized");
+      } finally {
+        envoy.close();
+      }
+    });
+
     it("the cookie is a credential on the HTTP API (Check, admin), and sign-out revokes and clears it", async () => {
       const browser = new BrowserLike();
       await signIn(browser, "op", "kate");
