@@ -40,6 +40,8 @@ describe("sign-in through a real OpenID Provider", () => {
 
   /** Every code, verifier, token and secret that crossed the wire, to look for them in logs. */
   const secrets = new Set<string>();
+  /** Every refusal Verdict answered during the run. */
+  const refusals: string[] = [];
   const providerFetch: typeof fetch = async (input, init) => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     if (url.endsWith("/token") && typeof init?.body === "string") {
@@ -113,6 +115,7 @@ describe("sign-in through a real OpenID Provider", () => {
 
   async function signIn(browser: BrowserLike, provider: string, login: string, query?: string): Promise<Page> {
     const page = await browser.request(await toCallback(browser, provider, login, query));
+    if (page.status >= 400) refusals.push(page.body);
     const session = browser.cookie(base, "verdict_session");
     if (session) secrets.add(session);
     const tokens = page.status === 200 ? json(page).tokens : undefined;
@@ -500,7 +503,8 @@ describe("sign-in through a real OpenID Provider", () => {
     secrets.add(op.clientSecret);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/verdict_oauth_sign_ins_total\{provider="op",outcome="id_token_invalid"\}/);
-    const haystack = [logLines.join("\n"), metrics].join("\n");
+    expect(refusals.length).toBeGreaterThan(5);
+    const haystack = [logLines.join("\n"), metrics, refusals.join("\n")].join("\n");
     expect(logLines.some((l) => l.includes('"sign-in refused"'))).toBe(true);
     for (const secret of secrets) expect(haystack.includes(secret), `a secret of ${secret.length} characters leaked`).toBe(false);
   });
