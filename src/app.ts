@@ -160,6 +160,9 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     ],
     health,
     maxRequestBytes: config.maxRequestBytes,
+    limits: config.grpcLimits,
+    onConnectionRefused: () => metrics.grpcConnectionsRefused.inc(),
+    onRequestTimeout: () => metrics.grpcRequestTimeouts.inc(),
     logger,
   });
   const http = await startHttpServer({

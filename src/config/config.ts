@@ -63,6 +63,29 @@ export const settings = {
     doc: "a bundle of defaults (see [Presets](#presets)); variables set explicitly override it",
   }),
   grpcAddr: address({ env: "VERDICT_GRPC_ADDR", default: "0.0.0.0:50051", doc: "gRPC listen address (Check, CheckBatch, Admin, health, Envoy ext_authz)" }),
+  grpcLimits: {
+    maxConcurrentStreams: int({
+      env: "VERDICT_GRPC_MAX_CONCURRENT_STREAMS",
+      default: 100,
+      min: 1,
+      max: 100_000,
+      doc: "calls one connection to the gRPC port may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); more wait in the client",
+    }),
+    maxConnections: int({
+      env: "VERDICT_GRPC_MAX_CONNECTIONS",
+      default: 1000,
+      min: 1,
+      max: 1_000_000,
+      doc: "connections the gRPC port holds at once; beyond that new ones are closed at once (counted in `verdict_grpc_connections_refused_total`)",
+    }),
+    requestTimeoutMs: int({
+      env: "VERDICT_GRPC_REQUEST_TIMEOUT_MS",
+      default: 5000,
+      min: 100,
+      max: 10 * MINUTE_MS,
+      doc: "a call whose request message has not fully arrived after this long (up to twice this) is answered `DEADLINE_EXCEEDED` and its stream reset",
+    }),
+  },
   httpAddr: address({ env: "VERDICT_HTTP_ADDR", default: "0.0.0.0:8080", doc: "HTTP listen address (Connect JSON, `/metrics`, `/healthz`, `/readyz`)" }),
   trustedProxies: custom({
     env: "VERDICT_TRUSTED_PROXIES",

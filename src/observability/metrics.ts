@@ -55,6 +55,10 @@ export interface Metrics {
   readonly loginAttempts: Counter<"outcome">;
   /** Sign-ins through identity providers: provider id (from the configuration) and outcome code. */
   readonly oauthSignIns: Counter<"provider" | "outcome">;
+  /** Connections to the gRPC port closed at once because VERDICT_GRPC_MAX_CONNECTIONS were open. */
+  readonly grpcConnectionsRefused: Counter;
+  /** gRPC calls ended because their request did not arrive within VERDICT_GRPC_REQUEST_TIMEOUT_MS. */
+  readonly grpcRequestTimeouts: Counter;
   /** Reloads of the ext_authz rules file after a change: outcome "success" or "failure" (last good rules kept). */
   readonly extAuthzRulesReloads: Counter<"outcome">;
   setSources(sources: MetricSources): void;
@@ -146,6 +150,8 @@ export function createMetrics(): Metrics {
       }
       child.inc();
     },
+    grpcConnectionsRefused: counter("verdict_grpc_connections_refused_total", "Connections to the gRPC port closed at once because the connection limit was reached."),
+    grpcRequestTimeouts: counter("verdict_grpc_request_timeouts_total", "gRPC calls answered DEADLINE_EXCEEDED and reset because their request did not arrive in time."),
     auditDropped: counter("verdict_audit_dropped_total", "Decision audit records dropped because the pending batch was full."),
     keyUseDropped: counter("verdict_key_use_dropped_total", "API key last-use records dropped because the pending batch was full."),
     keyUseFlushFailures: counter("verdict_key_use_flush_failures_total", "Batches of API key last-use records that failed to write."),

@@ -3,6 +3,7 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Server, ServerCredentials, type ServerWritableStream, type ServiceDefinition, status } from "@grpc/grpc-js";
+import { type AddressInfo, createServer } from "node:net";
 import {
   type HealthCheckRequest,
   HealthCheckRequestSchema,
@@ -14,6 +15,7 @@ import type { Logger } from "../observability/logger.js";
 import type { HealthState } from "../api/health.js";
 import { malformedRequest, toGrpcError } from "../api/errors.js";
 import { type GrpcService, toGrpcService } from "../api/rpc.js";
+import { createRequestDeadline } from "./request-deadline.js";
 
 /** A running gRPC server. */
 export interface RunningGrpcServer {
@@ -28,6 +30,12 @@ export interface GrpcServerOptions {
   readonly services: readonly GrpcService[];
   readonly health: HealthState;
   readonly maxRequestBytes: number;
+  /** HTTP/2 limits: streams per connection, connections, and how long a call's request may take to arrive. */
+  readonly limits: { readonly maxConcurrentStreams: number; readonly maxConnections: number; readonly requestTimeoutMs: number };
+  /** Called for each connection closed at once because `limits.maxConnections` are open. */
+  readonly onConnectionRefused?: () => void;
+  /** Called for each call ended because its request did not arrive within `limits.requestTimeoutMs`. */
+  readonly onRequestTimeout?: () => void;
   readonly logger: Logger;
 }
 
@@ -69,34 +77,56 @@ function healthService(health: HealthState, logger: Logger): GrpcService {
   };
 }
 
-/** Starts the gRPC server with the given services plus grpc.health.v1. */
+/**
+ * Starts the gRPC server with the given services plus grpc.health.v1. Connections are accepted by
+ * a plain TCP listener that closes those beyond `limits.maxConnections` and hands the others to
+ * grpc-js; each advertises `limits.maxConcurrentStreams`, and calls whose request does not arrive
+ * are ended (request-deadline.ts).
+ */
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const { limits } = options;
+  const deadline = createRequestDeadline({ timeoutMs: limits.requestTimeoutMs, onTimeout: options.onRequestTimeout });
   const server = new Server({
     "grpc.max_receive_message_length": options.maxRequestBytes,
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,
     "grpc.keepalive_permit_without_calls": 1,
+    interceptors: [deadline.interceptor],
   });
   for (const s of [...options.services, healthService(options.health, options.logger)]) {
     server.addService(s.definition, s.implementation);
     // Health answers for every service mounted here: the name is the first part of a method's path.
     for (const m of Object.values(s.definition)) options.health.register(m.path.split("/")[1]);
   }
-  const host = options.addr.host.includes(":") ? `[${options.addr.host}]` : options.addr.host;
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${options.addr.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const listener = createServer((socket) => injector.injectConnection(socket));
+  listener.maxConnections = limits.maxConnections;
+  listener.on("drop", () => options.onConnectionRefused?.());
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(options.addr.port, options.addr.host, () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  listener.on("error", (error) => options.logger.error("gRPC listener failed", { error }));
   return {
-    port,
+    port: (listener.address() as AddressInfo).port,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
+        listener.close();
+        const done = () => {
+          deadline.close();
+          resolve();
+        };
         const force = setTimeout(() => {
           server.forceShutdown();
-          resolve();
+          done();
         }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
-          resolve();
+          done();
         });
       }),
   };
