@@ -8,16 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Code, ConnectError, createVerdictClient } from "verdict/client";
-import { ensureBuilt, runCli } from "../helpers/cli.js";
+import { runCli } from "../helpers/cli.js";
 import { CHEAP_TEST_ENV, ROOT_PASSWORD, startTestVerdict } from "../helpers/verdict.js";
 
 let dataDir: string;
 const IGNORED = "VERDICT_ROOT_PASSWORD is set but ignored";
 
 beforeAll(() => {
-  ensureBuilt();
   dataDir = mkdtempSync(join(tmpdir(), "verdict-reset-root-"));
-}, 240_000);
+}, 120_000);
 
 afterAll(() => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });

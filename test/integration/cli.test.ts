@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
-import { CLI_MAIN, type CliResult, ensureBuilt, runCli } from "../helpers/cli.js";
+import { CLI_MAIN, type CliResult, runCli } from "../helpers/cli.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 type Verdict = Awaited<ReturnType<typeof startTestVerdict>>;
@@ -27,12 +27,11 @@ const json = (result: CliResult): Record<string, unknown> => {
 };
 
 beforeAll(async () => {
-  ensureBuilt();
   schema = freshSchema();
   verdict = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL }, schema);
   home = mkdtempSync(join(tmpdir(), "verdict-cli-"));
   env = { XDG_CONFIG_HOME: join(home, "config"), HOME: home, VERDICT_URL: verdict.httpBase };
-}, 240_000);
+}, 120_000);
 
 afterAll(async () => {
   await verdict?.close();

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, Reason, type VerdictClient, createVerdictClient } from "verdict/client";
-import { REPO_ROOT, ensureBuilt } from "../helpers/cli.js";
+import { REPO_ROOT } from "../helpers/cli.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 let verdict: Awaited<ReturnType<typeof startTestVerdict>>;
@@ -18,7 +18,6 @@ let schema: string;
 let secret: string;
 
 beforeAll(async () => {
-  ensureBuilt();
   schema = freshSchema();
   verdict = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL }, schema);
   const admin = createVerdictClient({ url: `grpc://${verdict.grpcAddress}`, credentials: { username: "root", password: ROOT_PASSWORD } });
@@ -30,7 +29,7 @@ beforeAll(async () => {
   } finally {
     admin.close();
   }
-}, 240_000);
+}, 120_000);
 
 afterAll(async () => {
   await verdict?.close();
