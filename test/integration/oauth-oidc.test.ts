@@ -25,6 +25,8 @@ type Claims = Record<string, unknown>;
 /** Rewrites the ID token in the provider's token response, when a test sets `forge`. */
 interface Forgery {
   forge?: (claims: Claims, header: Claims) => Promise<string>;
+  /** Drops code_verifier from the token request (a client that forgot it). */
+  dropVerifier?: boolean;
 }
 
 describe("sign-in through a real OpenID Provider", () => {
@@ -44,8 +46,14 @@ describe("sign-in through a real OpenID Provider", () => {
   const refusals: string[] = [];
   const providerFetch: typeof fetch = async (input, init) => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    if (url.endsWith("/token") && typeof init?.body === "string") {
-      for (const [k, val] of new URLSearchParams(init.body)) if (["code", "code_verifier", "client_secret"].includes(k)) secrets.add(val);
+    const form = url.endsWith("/token") ? new URLSearchParams(init?.body as URLSearchParams | string) : undefined;
+    if (form) {
+      for (const [k, val] of form) if (["code", "code_verifier", "client_secret"].includes(k)) secrets.add(val);
+      expect(form.get("code_verifier")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    }
+    if (form && forgery.dropVerifier) {
+      form.delete("code_verifier");
+      init = { ...init, body: form };
     }
     const response = await fetch(input, init);
     if (!url.endsWith("/token") || !response.ok) return response;
@@ -313,6 +321,16 @@ describe("sign-in through a real OpenID Provider", () => {
       expect([page.status, json(page).code]).toEqual([400, "code_exchange_refused"]);
       expect(json(page).message).toMatch(/PKCE verifier/);
       await expectNothingFor("pkce-victim");
+    });
+    it("a token request without the PKCE verifier is refused by the provider, and Verdict says so", async () => {
+      forgery.dropVerifier = true;
+      try {
+        const page = await signIn(new BrowserLike(), "op", "no-verifier", "");
+        expect([page.status, json(page).code]).toEqual([400, "code_exchange_refused"]);
+      } finally {
+        forgery.dropVerifier = false;
+      }
+      await expectNothingFor("no-verifier");
     });
   });
 
