@@ -36,6 +36,9 @@ import { Health } from "../gen/grpc/health/v1/health_pb.js";
 /** Of the shutdown grace, the share (at most SHUTDOWN_RESERVE_MAX_MS) kept for closing what is behind the servers. */
 const SHUTDOWN_RESERVE_SHARE = 0.25;
 const SHUTDOWN_RESERVE_MAX_MS = 1000;
+/** Of the shutdown grace, the end (at most SHUTDOWN_EXIT_MAX_MS) left for the process to exit after close() returns. */
+const SHUTDOWN_EXIT_SHARE = 0.05;
+const SHUTDOWN_EXIT_MAX_MS = 100;
 
 /** Whether `work` finishes within `ms` (a rejection passes through). */
 function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
@@ -56,7 +59,8 @@ export interface RunningVerdict {
   readonly generatedRootPassword: () => string | undefined;
   /**
    * Drains and stops everything within config.shutdownGraceMs: calls in flight get the grace less a
-   * reserve (a quarter, at most 1 s) and are then cut; the engine, bus and database close in the reserve.
+   * reserve (a quarter, at most 1 s) and are then cut; the engine, bus and database close in the reserve,
+   * and are left as they are when its last 5% (at most 100 ms, for the process to exit) begins.
    */
   close(): Promise<void>;
 }
@@ -224,7 +228,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     generatedRootPassword: () => generated,
     async close() {
       const graceMs = config.shutdownGraceMs;
-      const deadline = performance.now() + graceMs;
+      const deadline = performance.now() + graceMs - Math.min(SHUTDOWN_EXIT_MAX_MS, graceMs * SHUTDOWN_EXIT_SHARE);
       stopping = true;
       health.drain();
       extAuthz.close();
