@@ -78,6 +78,8 @@ describe("sign-in through a real OpenID Provider", () => {
         VERDICT_OAUTH_RETURN_URLS: appUrl,
         VERDICT_LOG_LEVEL: "debug",
         OP_CLIENT_SECRET: op.clientSecret,
+        // The provider's own tokens are accepted by Check too (but never link an identity).
+        VERDICT_OIDC_ISSUERS: JSON.stringify([{ issuer: op.issuer, audience: "verdict", jwksUrl: `${op.issuer}/jwks`, createUsers: true, defaultTenant: "acme", defaultRole: "READ" }]),
         VERDICT_OAUTH_PROVIDERS: JSON.stringify([
           { ...common, id: "op", provision: { tenant: "acme", role: "READ" } },
           { ...common, id: "strict" },
@@ -383,6 +385,17 @@ describe("sign-in through a real OpenID Provider", () => {
 
       const anonymous = await new BrowserLike().request(`${base}/oauth2/strict/authorize?link=true&return_to=${encodeURIComponent(appUrl)}`);
       expect([anonymous.status, json(anonymous).code]).toEqual([401, "link_requires_session"]);
+      // Neither a token of another issuer nor a signed-out session links anything.
+      const foreign = await resign({ sub: "gina", iss: op.issuer, aud: "verdict", iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 });
+      expect((await check(foreign)).allowed).toBe(true);
+      const signedOut = new BrowserLike();
+      await signIn(signedOut, "op", "gina-old");
+      const old = signedOut.cookie(base, "verdict_session")!;
+      await signedOut.request(`${base}/oauth2/logout`, { method: "POST" });
+      for (const token of [foreign, old]) {
+        const page = await new BrowserLike().request(`${base}/oauth2/strict/authorize?link=true`, { headers: { authorization: `Bearer ${token}` } });
+        expect([page.status, json(page).code]).toEqual([401, "link_requires_session"]);
+      }
 
       leaveProvider(browser);
       const linked = await signIn(browser, "strict", "gina-elsewhere", `link=true&return_to=${encodeURIComponent(appUrl)}`);

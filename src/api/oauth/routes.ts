@@ -98,6 +98,11 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
     const credential = bearer ?? readCookie(req.headers.cookie, cookie.name);
     if (credential === "") throw new SignInError("link_requires_session", "linking an identity needs a signed-in session (cookie or bearer token)", 401);
+    // Only Verdict's own session tokens: an external issuer's token must not make a lasting link.
+    const verified = await tokens.verify(credential, now());
+    if (!verified.ok || !verified.claims.own || verified.claims.sessionId === "") {
+      throw new SignInError("link_requires_session", "linking an identity needs a Verdict session (cookie or bearer access token)", 401);
+    }
     const result = await tokens.authenticate(credential, now());
     if (!result.ok) throw new SignInError("link_requires_session", `the session was refused: ${result.reason}`, 401);
     // A linked identity signs in unscoped and for good: a credential limited to one tenant must not mint that.
