@@ -2,6 +2,7 @@
  * Verdict's entry point: read the configuration, start one replica, drain on SIGTERM / SIGINT.
  * With --print-config: print the effective configuration (secrets masked) and exit.
  */
+import { setFlagsFromString } from "node:v8";
 import { ConfigError, loadConfig } from "./config/config.js";
 import { effectiveConfig, formatEffectiveConfig } from "./config/print-config.js";
 import { createLogger } from "./observability/logger.js";
@@ -22,6 +23,10 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // The embedded database is Postgres in WebAssembly: compiled by Liftoff only (no TurboFan tier-up)
+  // it holds about 45 MB less and starts about twice as fast, with no measurable cost on its queries
+  // (bench/RESULTS.md). Set before PGlite compiles its module; no other WebAssembly runs here.
+  if (config.databaseUrl === "") setFlagsFromString("--liftoff-only");
   const logger = createLogger(config.logLevel, { service: "verdict" });
   const verdict = await startVerdict(config, {
     logger,
