@@ -4,13 +4,14 @@
  */
 import { createLoginLimiter } from "./authn/login-limiter.js";
 import { createPasswordHasher } from "./authn/password.js";
-import { openBus } from "./bus/index.js";
+import { type MeteredBus, openBus } from "./bus/index.js";
 import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
 import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
+import type { Registry } from "prom-client";
 import { createDecisionAudit } from "./observability/audit.js";
 import { openStore } from "./store/index.js";
 import type { Store } from "./store/store.js";
@@ -27,7 +28,7 @@ import { HealthState, ServingStatus } from "./api/health.js";
 import { type CountRequests, type WireCodec, toConnectService, toGrpcService } from "./api/rpc.js";
 import { decodeCheckRequest, encodeCheckResponse } from "./api/check-codec.js";
 import { startGrpcServer } from "./server/grpc-server.js";
-import { startHttpServer } from "./server/http-server.js";
+import { type MetricsExposition, startHttpServer } from "./server/http-server.js";
 import { AdminService } from "../gen/verdict/v1/admin_pb.js";
 import { AuthService } from "../gen/verdict/v1/auth_pb.js";
 import { DecisionService } from "../gen/verdict/v1/decision_pb.js";
@@ -55,6 +56,8 @@ export interface RunningVerdict {
   readonly store: Store;
   /** Resolves once the policy is loaded (it retries while the store is unreachable). */
   readonly loaded: Promise<void>;
+  /** Every metric of this replica (a worker hands it to the primary for the aggregated /metrics). */
+  readonly registry: Registry;
   /** Set when bootstrap generated a root password at this start (shown once). */
   readonly generatedRootPassword: () => string | undefined;
   /**
@@ -74,6 +77,18 @@ export interface StartOptions {
   readonly onGeneratedRootPassword?: (username: string, password: string) => void;
   /** The fetch used towards identity providers (tests wrap it); default globalThis.fetch. */
   readonly providerFetch?: typeof globalThis.fetch;
+  /** The invalidation bus to use instead of the one the configuration names (a worker's cluster bus). */
+  readonly bus?: MeteredBus;
+  /**
+   * The start-up duties that run once per start of a deployment (migrations, root bootstrap,
+   * signing-key creation, retiring removed identity providers): `run` (default) runs them and then
+   * calls `done`; otherwise the replica waits for `done` before it loads the policy.
+   */
+  readonly duties?: { readonly run: true; readonly done?: () => void } | { readonly run: false; readonly done: Promise<void> };
+  /** What /metrics serves; default this replica's registry (a worker serves all workers' sum). */
+  readonly metricsExposition?: MetricsExposition;
+  /** Response metadata on every gRPC Health.Check answer (a worker's number and pid). */
+  readonly healthMetadata?: Readonly<Record<string, string>>;
 }
 
 /** Starts a replica: servers come up at once (NOT_SERVING) and turn SERVING once the policy loads. */
@@ -82,7 +97,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const metrics = createMetrics();
   const schema = options.schema ?? (config.databaseSchema || undefined);
   const store: Store = openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema });
-  const bus = openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
+  const bus = options.bus ?? openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
   const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256, maxWaitingPerSource: 16 });
   const engine = new Engine({
     store,
@@ -163,6 +178,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       extAuthz.grpcService,
     ],
     health,
+    healthMetadata: options.healthMetadata,
     maxRequestBytes: config.maxRequestBytes,
     limits: config.grpcLimits,
     onConnectionRefused: () => metrics.grpcConnectionsRefused.inc(),
@@ -177,7 +193,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       { service: AuthService, implementation: toConnectService(AuthService, auth, logger, { count: countAdmin, sessionCookie: cookieName }) },
       { service: Health, implementation: toConnectService(Health, healthHandlers, logger) },
     ].map((s) => s as never),
-    registry: metrics.registry,
+    metrics: options.metricsExposition ?? metrics.registry,
     routes: {
       "/.well-known/jwks.json": (_req, res) => {
         res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=60" });
@@ -191,21 +207,28 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     cors: config.cors,
   });
 
+  const duties = options.duties ?? { run: true };
   let generated: string | undefined;
   let stopping = false;
   const loaded = (async () => {
     for (let attempt = 1; !stopping; attempt++) {
       try {
-        await store.migrate();
-        const boot = await bootstrapRoot(store, rootSettings, passwords, logger);
-        if (boot.generatedPassword) {
-          generated = boot.generatedPassword;
-          options.onGeneratedRootPassword?.(config.root.username, boot.generatedPassword);
+        const versions: number[] = [];
+        if (duties.run) {
+          await store.migrate();
+          const boot = await bootstrapRoot(store, rootSettings, passwords, logger);
+          if (boot.generatedPassword) {
+            generated = boot.generatedPassword;
+            options.onGeneratedRootPassword?.(config.root.username, boot.generatedPassword);
+          }
+          versions.push(...boot.versions, ...(await tokens.ensureKeys()));
+          versions.push(...(await signIn.retireRemovedProviders(config.oauth.providers.map((p) => p.id))));
+        } else {
+          await duties.done;
         }
-        const keyVersions = await tokens.ensureKeys();
-        const retired = await signIn.retireRemovedProviders(config.oauth.providers.map((p) => p.id));
         await engine.load();
-        for (const v of [...boot.versions, ...keyVersions, ...retired]) await engine.publish(v);
+        for (const v of versions) await engine.publish(v);
+        if (duties.run) duties.done?.();
         void tokens.warm();
         health.setServing(true);
         logger.info("policy loaded; serving", { version: engine.version, store: store.driver, bus: bus.driver });
@@ -224,6 +247,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     httpPort: http.port,
     engine,
     store,
+    registry: metrics.registry,
     loaded,
     generatedRootPassword: () => generated,
     async close() {

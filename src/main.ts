@@ -1,12 +1,24 @@
 /**
  * Verdict's entry point: read the configuration, start one replica, drain on SIGTERM / SIGINT.
- * With --print-config: print the effective configuration (secrets masked) and exit.
+ * With VERDICT_WORKERS > 1 this process becomes the primary that forks the workers, and each worker
+ * runs this file again as one replica sharing the ports. With --print-config: print the effective
+ * configuration (secrets masked) and exit.
  */
 import { setFlagsFromString } from "node:v8";
-import { ConfigError, loadConfig } from "./config/config.js";
+import cluster from "node:cluster";
+import { type Config, ConfigError, loadConfig } from "./config/config.js";
+import { usableCpus } from "./cluster/cpu-count.js";
+import { runPrimary } from "./cluster/primary.js";
+import { setUpWorker } from "./cluster/worker.js";
 import { effectiveConfig, formatEffectiveConfig } from "./config/print-config.js";
 import { createLogger } from "./observability/logger.js";
 import { startVerdict } from "./app.js";
+
+/** The workers to run: VERDICT_WORKERS, with `auto` the usable CPUs (1 on the embedded database). */
+function workerCount(config: Config): number {
+  if (config.workers !== "auto") return config.workers;
+  return config.databaseUrl ? usableCpus() : 1;
+}
 
 async function main(): Promise<void> {
   let config;
@@ -28,8 +40,19 @@ async function main(): Promise<void> {
   // (bench/RESULTS.md). Set before PGlite compiles its module; no other WebAssembly runs here.
   if (config.databaseUrl === "") setFlagsFromString("--liftoff-only");
   const logger = createLogger(config.logLevel, { service: "verdict" });
+  if (cluster.isPrimary) {
+    const workers = workerCount(config);
+    if (workers > 1) {
+      runPrimary({ workers, shutdownGraceMs: config.shutdownGraceMs, relayBus: !config.redisUrl, logger: logger.child({ component: "primary" }) });
+      return;
+    }
+    if (config.workers === "auto" && !config.databaseUrl) logger.info("VERDICT_WORKERS=auto runs one worker on the embedded database (it belongs to one process)");
+  }
+  const worker = cluster.isWorker ? setUpWorker(config, logger) : undefined;
+  const workerLogger = worker ? logger.child({ worker: worker.slot }) : logger;
   const verdict = await startVerdict(config, {
-    logger,
+    ...worker?.startOptions,
+    logger: workerLogger,
     onGeneratedRootPassword(username, password) {
       // Shown once, on the terminal only: it is never logged or stored in clear.
       process.stderr.write(
@@ -37,22 +60,25 @@ async function main(): Promise<void> {
       );
     },
   });
+  worker?.started(verdict.registry);
   process.stderr.write(`verdict: gRPC on ${config.grpcAddr.host}:${verdict.grpcPort}, HTTP on ${config.httpAddr.host}:${verdict.httpPort}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info("draining", { signal });
+    workerLogger.info("draining", { signal });
     verdict.close().then(
       () => process.exit(0),
       (error) => {
-        logger.error("shutdown failed", { error });
+        workerLogger.error("shutdown failed", { error });
         process.exit(1);
       },
     );
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // A worker whose primary is gone drains and exits (nothing would restart or stop it otherwise).
+  if (worker) process.on("disconnect", () => stop("primary gone"));
 }
 
 main().catch((error) => {

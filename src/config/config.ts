@@ -49,6 +49,19 @@ const corsCredentials = bool({
 
 const jwtTenantClaim = text({ env: "VERDICT_JWT_TENANT_CLAIM", default: "tenant_id", doc: "claim naming the token's tenant" });
 
+/** VERDICT_WORKERS: `auto` or a count; more than one worker needs Postgres (PGlite is one process's). */
+function parseWorkers(value: string, env: Env): number | "auto" {
+  if (value === "auto") return "auto";
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= 256)) throw new ConfigError(`VERDICT_WORKERS must be "auto" or a whole number from 1 to 256, got ${JSON.stringify(value)}`);
+  if (n > 1 && !env.DATABASE_URL) {
+    throw new ConfigError(
+      `VERDICT_WORKERS=${n} needs DATABASE_URL: the embedded database (PGlite) belongs to one process, so several workers share a Postgres`,
+    );
+  }
+  return n;
+}
+
 /** The declaration: one entry per setting, in the order of the README tables. */
 export const settings = {
   preset: custom<PresetName | "">({
@@ -87,6 +100,14 @@ export const settings = {
     }),
   },
   httpAddr: address({ env: "VERDICT_HTTP_ADDR", default: "0.0.0.0:8080", doc: "HTTP listen address (Connect JSON, `/metrics`, `/healthz`, `/readyz`)" }),
+  workers: custom<number | "auto">({
+    env: "VERDICT_WORKERS",
+    default: 1,
+    shown: "1",
+    rule: "`auto` or 1 to 256",
+    parse: (value: string, env: Env) => parseWorkers(value, env),
+    doc: "processes serving the same ports (node:cluster, one policy cache each); `auto`: the CPUs the process may use (the container's CPU quota, then the cores); more than 1 needs `DATABASE_URL` (see [Every core](#every-core-workers))",
+  }),
   trustedProxies: custom({
     env: "VERDICT_TRUSTED_PROXIES",
     default: Object.freeze([]) as readonly Cidr[],

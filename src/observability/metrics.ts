@@ -90,25 +90,28 @@ export function createMetrics(): Metrics {
 
   new Gauge({
     name: "verdict_policy_version",
-    help: "The policy version this replica has applied.",
+    help: "The policy version this replica has applied (with several workers: the lowest of theirs).",
     registers: [registry],
+    aggregator: "min",
     collect() {
       if (sources) this.set(sources.policyVersion());
     },
   });
   new Gauge({
     name: "verdict_policy_version_lag",
-    help: "Versions between the newest known committed version and the applied one.",
+    help: "Versions between the newest known committed version and the applied one (with several workers: the largest).",
     registers: [registry],
+    aggregator: "max",
     collect() {
       if (sources) this.set(Math.max(0, sources.committedVersion() - sources.policyVersion()));
     },
   });
   new Gauge({
     name: "verdict_cache_entries",
-    help: "Entries held in memory, by kind.",
+    help: "Entries held in memory, by kind (each worker holds them all: the largest worker's).",
     labelNames: ["kind"] as const,
     registers: [registry],
+    aggregator: "max",
     collect() {
       if (!sources) return;
       for (const [kind, n] of Object.entries(sources.cacheSizes())) this.labels(kind).set(n);
@@ -116,16 +119,18 @@ export function createMetrics(): Metrics {
   });
   new Gauge({
     name: "verdict_bus_connected",
-    help: "1 while the invalidation bus is connected.",
+    help: "1 while the invalidation bus is connected (with several workers: on every worker).",
     registers: [registry],
+    aggregator: "min",
     collect() {
       if (sources) this.set(sources.busConnected() ? 1 : 0);
     },
   });
   new Gauge({
     name: "verdict_ready",
-    help: "1 when this replica has loaded the policy and serves Check.",
+    help: "1 when this replica has loaded the policy and serves Check (with several workers: every worker).",
     registers: [registry],
+    aggregator: "min",
     collect() {
       if (sources) this.set(sources.ready() ? 1 : 0);
     },
@@ -189,4 +194,19 @@ export function createMetrics(): Metrics {
       sources = s;
     },
   };
+}
+
+/**
+ * Adds verdict_worker_info{worker, pid} = 1 to a worker's registry, so that the summed /metrics of
+ * VERDICT_WORKERS > 1 lists every serving worker.
+ */
+export function registerWorkerInfo(registry: Registry, worker: number, pid: number): void {
+  new Gauge({
+    name: "verdict_worker_info",
+    help: "1 per worker process serving (VERDICT_WORKERS > 1), by worker number and process id.",
+    labelNames: ["worker", "pid"] as const,
+    registers: [registry],
+  })
+    .labels(String(worker), String(pid))
+    .set(1);
 }

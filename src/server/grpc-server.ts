@@ -2,7 +2,7 @@
  * The gRPC server (@grpc/grpc-js): the hot path. Messages are (de)serialised with protobuf-es.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Server, ServerCredentials, type ServerWritableStream, type ServiceDefinition, status } from "@grpc/grpc-js";
+import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, status } from "@grpc/grpc-js";
 import { type AddressInfo, createServer } from "node:net";
 import {
   type HealthCheckRequest,
@@ -29,6 +29,8 @@ export interface GrpcServerOptions {
   readonly addr: ListenAddress;
   readonly services: readonly GrpcService[];
   readonly health: HealthState;
+  /** Response metadata every Health.Check answer carries (which worker answered on a connection). */
+  readonly healthMetadata?: Readonly<Record<string, string>>;
   readonly maxRequestBytes: number;
   /** HTTP/2 limits: streams per connection, connections, and how long a call's request may take to arrive. */
   readonly limits: { readonly maxConcurrentStreams: number; readonly maxConnections: number; readonly requestTimeoutMs: number };
@@ -39,8 +41,16 @@ export interface GrpcServerOptions {
   readonly logger: Logger;
 }
 
-function healthService(health: HealthState, logger: Logger): GrpcService {
+function healthService(health: HealthState, logger: Logger, metadata: Readonly<Record<string, string>> = {}): GrpcService {
   const { definition, implementation } = toGrpcService(Health, health.handlers(), logger);
+  const entries = Object.entries(metadata);
+  const check = implementation.check as (call: ServerUnaryCall<unknown, unknown>, callback: unknown) => void;
+  const checkWithMetadata = (call: ServerUnaryCall<unknown, unknown>, callback: unknown) => {
+    const md = new Metadata();
+    for (const [key, value] of entries) md.set(key, value);
+    call.sendMetadata(md);
+    check(call, callback);
+  };
   const watchPath = `/${Health.typeName}/Watch`;
   const watch = (call: ServerWritableStream<Buffer, unknown>) => {
     let request: HealthCheckRequest;
@@ -73,7 +83,7 @@ function healthService(health: HealthState, logger: Logger): GrpcService {
         responseDeserialize: (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
       },
     } as unknown as ServiceDefinition,
-    implementation: { ...implementation, watch },
+    implementation: { ...implementation, ...(entries.length > 0 ? { check: checkWithMetadata } : {}), watch },
   };
 }
 
@@ -94,7 +104,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.keepalive_permit_without_calls": 1,
     interceptors: [deadline.interceptor],
   });
-  for (const s of [...options.services, healthService(options.health, options.logger)]) {
+  for (const s of [...options.services, healthService(options.health, options.logger, options.healthMetadata)]) {
     server.addService(s.definition, s.implementation);
     // Health answers for every service mounted here: the name is the first part of a method's path.
     for (const m of Object.values(s.definition)) options.health.register(m.path.split("/")[1]);

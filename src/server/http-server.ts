@@ -8,7 +8,6 @@ import { type ConnectRouter, type ServiceImpl, createContextValues } from "@conn
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
 import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { SOCKET_ADDRESS } from "../api/rpc.js";
@@ -23,11 +22,18 @@ export interface ConnectService {
 /** An extra plain HTTP route (for example /.well-known/jwks.json). */
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
+/** The text /metrics serves and its content type. */
+export interface MetricsExposition {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
 /** Settings of the HTTP server. */
 export interface HttpServerOptions {
   readonly addr: ListenAddress;
   readonly services: readonly ConnectService[];
-  readonly registry: Registry;
+  /** What /metrics serves (a prom-client Registry, or all workers' sum). */
+  readonly metrics: MetricsExposition;
   readonly ready: () => boolean;
   readonly maxRequestBytes: number;
   readonly routes?: Readonly<Record<string, HttpRoute>>;
@@ -54,7 +60,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const routes: Record<string, HttpRoute> = {
     "/metrics": async (_req, res) => {
       try {
-        send(res, 200, options.registry.contentType, await options.registry.metrics());
+        send(res, 200, options.metrics.contentType, await options.metrics.metrics());
       } catch (error) {
         options.logger.error("collecting metrics failed", { error });
         send(res, 500, "text/plain", "metrics unavailable\n");
