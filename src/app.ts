@@ -87,6 +87,11 @@ export interface StartOptions {
   readonly duties?: { readonly run: true; readonly done?: () => void } | { readonly run: false; readonly done: Promise<void> };
   /** What /metrics serves; default this replica's registry (a worker serves all workers' sum). */
   readonly metricsExposition?: MetricsExposition;
+  /**
+   * Start the servers only once the policy is loaded (a worker replacing one that died, while its
+   * siblings serve: connections it would take meanwhile could only be refused or fail closed).
+   */
+  readonly listenAfterLoad?: boolean;
   /** Response metadata on every gRPC Health.Check answer (a worker's number and pid). */
   readonly healthMetadata?: Readonly<Record<string, string>>;
 }
@@ -165,6 +170,42 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const oauth = createOAuthRoutes({ settings: config.oauth, store, engine, tokens, signIn, metrics, logger, fetch: options.providerFetch });
   const cookieName = config.oauth.cookie.name;
 
+  const duties = options.duties ?? { run: true };
+  let generated: string | undefined;
+  let stopping = false;
+  const loaded = (async () => {
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        const versions: number[] = [];
+        if (duties.run) {
+          await store.migrate();
+          const boot = await bootstrapRoot(store, rootSettings, passwords, logger);
+          if (boot.generatedPassword) {
+            generated = boot.generatedPassword;
+            options.onGeneratedRootPassword?.(config.root.username, boot.generatedPassword);
+          }
+          versions.push(...boot.versions, ...(await tokens.ensureKeys()));
+          versions.push(...(await signIn.retireRemovedProviders(config.oauth.providers.map((p) => p.id))));
+        } else {
+          await duties.done;
+        }
+        await engine.load();
+        for (const v of versions) await engine.publish(v);
+        if (duties.run) duties.done?.();
+        void tokens.warm();
+        health.setServing(true);
+        logger.info("policy loaded; serving", { version: engine.version, store: store.driver, bus: bus.driver });
+        return;
+      } catch (error) {
+        logger.warn("cannot load the policy yet; retrying (health stays NOT_SERVING)", { attempt, error });
+        await new Promise((r) => setTimeout(r, Math.min(attempt * 500, 5000)));
+      }
+    }
+  })();
+
+  // A worker started beside serving siblings takes connections only once it can answer them.
+  if (options.listenAfterLoad) await loaded;
+
   const extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger, audit, sessionCookie: cookieName });
   const grpc = await startGrpcServer({
     addr: config.grpcAddr,
@@ -207,38 +248,6 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     cors: config.cors,
   });
 
-  const duties = options.duties ?? { run: true };
-  let generated: string | undefined;
-  let stopping = false;
-  const loaded = (async () => {
-    for (let attempt = 1; !stopping; attempt++) {
-      try {
-        const versions: number[] = [];
-        if (duties.run) {
-          await store.migrate();
-          const boot = await bootstrapRoot(store, rootSettings, passwords, logger);
-          if (boot.generatedPassword) {
-            generated = boot.generatedPassword;
-            options.onGeneratedRootPassword?.(config.root.username, boot.generatedPassword);
-          }
-          versions.push(...boot.versions, ...(await tokens.ensureKeys()));
-          versions.push(...(await signIn.retireRemovedProviders(config.oauth.providers.map((p) => p.id))));
-        } else {
-          await duties.done;
-        }
-        await engine.load();
-        for (const v of versions) await engine.publish(v);
-        if (duties.run) duties.done?.();
-        void tokens.warm();
-        health.setServing(true);
-        logger.info("policy loaded; serving", { version: engine.version, store: store.driver, bus: bus.driver });
-        return;
-      } catch (error) {
-        logger.warn("cannot load the policy yet; retrying (health stays NOT_SERVING)", { attempt, error });
-        await new Promise((r) => setTimeout(r, Math.min(attempt * 500, 5000)));
-      }
-    }
-  })();
 
   logger.info("listening", { grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}`, store: store.driver, bus: bus.driver });
 

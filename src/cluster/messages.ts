@@ -6,6 +6,8 @@
 
 /** The environment variable through which the primary tells a worker its number (1..N). */
 export const WORKER_SLOT_ENV = "VERDICT_WORKER_SLOT";
+/** Set to "1" when the worker replaces one while others serve: it listens only once loaded. */
+export const WORKER_LISTEN_AFTER_LOAD_ENV = "VERDICT_WORKER_LISTEN_AFTER_LOAD";
 
 /** Worker to primary: "have the start-up duties run?"; primary to workers: "they have". */
 export interface DutiesMessage {

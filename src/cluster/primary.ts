@@ -9,7 +9,7 @@ import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry } from "prom-client";
 import { relayClusterBus } from "../bus/cluster.js";
 import type { Logger } from "../observability/logger.js";
-import { type ClusterMessage, WORKER_SLOT_ENV, isClusterMessage } from "./messages.js";
+import { type ClusterMessage, WORKER_LISTEN_AFTER_LOAD_ENV, WORKER_SLOT_ENV, isClusterMessage } from "./messages.js";
 
 /** Settings of the primary. */
 export interface PrimaryOptions {
@@ -113,7 +113,9 @@ export function runPrimary(options: PrimaryOptions): void {
     const state = slots.get(slot)!;
     state.timer = undefined;
     if (stopping) return;
-    const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot) });
+    // Beside serving siblings a new worker listens only once loaded; alone, at once (health answers).
+    const siblingsServe = [...slots.values()].some((s) => s !== state && s.serving);
+    const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot), [WORKER_LISTEN_AFTER_LOAD_ENV]: siblingsServe ? "1" : "" });
     state.worker = worker;
     state.serving = false;
     state.startedAt = performance.now();

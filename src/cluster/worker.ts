@@ -10,7 +10,7 @@ import type { Logger } from "../observability/logger.js";
 import { registerWorkerInfo } from "../observability/metrics.js";
 import type { StartOptions } from "../app.js";
 import type { ClusterMessage } from "./messages.js";
-import { WORKER_SLOT_ENV, isClusterMessage } from "./messages.js";
+import { WORKER_LISTEN_AFTER_LOAD_ENV, WORKER_SLOT_ENV, isClusterMessage } from "./messages.js";
 
 /** How long a worker's /metrics waits for the primary's sum. */
 const METRICS_TIMEOUT_MS = 5_000;
@@ -22,7 +22,7 @@ export interface WorkerSetup {
   /** This worker's number, 1..VERDICT_WORKERS (worker 1 runs the start-up duties). */
   readonly slot: number;
   /** What this worker passes to startVerdict. */
-  readonly startOptions: Pick<StartOptions, "bus" | "duties" | "metricsExposition" | "healthMetadata">;
+  readonly startOptions: Pick<StartOptions, "bus" | "duties" | "metricsExposition" | "healthMetadata" | "listenAfterLoad">;
   /** Call once the worker serves: it answers the primary's metrics collections from `registry`. */
   started(registry: Registry): void;
 }
@@ -74,6 +74,7 @@ export function setUpWorker(config: Config, logger: Logger): WorkerSetup {
     startOptions: {
       bus: config.redisUrl ? undefined : createClusterBus({ logger: logger.child({ component: "bus" }) }),
       duties: slot === 1 ? { run: true, done: () => send({ type: "verdict:duties", done: true }) } : { run: false, done: duties },
+      listenAfterLoad: process.env[WORKER_LISTEN_AFTER_LOAD_ENV] === "1",
       healthMetadata: { "verdict-worker": `${slot}/${process.pid}` },
       metricsExposition: {
         contentType: PROMETHEUS_CONTENT_TYPE,

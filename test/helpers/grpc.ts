@@ -3,7 +3,7 @@
  * against the real server over loopback.
  */
 import { type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape, create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Metadata, type ServiceError, credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
+import { type ClientOptions, Metadata, type ServiceError, credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
 
 type UnaryMethods<S extends DescService> = {
   [K in keyof S["method"] as S["method"][K] extends DescMethodUnary ? K : never]: S["method"][K] extends DescMethodUnary<infer I, infer O>
@@ -14,8 +14,11 @@ type UnaryMethods<S extends DescService> = {
 /** A promise client for one service, plus close(). */
 export type TestClient<S extends DescService> = UnaryMethods<S> & { close(): void };
 
-/** Creates a client for `service` at `address` (host:port). */
-export function grpcClient<S extends DescService>(service: S, address: string): TestClient<S> {
+/**
+ * Creates a client for `service` at `address` (host:port); `options.channelOverride` puts several
+ * services' clients on one connection.
+ */
+export function grpcClient<S extends DescService>(service: S, address: string, options?: ClientOptions): TestClient<S> {
   const definition: Record<string, unknown> = {};
   for (const m of service.methods) {
     if (m.methodKind !== "unary") continue;
@@ -30,7 +33,7 @@ export function grpcClient<S extends DescService>(service: S, address: string): 
     };
   }
   const Ctor = makeGenericClientConstructor(definition as never, service.typeName);
-  const client = new Ctor(address, credentials.createInsecure());
+  const client = new Ctor(address, credentials.createInsecure(), options);
   const out: Record<string, unknown> = { close: () => client.close() };
   for (const m of service.methods) {
     if (m.methodKind !== "unary") continue;

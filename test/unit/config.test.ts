@@ -20,6 +20,7 @@ describe("loadConfig defaults", () => {
       grpcAddr: { host: "0.0.0.0", port: 50051 },
       grpcLimits: { maxConcurrentStreams: 100, maxConnections: 1000, requestTimeoutMs: 5000 },
       httpAddr: { host: "0.0.0.0", port: 8080 },
+      workers: 1,
       trustedProxies: [],
       dataDir: "./data",
       databaseUrl: "",
