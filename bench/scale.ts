@@ -5,6 +5,8 @@
  * Check carrying min_version; the engine's own catch-up duration is read from /metrics).
  *
  *   npx tsc -p tsconfig.build.json && node dist/bench/scale.js [keys=1000000] [roles=10000]
+ *
+ * WORKERS=2 starts it with VERDICT_WORKERS=2 and prints the RSS of the primary and of each worker.
  */
 import { readFileSync } from "node:fs";
 import pg from "pg";
@@ -20,7 +22,13 @@ import { TEST_DATABASE_URL, dropSchema, freshSchema } from "../test/helpers/verd
 const KEYS = Number(process.argv[2] ?? 1_000_000);
 const ROLES = Number(process.argv[3] ?? 10_000);
 const USERS = 10_000;
+const WORKERS = Number(process.env.WORKERS ?? 1);
 const MAIN = fileURLToPath(new URL("../src/main.js", import.meta.url));
+
+/** The process ids of a process's children (a primary's workers). */
+function children(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+}
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -56,13 +64,25 @@ async function main(): Promise<void> {
     );
 
     t = performance.now();
-    const replica = await spawnReplica("scale", MAIN, replicaEnv({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_DATABASE_SCHEMA: schema, VERDICT_POLL_INTERVAL_MS: "600000" }));
+    const replica = await spawnReplica("scale", MAIN, replicaEnv({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_DATABASE_SCHEMA: schema, VERDICT_POLL_INTERVAL_MS: "600000", VERDICT_WORKERS: String(WORKERS) }));
     proc.stop = () => replica.stop();
     while ((await fetch(`${replica.httpBase}/readyz`).catch(() => undefined))?.status !== 200) await new Promise((r) => setTimeout(r, 20));
+    // With workers, ready means every worker has loaded (verdict_ready is the lowest worker's).
+    for (;;) {
+      const m = await scrapeMetrics(replica.httpBase);
+      const listed = [...m.keys()].filter((k) => k.startsWith("verdict_worker_info")).length;
+      if (m.get("verdict_ready") === 1 && (WORKERS === 1 || listed === WORKERS)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const cold = performance.now() - t;
     const m0 = await scrapeMetrics(replica.httpBase);
     await new Promise((r) => setTimeout(r, 1000));
     console.log(`cold start to ready: ${(cold / 1000).toFixed(2)} s; RSS after load: ${rssMiB(replica.child.pid!).toFixed(0)} MiB; keys cached: ${m0.get('verdict_cache_entries{kind="apiKeys"}')}`);
+    if (WORKERS > 1) {
+      const workers = children(replica.child.pid!).map(rssMiB);
+      const total = rssMiB(replica.child.pid!) + workers.reduce((a, b) => a + b, 0);
+      console.log(`${WORKERS} workers: primary ${rssMiB(replica.child.pid!).toFixed(0)} MiB, workers ${workers.map((w) => w.toFixed(0)).join(" + ")} MiB, total ${total.toFixed(0)} MiB`);
+    }
 
     const decision = grpcClient(DecisionService, replica.grpcAddress);
     const ask = (minVersion: bigint) => decision.check({ credential: minted.secret, action: "read:res2", tenant: "acme", minVersion });
