@@ -1,16 +1,19 @@
 /**
  * The embedded driver: PGlite (Postgres compiled to WebAssembly) in a local directory or in memory,
- * behind the shared SQL store. PGlite has a single connection; its transaction() holds it for the
- * whole transaction, so transactions and single queries are serialised.
+ * behind the shared SQL store. PGlite runs in its own thread (pglite-thread.ts), so neither its
+ * memory nor its queries weigh on the event loop that answers Check. PGlite has a single
+ * connection; its transaction() holds it for the whole transaction, so transactions and single
+ * queries are serialised.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { PGlite } from "@electric-sql/pglite";
-import type { Transaction } from "@electric-sql/pglite";
+import type { ThreadReply, ThreadRequest, ThreadSettings } from "./pglite-protocol.js";
 import { quoteSchemaName } from "./migrations.js";
 import type { SqlDriver, SqlResult, SqlSession, TransactionOptions } from "./sql-driver.js";
 import { type SqlStore, createSqlStore } from "./sql-store.js";
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Where PGlite keeps its data. */
 export interface PgliteStoreOptions {
@@ -20,98 +23,123 @@ export interface PgliteStoreOptions {
   readonly schema?: string;
 }
 
-function session(target: PGlite | Transaction): SqlSession {
-  return {
-    async query<R>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
-      const result = await target.query<R>(text, params as unknown[] | undefined);
-      return { rows: result.rows };
-    },
-    async exec(text: string): Promise<void> {
-      await target.exec(text);
-    },
-  };
+/** The thread's compiled module: next to this one, or under dist/ when this one runs from TypeScript sources (tests build dist/ first). */
+function threadUrl(): URL {
+  return import.meta.url.endsWith(".ts") ? new URL("../../dist/src/store/pglite-thread.js", import.meta.url) : new URL("./pglite-thread.js", import.meta.url);
+}
+
+/** A failure reported by the thread, with the Postgres error fields the SQL store translates (code, constraint, ...). */
+function threadError(reply: Extract<ThreadReply, { ok: false }>): Error {
+  return Object.assign(new Error(reply.message), reply.fields);
 }
 
 /**
- * Postgres settings sized for one embedded connection instead of a server's defaults
- * (shared_buffers 128MB, max_connections 100): Verdict's tables are small and PGlite has a single
- * connection. With the defaults PGlite alone held about 300 MB of RSS idle; with these about 170 MB.
- */
-const START_PARAMS = [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB", "-c", "max_connections=4", "-c", "wal_buffers=1MB", "-c", "work_mem=1MB"];
-
-/**
- * Creates a new data directory in a worker thread and closes it there. PGlite's initdb runs a second
- * WebAssembly Postgres and dumps its files (about 800 MB at peak); in this process that memory stayed
- * resident after start-up, while a worker's is released when the worker ends.
+ * Creates a new data directory in a thread of its own that then ends. PGlite's initdb runs a second
+ * WebAssembly Postgres and dumps its files (about 800 MB at peak); that memory stays resident in the
+ * thread that ran it, and is released when that thread ends.
  */
 function initializeDataDir(dataDir: string): Promise<void> {
-  const code = `
-    const { parentPort, workerData } = require("node:worker_threads");
-    import(workerData.pglite).then(async ({ PGlite }) => {
-      const db = new PGlite(workerData.dataDir, { startParams: workerData.startParams });
-      await db.waitReady;
-      await db.close();
-      parentPort.postMessage("initialized");
-    });`;
+  const settings: ThreadSettings = { dataDir, initializeOnly: true };
   return new Promise((resolve, reject) => {
-    const worker = new Worker(code, { eval: true, workerData: { pglite: import.meta.resolve("@electric-sql/pglite"), dataDir, startParams: START_PARAMS } });
+    const worker = new Worker(threadUrl(), { workerData: settings });
     worker.once("error", reject);
     worker.once("exit", (code) => (existsSync(join(dataDir, "PG_VERSION")) ? resolve() : reject(new Error(`initializing the embedded database in ${dataDir} failed (worker exit ${code})`))));
   });
 }
 
-/** Opens PGlite, first creating a directory's database in a worker when there is none. */
-async function openPglite(dataDir: string): Promise<PGlite> {
-  if (!dataDir.includes("://")) {
-    mkdirSync(dataDir, { recursive: true });
-    if (!existsSync(join(dataDir, "PG_VERSION"))) await initializeDataDir(dataDir);
+/** Starts the thread serving the database, first creating a directory's database when there is none. */
+async function startThread(settings: ThreadSettings): Promise<Worker> {
+  if (!settings.dataDir.includes("://")) {
+    mkdirSync(settings.dataDir, { recursive: true });
+    if (!existsSync(join(settings.dataDir, "PG_VERSION"))) await initializeDataDir(settings.dataDir);
   }
-  const db = new PGlite(dataDir, { startParams: START_PARAMS });
-  await db.waitReady;
-  return db;
+  return new Worker(threadUrl(), { workerData: settings });
 }
 
 function createPgliteDriver(options: PgliteStoreOptions): SqlDriver {
   const searchPath = options.schema === undefined ? undefined : quoteSchemaName(options.schema);
-  const opened = openPglite(options.dataDir);
-  let db: PGlite | undefined;
-  // The session-level search_path is set once, before any other statement runs.
-  const ready = opened.then(async (pg) => {
-    db = pg;
-    if (searchPath !== undefined) await pg.exec(`SET search_path TO ${searchPath}`);
+  const pending = new Map<number, { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void }>();
+  let lastId = 0;
+  let lastTx = 0;
+  let closed = false;
+  const failAll = (error: Error) => {
+    for (const p of pending.values()) p.reject(error);
+    pending.clear();
+  };
+  const started = startThread({ dataDir: options.dataDir, searchPath }).then((thread) => {
+    // The thread keeps the process alive only while a request waits for it.
+    thread.unref();
+    thread.on("message", (reply: ThreadReply) => {
+      const p = pending.get(reply.id);
+      if (!p) return;
+      pending.delete(reply.id);
+      if (pending.size === 0) thread.unref();
+      p.resolve(reply);
+    });
+    thread.on("error", (error) => failAll(error));
+    thread.on("exit", () => failAll(new Error("PGlite is closed: its thread has stopped")));
+    return thread;
   });
   // Start-up failures surface on the first statement; this only keeps them from being unhandled meanwhile.
-  ready.catch(() => {});
-  const open = async (): Promise<PGlite> => {
-    await ready;
-    return db!;
+  started.catch(() => {});
+
+  const ask = async (request: DistributiveOmit<ThreadRequest, "id">): Promise<ThreadReply> => {
+    if (closed && request.op !== "close") throw new Error("PGlite is closed");
+    const thread = await started;
+    return new Promise((resolve, reject) => {
+      const id = ++lastId;
+      pending.set(id, { resolve, reject });
+      thread.ref();
+      thread.postMessage({ ...request, id });
+    });
   };
+  const run = async (request: DistributiveOmit<ThreadRequest, "id">): Promise<unknown[]> => {
+    const reply = await ask(request);
+    if (!reply.ok) throw threadError(reply);
+    return reply.rows ?? [];
+  };
+  const session = (tx?: number): SqlSession => ({
+    async query<R>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
+      return { rows: (await run({ op: "query", text, params, tx })) as R[] };
+    },
+    async exec(text: string): Promise<void> {
+      await run({ op: "exec", text, tx });
+    },
+  });
+  const direct = session();
   return {
     name: "pglite",
     schema: options.schema,
-    async query<R>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
-      return session(await open()).query<R>(text, params);
-    },
-    async exec(text: string): Promise<void> {
-      await session(await open()).exec(text);
-    },
+    query: direct.query,
+    exec: direct.exec,
     async transaction<T>(fn: (tx: SqlSession) => Promise<T>, txOptions?: TransactionOptions): Promise<T> {
-      return (await open()).transaction(async (tx) => {
-        if (txOptions?.snapshot) await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-        return fn(session(tx));
-      });
+      const tx = ++lastTx;
+      await run({ op: "begin", tx, snapshot: txOptions?.snapshot === true });
+      let result: T;
+      try {
+        result = await fn(session(tx));
+      } catch (error) {
+        // The transaction's own failure is the one to report, not a failed rollback after it.
+        await run({ op: "end", tx, commit: false }).catch(() => {});
+        throw error;
+      }
+      await run({ op: "end", tx, commit: true });
+      return result;
     },
     async close(): Promise<void> {
-      await ready.catch(() => {});
-      if (db === undefined || db.closed) return;
-      await db.close();
+      if (closed) return;
+      closed = true;
+      const thread = await started.catch(() => undefined);
+      if (!thread) return;
+      await run({ op: "close" }).catch(() => {});
+      await thread.terminate();
     },
   };
 }
 
 /**
  * Opens a store on PGlite. The database starts in the background (a new directory is created in a
- * worker first); call migrate() before use.
+ * thread of its own first); call migrate() before use.
  */
 export function createPgliteStore(options: PgliteStoreOptions): SqlStore {
   return createSqlStore(createPgliteDriver(options));
