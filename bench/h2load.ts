@@ -16,6 +16,8 @@ export interface LoadResult {
   readonly requestsPerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  readonly p999Ms: number;
+  readonly maxMs: number;
   readonly succeeded: number;
   readonly failed: number;
 }
@@ -71,14 +73,19 @@ export async function h2load(options: LoadOptions): Promise<LoadResult> {
     const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(stdout);
     const latencies = readFileSync(logFile, "utf8")
       .split("\n")
-      .filter((l) => l.length > 0)
-      .map((l) => Number(l.split("\t")[2]) / 1000)
+      .map((l) => l.split("\t"))
+      // One line per request of the measured phase: start (us since the epoch), HTTP status, duration (us).
+      // h2load writes status 0 for a few calls caught at the phase boundary; only answered calls count.
+      .filter((f) => f[1] === "200")
+      .map((f) => Number(f[2]) / 1000)
       .sort((a, b) => a - b);
     return {
       label: options.label,
       requestsPerSecond: rps,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
+      p999Ms: percentile(latencies, 99.9),
+      maxMs: latencies.length > 0 ? latencies[latencies.length - 1] : NaN,
       succeeded: Number(m?.[1] ?? 0),
       failed: Number(m?.[2] ?? 0),
     };
@@ -95,5 +102,9 @@ export function median(values: readonly number[]): number {
 
 /** Formats a result row. */
 export function formatRow(r: LoadResult): string {
-  return `${r.label.padEnd(28)} ${r.requestsPerSecond.toFixed(0).padStart(8)} calls/s   p50 ${r.p50Ms.toFixed(2).padStart(6)} ms   p99 ${r.p99Ms.toFixed(2).padStart(6)} ms   ok ${r.succeeded} failed ${r.failed}`;
+  const ms = (v: number) => v.toFixed(2).padStart(7);
+  return (
+    `${r.label.padEnd(28)} ${r.requestsPerSecond.toFixed(0).padStart(8)} calls/s   p50 ${ms(r.p50Ms)}  p99 ${ms(r.p99Ms)}  ` +
+    `p99.9 ${ms(r.p999Ms)}  max ${ms(r.maxMs)} ms   ok ${r.succeeded} failed ${r.failed}`
+  );
 }

@@ -1,7 +1,11 @@
 /**
- * The server the h2load benches measure: one replica in this process (PGlite in memory, or
- * DATABASE_URL in a fresh schema dropped at the end), with a tenant, a user, a role and an API key.
+ * The server the h2load benches measure: one replica in this process (the embedded default, PGlite
+ * in a fresh data directory removed at the end, or DATABASE_URL in a fresh schema dropped at the
+ * end), with a tenant, a user, a role and an API key.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { loadConfig } from "../src/config/config.js";
 import { createLogger } from "../src/observability/logger.js";
 import { type RunningVerdict, startVerdict } from "../src/app.js";
@@ -27,11 +31,12 @@ export interface BenchServer {
 
 /** Starts the server with `env` on top of the process environment and sets up the bench principal. */
 export async function startBenchServer(env: Record<string, string> = {}): Promise<BenchServer> {
+  const dataDir = process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), "verdict-bench-data-"));
   const config = loadConfig({
     ...process.env,
     VERDICT_GRPC_ADDR: "127.0.0.1:0",
     VERDICT_HTTP_ADDR: "127.0.0.1:0",
-    VERDICT_DATA_DIR: process.env.DATABASE_URL ? "./data" : "memory://",
+    VERDICT_DATA_DIR: dataDir ?? "./data",
     VERDICT_ROOT_PASSWORD: ROOT_PASSWORD,
     VERDICT_LOG_LEVEL: "warn",
     ...env,
@@ -57,6 +62,7 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
     async close() {
       await verdict.close();
       if (schema) await dropSchema(schema);
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
