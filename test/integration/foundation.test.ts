@@ -157,10 +157,21 @@ describe("foundation: admin, Check, revocation, JSON, metrics, health", () => {
     expect((await decision.check({ credential: narrow.secret, action: "read:orders", tenant: "acme" })).allowed).toBe(true);
     expect((await decision.check({ credential: narrow.secret, action: "write:orders", tenant: "acme" })).reason).toBe(Reason.FORBIDDEN);
     expect((await decision.check({ credential: narrow.secret, action: "read:orders", tenant: "globex" })).reason).toBe(Reason.WRONG_TENANT);
-    const soon = await admin.createApiKey({ name: "short-lived", owner: "alice", expireTimeUnixMs: BigInt(Date.now() + 300) }, ROOT);
-    expect((await decision.check({ credential: soon.secret, action: "read:orders", tenant: "acme" })).allowed).toBe(true);
-    await new Promise((r) => setTimeout(r, 400));
-    expect((await decision.check({ credential: soon.secret, action: "read:orders", tenant: "acme" })).reason).toBe(Reason.EXPIRED);
+    // Long enough for the create and the first Check to finish before it on a busy machine.
+    const expiresAt = Date.now() + 3000;
+    const soon = await admin.createApiKey({ name: "short-lived", owner: "alice", expireTimeUnixMs: BigInt(expiresAt) }, ROOT);
+    const readOrders = () => decision.check({ credential: soon.secret, action: "read:orders", tenant: "acme" });
+    expect((await readOrders()).allowed).toBe(true);
+    // Valid until its expiry (the server runs in this process, on this clock), EXPIRED after it.
+    let answer = await readOrders();
+    while (answer.reason !== Reason.EXPIRED) {
+      const askedAt = Date.now();
+      expect(answer.allowed, "allowed until the expiry").toBe(true);
+      expect(askedAt, "still valid 10 s after its expiry").toBeLessThan(expiresAt + 10_000);
+      await new Promise((r) => setTimeout(r, 50));
+      answer = await readOrders();
+    }
+    expect(Date.now(), "EXPIRED only after the expiry").toBeGreaterThanOrEqual(expiresAt);
   });
 
   it("rotates a key: the new secret works, the old one stops at once", async () => {
@@ -172,10 +183,16 @@ describe("foundation: admin, Check, revocation, JSON, metrics, health", () => {
   });
 
   it("records last use off the hot path", async () => {
+    const before = Date.now();
     await decision.check({ credential: aliceKey, action: "read:orders", tenant: "acme" });
-    await new Promise((r) => setTimeout(r, 300));
-    const key = (await admin.listApiKeys({ owner: "alice" }, ROOT)).apiKeys.find((k) => k.id === aliceKeyId)!;
-    expect(Number(key.lastUsedTimeUnixMs)).toBeGreaterThan(Date.now() - 10_000);
+    // Written by the next flush (every 50 ms here); a busy machine may delay it, so wait for it.
+    await vi.waitFor(
+      async () => {
+        const key = (await admin.listApiKeys({ owner: "alice" }, ROOT)).apiKeys.find((k) => k.id === aliceKeyId)!;
+        expect(Number(key.lastUsedTimeUnixMs)).toBeGreaterThanOrEqual(before);
+      },
+      { timeout: 10_000, interval: 50 },
+    );
   });
 
   it("denies at once after disabling the user, and after revoking the key", async () => {
@@ -230,9 +247,16 @@ describe("foundation: admin, Check, revocation, JSON, metrics, health", () => {
     try {
       const d = await decision.check({ credential: aliceKey, action: "audit:probe", tenant: "acme" });
       await decision.check({ credential: aliceKey, action: "audit:probe", tenant: "acme" });
-      await new Promise((r) => setTimeout(r, 100));
-      const lines = written.join("").split("\n").filter((l) => l.includes('"msg":"decision"')).map((l) => JSON.parse(l));
-      const mine = lines.find((l) => l.decisionId === d.decisionId);
+      // Written by the next flush (every 20 ms here); a busy machine may delay it, so wait for it.
+      const mine = await vi.waitFor(
+        () => {
+          const lines = written.join("").split("\n").filter((l) => l.includes('"msg":"decision"')).map((l) => JSON.parse(l));
+          const found = lines.filter((l) => l.decisionId === d.decisionId);
+          expect(found).toHaveLength(1);
+          return found[0];
+        },
+        { timeout: 10_000, interval: 20 },
+      );
       expect(mine).toMatchObject({ component: "audit", rpc: "check", allowed: false, reason: "REVOKED", action: "audit:probe", tenant: "acme" });
       expect(written.join("")).not.toContain(aliceKey);
     } finally {
