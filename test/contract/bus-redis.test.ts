@@ -11,7 +11,7 @@ async function openReplicas(count: number, onError?: (error: Error) => void, cha
   const buses = Array.from({ length: count }, () =>
     createRedisBus({ url, channel, connectionName: `verdict:test:${randomUUID()}`, logger: quietLogger, onError }),
   );
-  await waitFor(() => buses.every((bus) => bus.connected), 3000, "subscriptions");
+  await waitFor(() => buses.every((bus) => bus.connected), 10_000, "subscriptions");
   return buses;
 }
 
@@ -59,7 +59,7 @@ describe("redis bus", () => {
 
     await bus.publish(invalidation(7, ["user", "u1"], ["binding", "u1"]));
     await bus.publish({ version: 9, changes: [{ version: 8, kind: "role", id: "admin" }] });
-    await waitFor(() => raw.length === 2, 2000, "raw messages");
+    await waitFor(() => raw.length === 2, 10_000, "raw messages");
     expect(raw).toEqual(['{"v":7,"c":[["user","u1"],["binding","u1"]]}', '{"v":9,"c":[["role","admin",8]]}']);
     await listener.quit();
   });
@@ -90,7 +90,7 @@ describe("redis bus", () => {
     for (const message of bad) await admin.publish(channel, message);
     await admin.publish(channel, '{"v":3,"c":[["api_key","k1"]]}');
 
-    await waitFor(() => inbox.length === 1, 2000, "the valid message");
+    await waitFor(() => inbox.length === 1, 10_000, "the valid message");
     expect(inbox).toEqual([invalidation(3, ["api_key", "k1"])]);
     expect(bus.stats.malformed).toBe(bad.length);
     expect(bus.stats.received).toBe(1);
@@ -110,7 +110,7 @@ describe("redis bus", () => {
 
     for (const round of [1, 2]) {
       await killSubscriber(name);
-      await waitFor(() => !victim.connected, 1000, "the disconnect to be seen");
+      await waitFor(() => !victim.connected, 10_000, "the disconnect to be seen");
       await waitFor(() => connectedWhenFired.length === round, 3000, `reconnect ${round}`);
       expect(victim.stats.reconnects).toBe(round);
       await other.publish(invalidation(round, ["session", `s${round}`]));
@@ -133,7 +133,7 @@ describe("redis bus", () => {
     expect(bus.stats).toMatchObject({ published: 0, publishFailures: 2, received: 0 });
     expect(bus.connected).toBe(false);
     // Both connections retry at 100, 200, 300 ms...: well over the first two attempts' errors.
-    await waitFor(() => errors.filter((e) => /ECONNREFUSED/.test(e.message)).length >= 6, 2000, "retries");
+    await waitFor(() => errors.filter((e) => /ECONNREFUSED/.test(e.message)).length >= 6, 10_000, "retries");
     expect(bus.connected).toBe(false);
     expect(bus.stats.reconnects).toBe(0);
   });

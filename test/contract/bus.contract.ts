@@ -24,7 +24,7 @@ export interface BusHarness {
 export const quietLogger: BusLogger = { info() {}, warn() {}, error() {} };
 
 /** Polls `predicate` every 5 ms until it holds, failing after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, timeoutMs = 2000, what = "condition"): Promise<void> {
+export async function waitFor(predicate: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -71,7 +71,7 @@ export function runBusContract(harness: BusHarness): void {
       const sent = buses.map((_, i) => invalidation(i + 1, ["user", `u${i}`]));
       for (const [i, bus] of buses.entries()) await bus.publish(sent[i]);
 
-      await waitFor(() => inboxes.every((inbox) => inbox.length === sent.length), 2000, "delivery");
+      await waitFor(() => inboxes.every((inbox) => inbox.length === sent.length), 10_000, "delivery");
       for (const inbox of inboxes) expect(inbox).toEqual(sent);
       for (const bus of buses) {
         expect(bus.stats.published).toBe(1);
@@ -87,7 +87,7 @@ export function runBusContract(harness: BusHarness): void {
       for (let v = 1; v <= 100; v++) await publisher.publish(invalidation(v, ["role", `r${v}`]));
       await Promise.all(Array.from({ length: 100 }, (_, i) => publisher.publish(invalidation(101 + i))));
 
-      await waitFor(() => inbox.length === 200, 3000, "200 messages");
+      await waitFor(() => inbox.length === 200, 10_000, "200 messages");
       expect(inbox.map((m) => m.version)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
       expect(inbox[0].changes).toEqual([{ version: 1, kind: "role", id: "r1" }]);
     });
@@ -108,7 +108,7 @@ export function runBusContract(harness: BusHarness): void {
       await buses[0].publish(many);
       await buses[0].publish(empty);
 
-      await waitFor(() => inbox.length === 2, 2000, "two messages");
+      await waitFor(() => inbox.length === 2, 10_000, "two messages");
       expect(inbox[0]).toEqual(many);
       expect(inbox[1]).toEqual(empty);
     });
@@ -123,7 +123,7 @@ export function runBusContract(harness: BusHarness): void {
       await expect(bus.publish(invalidation(1))).resolves.toBeUndefined();
       await bus.publish(invalidation(2));
 
-      await waitFor(() => inbox.length === 2, 2000, "two messages");
+      await waitFor(() => inbox.length === 2, 10_000, "two messages");
       expect(inbox.map((m) => m.version)).toEqual([1, 2]);
       expect(errors.map((e) => e.message)).toEqual(["subscriber bug", "subscriber bug"]);
     });

@@ -20,7 +20,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 type Verdict = Awaited<ReturnType<typeof startTestVerdict>>;
 
 /** Polls `fn` every 5 ms until it returns true, for at most `timeoutMs`. */
-async function eventually(what: string, fn: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+async function eventually(what: string, fn: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const started = performance.now();
   while (!(await fn())) {
     if (performance.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
