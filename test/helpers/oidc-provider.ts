@@ -5,7 +5,7 @@
  * name starts with "unverified".
  */
 import { createServer } from "node:net";
-import type { Server } from "node:http";
+import { createServer as createHttpServer } from "node:http";
 import { type CryptoKey, type JWK, exportJWK, generateKeyPair } from "jose";
 import Provider from "oidc-provider";
 
@@ -32,9 +32,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Runs `start` with a free loopback port, again with another one when the port was taken between
+ * finding it and listening (other tests run on this machine at the same time).
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (error) {
+      if (attempt >= 5 || !String((error as Error)?.message).includes("EADDRINUSE")) throw error;
+    }
+  }
+}
+
 /** Starts the provider with a client allowed to redirect to `redirectUris`. */
 export async function startOidcProvider(redirectUris: readonly string[]): Promise<TestOidcProvider> {
-  const port = await freePort();
+  // Listen first, so that the issuer names a port this provider holds.
+  const server = createHttpServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
   const issuer = `http://127.0.0.1:${port}`;
   const { privateKey } = await generateKeyPair("RS256", { extractable: true });
   const kid = "op-key-1";
@@ -68,8 +85,7 @@ export async function startOidcProvider(redirectUris: readonly string[]): Promis
       };
     },
   });
-  const server: Server = provider.listen(port, "127.0.0.1");
-  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  server.on("request", provider.callback());
   return {
     issuer,
     clientId,

@@ -13,7 +13,7 @@ import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { Reason } from "../../gen/verdict/v1/types_pb.js";
 import { launchChromium } from "../helpers/chromium.js";
 import { type TestClient, grpcClient } from "../helpers/grpc.js";
-import { type TestOidcProvider, freePort, startOidcProvider } from "../helpers/oidc-provider.js";
+import { type TestOidcProvider, onFreePort, startOidcProvider } from "../helpers/oidc-provider.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
@@ -51,17 +51,16 @@ describe("sign-in in headless Chromium", () => {
   let appOrigin = "";
 
   beforeAll(async () => {
-    const port = await freePort();
-    const appPort = await freePort();
-    verdict = `http://127.0.0.1:${port}`;
-    appOrigin = `http://127.0.0.1:${appPort}`;
-    op = await startOidcProvider([`${verdict}/oauth2/op/callback`]);
     app = createServer((_req, res) => {
       res.writeHead(200, { "content-type": "text/html" });
       res.end(appPage(verdict));
     });
-    await new Promise<void>((resolve) => app.listen(appPort, "127.0.0.1", resolve));
-    v = await startTestVerdict(
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    appOrigin = `http://127.0.0.1:${(app.address() as { port: number }).port}`;
+    v = await onFreePort(async (port) => {
+      verdict = `http://127.0.0.1:${port}`;
+      op = await startOidcProvider([`${verdict}/oauth2/op/callback`]);
+      return startTestVerdict(
       {
         DATABASE_URL: TEST_DATABASE_URL,
         VERDICT_HTTP_ADDR: `127.0.0.1:${port}`,
@@ -75,7 +74,11 @@ describe("sign-in in headless Chromium", () => {
         ]),
       },
       schema,
-    );
+    ).catch(async (error: unknown) => {
+      await op.close();
+      throw error;
+    });
+    });
     admin = grpcClient(AdminService, v.grpcAddress);
     await admin.createTenant({ id: "acme", displayName: "Acme" }, ROOT);
     browser = await launchChromium();

@@ -12,7 +12,7 @@ import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
 import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { BrowserLike, type Page } from "../helpers/browser-like.js";
 import { type TestClient, grpcClient } from "../helpers/grpc.js";
-import { freePort } from "../helpers/oidc-provider.js";
+import { freePort, onFreePort } from "../helpers/oidc-provider.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
@@ -94,10 +94,10 @@ describe("sign-in with GitHub (through a local stand-in for GitHub)", () => {
 
   beforeAll(async () => {
     await github.ready;
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
     appUrl = `http://127.0.0.1:${await freePort()}/app`;
-    v = await startTestVerdict(
+    v = await onFreePort(async (port) => {
+      base = `http://127.0.0.1:${port}`;
+      return startTestVerdict(
       {
         DATABASE_URL: TEST_DATABASE_URL,
         VERDICT_HTTP_ADDR: `127.0.0.1:${port}`,
@@ -119,6 +119,7 @@ describe("sign-in with GitHub (through a local stand-in for GitHub)", () => {
       },
       schema,
     );
+    });
     decision = grpcClient(DecisionService, v.grpcAddress);
     admin = grpcClient(AdminService, v.grpcAddress);
     await admin.createTenant({ id: "acme", displayName: "Acme" }, ROOT);

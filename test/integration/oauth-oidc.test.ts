@@ -15,7 +15,7 @@ import { Reason } from "../../gen/verdict/v1/types_pb.js";
 import { BrowserLike, type Page } from "../helpers/browser-like.js";
 import { type CheckResponse, envoyClient, envoyRequest } from "../helpers/envoy-client.js";
 import { type TestClient, grpcClient } from "../helpers/grpc.js";
-import { type TestOidcProvider, freePort, startOidcProvider } from "../helpers/oidc-provider.js";
+import { type TestOidcProvider, freePort, onFreePort, startOidcProvider } from "../helpers/oidc-provider.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
@@ -64,13 +64,14 @@ describe("sign-in through a real OpenID Provider", () => {
     return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
   };
 
+  const common = () => ({ kind: "oidc", issuer: op.issuer, clientId: op.clientId, clientSecretEnv: "OP_CLIENT_SECRET" });
+
   beforeAll(async () => {
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
     appUrl = `http://127.0.0.1:${await freePort()}/app`;
-    op = await startOidcProvider([`${base}/oauth2/op/callback`, `${base}/oauth2/strict/callback`, `${base}/oauth2/mail/callback`]);
-    const common = { kind: "oidc", issuer: op.issuer, clientId: op.clientId, clientSecretEnv: "OP_CLIENT_SECRET" };
-    v = await startTestVerdict(
+    v = await onFreePort(async (port) => {
+      base = `http://127.0.0.1:${port}`;
+      op = await startOidcProvider([`${base}/oauth2/op/callback`, `${base}/oauth2/strict/callback`, `${base}/oauth2/mail/callback`]);
+      return startTestVerdict(
       {
         DATABASE_URL: TEST_DATABASE_URL,
         VERDICT_HTTP_ADDR: `127.0.0.1:${port}`,
@@ -81,15 +82,19 @@ describe("sign-in through a real OpenID Provider", () => {
         // The provider's own tokens are accepted by Check too (but never link an identity).
         VERDICT_OIDC_ISSUERS: JSON.stringify([{ issuer: op.issuer, audience: "verdict", jwksUrl: `${op.issuer}/jwks`, createUsers: true, defaultTenant: "acme", defaultRole: "READ" }]),
         VERDICT_OAUTH_PROVIDERS: JSON.stringify([
-          { ...common, id: "op", provision: { tenant: "acme", role: "READ" } },
-          { ...common, id: "strict" },
-          { ...common, id: "mail", linkVerifiedEmail: true },
+          { ...common(), id: "op", provision: { tenant: "acme", role: "READ" } },
+          { ...common(), id: "strict" },
+          { ...common(), id: "mail", linkVerifiedEmail: true },
         ]),
       },
       schema,
       logLines,
       { providerFetch },
-    );
+    ).catch(async (error: unknown) => {
+      await op.close();
+      throw error;
+    });
+    });
     decision = grpcClient(DecisionService, v.grpcAddress);
     admin = grpcClient(AdminService, v.grpcAddress);
     await admin.createTenant({ id: "acme", displayName: "Acme" }, ROOT);
@@ -507,13 +512,12 @@ describe("sign-in through a real OpenID Provider", () => {
       await signIn(browser, "strict", "leo-strict", `link=true&return_to=${encodeURIComponent(appUrl)}`);
       const viaStrict = browser.cookie(base, "verdict_session")!;
       const viaOp = json(await signIn(new BrowserLike(), "op", "leo", "")).tokens!.accessToken;
-      const common = { kind: "oidc", issuer: op.issuer, clientId: op.clientId, clientSecretEnv: "OP_CLIENT_SECRET" };
       const replica = await startTestVerdict(
         {
           DATABASE_URL: TEST_DATABASE_URL,
           VERDICT_PUBLIC_URL: base,
           OP_CLIENT_SECRET: op.clientSecret,
-          VERDICT_OAUTH_PROVIDERS: JSON.stringify([{ ...common, id: "op" }, { ...common, id: "mail" }]),
+          VERDICT_OAUTH_PROVIDERS: JSON.stringify([{ ...common(), id: "op" }, { ...common(), id: "mail" }]),
         },
         schema,
       );
