@@ -135,9 +135,18 @@ function fits(used: number, cost: number, bound: Bound | undefined): boolean {
 
 /**
  * Answers a request of `cost` units (0: only asks) against one credential's counters at
- * `state[at .. at + CREDENTIAL_WORDS)` counted in `windows`, consuming the units when it is allowed.
+ * `state[at .. at + CREDENTIAL_WORDS)` counted in `windows`, consuming the units when it is allowed
+ * (unless `consume` is false: the caller then decides, with other counters, and calls commitUnits).
  */
-export function takeUnits(state: Uint32Array, at: number, windows: RateWindows, limits: AppliedLimits, cost: number, nowMs: number): RateAnswer {
+export function takeUnits(
+  state: Uint32Array,
+  at: number,
+  windows: RateWindows,
+  limits: AppliedLimits,
+  cost: number,
+  nowMs: number,
+  consume = true,
+): RateAnswer {
   const { minute: MINUTE, hour: HOUR } = windows;
   const m = at;
   const h = at + WINDOW_WORDS;
@@ -165,24 +174,31 @@ export function takeUnits(state: Uint32Array, at: number, windows: RateWindows, 
   if (!fits(usedMinute, cost, limits.shadowMinute)) shadow = limits.shadowMinute;
   else if (!fits(usedHour, cost, limits.shadowHour)) shadow = limits.shadowHour;
   else if (!fits(usedSlot, cost, limits.shadowBurst)) shadow = limits.shadowBurst;
-  if (cost > 0) {
-    add(state, m, cost);
-    add(state, h, cost);
-  }
   const leftMinute = limits.minute ? limits.minute.limit - usedMinute - cost : Infinity;
   const leftHour = limits.hour ? limits.hour.limit - usedHour - cost : Infinity;
-  if (leftMinute === Infinity && leftHour === Infinity) return shadow ? { ...NO_LIMIT, shadow } : NO_LIMIT;
+  if (leftMinute === Infinity && leftHour === Infinity) {
+    if (consume && cost > 0) commitUnits(state, at, cost);
+    return shadow ? { ...NO_LIMIT, shadow } : NO_LIMIT;
+  }
   const minuteReported = leftMinute <= leftHour;
-  return {
+  const answer: RateAnswer = {
     allowed: true,
     shadow,
     bound: minuteReported ? limits.minute : limits.hour,
     remaining: minuteReported ? leftMinute : leftHour,
-    resetMs: minuteReported ? msUntilEmpty(state, m, MINUTE, nowMs) : msUntilEmpty(state, h, HOUR, nowMs),
+    resetMs: minuteReported ? msUntilEmpty(state, m, MINUTE, nowMs, cost > 0) : msUntilEmpty(state, h, HOUR, nowMs, cost > 0),
   };
+  if (consume && cost > 0) commitUnits(state, at, cost);
+  return answer;
 }
 
 /** Whether every unit counted for the credential at `state[at]` has expired at `nowMs` (its counters may be dropped). */
 export function credentialIdle(state: Uint32Array, at: number, windows: RateWindows, nowMs: number): boolean {
   return isIdle(state, at, windows.minute, nowMs) && isIdle(state, at + WINDOW_WORDS, windows.hour, nowMs);
+}
+
+/** Consumes `cost` units right after a takeUnits(..., consume = false) at the same time allowed it. */
+export function commitUnits(state: Uint32Array, at: number, cost: number): void {
+  add(state, at, cost);
+  add(state, at + WINDOW_WORDS, cost);
 }

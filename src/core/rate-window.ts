@@ -115,10 +115,14 @@ export function msUntilFits(state: Uint32Array, at: number, shape: WindowShape, 
   return slotStart(shape, head + RING) - nowMs;
 }
 
-/** Milliseconds from `nowMs` until every unit now in the window has expired (0 when it is empty). */
-export function msUntilEmpty(state: Uint32Array, at: number, shape: WindowShape, nowMs: number): number {
-  if (state[at + 1] === 0) return 0;
+/**
+ * Milliseconds from `nowMs` until every unit in the window has expired (0 when it is empty),
+ * counting units about to be added to the current slot when `adding` (call advance first).
+ */
+export function msUntilEmpty(state: Uint32Array, at: number, shape: WindowShape, nowMs: number, adding = false): number {
   const head = state[at];
+  if (adding) return slotStart(shape, head + RING) - nowMs;
+  if (state[at + 1] === 0) return 0;
   for (let s = head; s >= Math.max(0, head - SLOTS); s--) {
     if (state[at + 2 + (s % RING)] !== 0) return Math.max(0, slotStart(shape, s + RING) - nowMs);
   }
