@@ -39,6 +39,9 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
     VERDICT_DATA_DIR: dataDir ?? "./data",
     VERDICT_ROOT_PASSWORD: ROOT_PASSWORD,
     VERDICT_LOG_LEVEL: "warn",
+    // The benches drive one key far beyond the default limits: off unless a bench sets them.
+    VERDICT_RATE_LIMIT_PER_MINUTE: "0",
+    VERDICT_RATE_LIMIT_PER_HOUR: "0",
     ...env,
   });
   // With DATABASE_URL, a fresh schema (dropped at the end) unless VERDICT_DATABASE_SCHEMA names one.

@@ -7,6 +7,7 @@ import { createPasswordHasher } from "./authn/password.js";
 import { type MeteredBus, openBus } from "./bus/index.js";
 import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
+import { RateLimiter } from "./engine/rate-limiter.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
 import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
@@ -104,6 +105,11 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const store: Store = openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema });
   const bus = options.bus ?? openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
   const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256, maxWaitingPerSource: 16 });
+  const rateLimiter = new RateLimiter({
+    defaults: { perMinute: config.rateLimit.perMinute, perHour: config.rateLimit.perHour, burst: config.rateLimit.burst, shadow: false },
+    maxTracked: config.rateLimit.maxTracked,
+    onEvicted: () => metrics.rateLimitEvictions.inc(),
+  });
   const engine = new Engine({
     store,
     bus,
@@ -113,6 +119,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     failOpen: config.failOpen,
     pollIntervalMs: config.pollIntervalMs,
     keyUse: config.keyUse,
+    rateLimiter,
   });
   const tokens = createTokenAuthority({ store, engine, settings: config.tokens, logger });
   engine.setTokenAuthenticator(tokens);
@@ -120,7 +127,14 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   metrics.setSources({
     policyVersion: () => engine.version,
     committedVersion: () => engine.committedVersion,
-    cacheSizes: () => ({ ...engine.current.sizes(), token_claims: tokens.stats().cacheEntries, revoked_sessions: tokens.stats().revokedSessions }),
+    cacheSizes: () => ({
+      ...engine.current.sizes(),
+      rate_limit_keys: rateLimiter.sizes().keys,
+      rate_limit_users: rateLimiter.sizes().users,
+      rate_limit_routes: rateLimiter.sizes().routes,
+      token_claims: tokens.stats().cacheEntries,
+      revoked_sessions: tokens.stats().revokedSessions,
+    }),
     busConnected: () => bus.connected,
     ready: () => engine.ready,
   });
@@ -270,6 +284,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       await Promise.all([grpc.close(drainMs), http.close(drainMs)]);
       const rest = (async () => {
         await engine.close();
+        rateLimiter.close();
         audit?.close();
         await bus.close();
         await store.close();

@@ -6,7 +6,7 @@
  */
 import { toBinary } from "@bufbuild/protobuf";
 import { type CheckRequest, type CheckResponse } from "../../gen/verdict/v1/decision_pb.js";
-import { type Principal, PrincipalSchema } from "../../gen/verdict/v1/types_pb.js";
+import { type Principal, PrincipalSchema, type RateLimitStatus } from "../../gen/verdict/v1/types_pb.js";
 import { type Cursor, WireError, readString, readVarint, skipField, varintSize, writeVarint } from "./protowire.js";
 
 const principalBytes = new WeakMap<Principal, Uint8Array>();
@@ -17,6 +17,7 @@ export function decodeCheckRequest(buf: Buffer): CheckRequest {
   let action = "";
   let tenant = "";
   let minVersion = 0;
+  let cost: number | undefined;
   const c: Cursor = { buf, pos: 0 };
   while (c.pos < buf.length) {
     const tag = readVarint(c, buf.length);
@@ -32,17 +33,49 @@ export function decodeCheckRequest(buf: Buffer): CheckRequest {
     } else if (field === 4) {
       if (wireType !== 0) throw new WireError(`field 4 has wire type ${wireType}`);
       minVersion = readVarint(c, buf.length);
+    } else if (field === 5) {
+      if (wireType !== 0) throw new WireError(`field 5 has wire type ${wireType}`);
+      // uint32: protobuf keeps the low 32 bits of a longer varint.
+      cost = readVarint(c, buf.length) % 2 ** 32;
     } else {
       skipField(c, wireType, buf.length);
     }
   }
-  return {
+  const request: CheckRequest = {
     $typeName: "verdict.v1.CheckRequest",
     credential,
     action,
     tenant,
     minVersion: minVersion === 0 ? 0n : BigInt(Math.min(minVersion, Number.MAX_SAFE_INTEGER)),
   };
+  if (cost !== undefined) request.cost = cost;
+  return request;
+}
+
+function rateLimitSize(r: RateLimitStatus): number {
+  return (
+    (r.limit !== 0 ? 1 + varintSize(r.limit) : 0) +
+    (r.remaining !== 0 ? 1 + varintSize(r.remaining) : 0) +
+    (r.resetSeconds !== 0 ? 1 + varintSize(r.resetSeconds) : 0) +
+    (r.scope !== 0 ? 1 + varintSize(r.scope) : 0) +
+    (r.window !== 0 ? 1 + varintSize(r.window) : 0)
+  );
+}
+
+function writeRateLimit(w: Cursor, r: RateLimitStatus, size: number): void {
+  w.buf[w.pos++] = 0x3a;
+  writeVarint(w, size);
+  writeUint(w, 0x08, r.limit);
+  writeUint(w, 0x10, r.remaining);
+  writeUint(w, 0x18, r.resetSeconds);
+  writeUint(w, 0x20, r.scope);
+  writeUint(w, 0x28, r.window);
+}
+
+function writeUint(w: Cursor, tag: number, value: number): void {
+  if (value === 0) return;
+  w.buf[w.pos++] = tag;
+  writeVarint(w, value);
 }
 
 /** Encodes a CheckResponse to the same bytes protobuf-es would produce. */
@@ -59,7 +92,9 @@ export function encodeCheckResponse(msg: CheckResponse): Buffer {
       principalBytes.set(msg.principal, principal);
     }
   }
+  const rateSize = msg.rateLimit ? rateLimitSize(msg.rateLimit) : -1;
   const size =
+    (rateSize >= 0 ? 1 + varintSize(rateSize) + rateSize : 0) +
     (msg.allowed ? 2 : 0) +
     (reason !== 0 ? 1 + varintSize(reason) : 0) +
     (messageLen > 0 ? 1 + varintSize(messageLen) + messageLen : 0) +
@@ -95,5 +130,6 @@ export function encodeCheckResponse(msg: CheckResponse): Buffer {
     writeVarint(w, idLen);
     w.pos += w.buf.write(msg.decisionId, w.pos, "utf8");
   }
+  if (msg.rateLimit) writeRateLimit(w, msg.rateLimit, rateSize);
   return w.buf;
 }

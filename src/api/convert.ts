@@ -3,6 +3,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { PrincipalView, ReasonCode } from "../core/decision.js";
+import type { RateAnswer } from "../core/rate-limit.js";
 import type { ApiKeyRecord, BindingRecord, RoleRecord, TenantRecord, UserRecord } from "../core/model.js";
 import {
   type ApiKey,
@@ -11,6 +12,9 @@ import {
   PrincipalKind,
   PrincipalSchema,
   Reason,
+  RateLimitScope,
+  type RateLimitStatus,
+  RateLimitWindow,
   type RoleBinding,
   RoleBindingSchema,
   type Role,
@@ -24,6 +28,22 @@ import {
 /** The proto enum value of a reason code. */
 export function toProtoReason(reason: ReasonCode): Reason {
   return Reason[reason];
+}
+
+const SCOPES = { default: RateLimitScope.DEFAULT, key: RateLimitScope.KEY, role: RateLimitScope.ROLE, tenant: RateLimitScope.TENANT, route: RateLimitScope.ROUTE } as const;
+const WINDOWS = { minute: RateLimitWindow.MINUTE, hour: RateLimitWindow.HOUR, burst: RateLimitWindow.BURST } as const;
+
+/** The wire form of a credential's rate-limit standing (undefined when no bound applies). */
+export function toRateLimitStatus(rate: RateAnswer | undefined): RateLimitStatus | undefined {
+  if (!rate?.bound) return undefined;
+  return {
+    $typeName: "verdict.v1.RateLimitStatus",
+    limit: rate.bound.limit,
+    remaining: Math.max(0, rate.remaining),
+    resetSeconds: Math.ceil(rate.resetMs / 1000),
+    scope: SCOPES[rate.bound.scope],
+    window: WINDOWS[rate.bound.window],
+  };
 }
 
 const principals = new WeakMap<PrincipalView, Principal>();

@@ -15,7 +15,7 @@ import {
   type CheckResponse,
   type DecisionService,
 } from "../../gen/verdict/v1/decision_pb.js";
-import { toPrincipal, toProtoReason } from "./convert.js";
+import { toPrincipal, toProtoReason, toRateLimitStatus } from "./convert.js";
 import { createDecisionIds } from "./decision-ids.js";
 import { ApiError } from "./errors.js";
 import { type CallContext, type Handlers, callerCredential } from "./rpc.js";
@@ -76,22 +76,24 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
       principal: toPrincipal(d.principal),
       policyVersion: BigInt(d.version),
       decisionId,
+      rateLimit: toRateLimitStatus(d.rate),
     };
   };
 
   return {
     check(req, ctx) {
       const started = performance.now();
+      const cost = req.cost ?? 1;
       const gate = callerDenial(ctx, req.tenant);
       const decide = (denied: Decision | undefined): CheckResponse | Promise<CheckResponse> => {
         if (denied) return respond(denied, started, req.action, req.tenant);
         const min = Number(req.minVersion);
         if (min > engine.version) {
           return engine.waitForVersion(min, minVersionWaitMs).then(async (ok) =>
-            respond(ok ? await engine.check(subjectCredential(req.credential, ctx), req.action, req.tenant) : staleDecision(), started, req.action, req.tenant),
+            respond(ok ? await engine.check(subjectCredential(req.credential, ctx), req.action, req.tenant, cost) : staleDecision(), started, req.action, req.tenant),
           );
         }
-        const d = engine.check(subjectCredential(req.credential, ctx), req.action, req.tenant);
+        const d = engine.check(subjectCredential(req.credential, ctx), req.action, req.tenant, cost);
         return d instanceof Promise ? d.then((x) => respond(x, started, req.action, req.tenant)) : respond(d, started, req.action, req.tenant);
       };
       return gate instanceof Promise ? gate.then(decide) : decide(gate);
@@ -110,10 +112,16 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
         : !fresh
           ? { kind: "denied", decision: staleDecision() }
           : await engine.resolve(subjectCredential(req.credential, ctx));
+      const decided = req.actions.map((action) => engine.decideResolved(resolved, action, req.tenant));
+      // The batch spends its cost once, for the principal any of its answers names.
+      const first = decided.find((d) => d.principal !== undefined);
+      const limited = first ? engine.limit(first, req.cost ?? 1) : undefined;
+      const rate = limited?.rate;
       let principal: Decision["principal"];
       const decisionId = nextId();
-      const decisions = req.actions.map((action) => {
-        const d = engine.decideResolved(resolved, action, req.tenant);
+      const decisions = decided.map((undecided, i) => {
+        const action = req.actions[i];
+        const d = limited?.reason === "RATE_LIMITED" ? limited : undecided;
         principal ??= d.principal;
         metrics.countDecision("check_batch", d.allowed, d.reason);
         audit?.record("check_batch", d, action, req.tenant, decisionId);
@@ -124,6 +132,7 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
         principal: toPrincipal(principal),
         policyVersion: BigInt(engine.version),
         decisionId,
+        rateLimit: toRateLimitStatus(rate),
       });
       batchTimer.observe((performance.now() - started) / 1000);
       return response;

@@ -13,6 +13,7 @@ import { parseJwtSecret, parseKeyEncryptionKey } from "./secrets.js";
 import { type Cidr, parseCidrList } from "./cidr-list.js";
 import { parseOidcIssuers } from "./oidc-issuers.js";
 import { PRESETS, PRESET_NAMES, type PresetName } from "./presets.js";
+import { rateLimitSpecProblem } from "../core/rate-limit.js";
 import { ConfigError, address, bool, custom, fraction, int, oneOf, readSettings, secret, seconds, text, url, type Env, type Resolved } from "./setting.js";
 
 export { ConfigError, type ListenAddress } from "./setting.js";
@@ -246,6 +247,36 @@ export const settings = {
       doc: "a path that an upstream may split differently once decoded (`%2F`, `%5C`, `\\`, `;`, `//`, dot segments): `deny` answers 400 `INVALID_REQUEST`; `normalize` matches the rules against the normalised path",
     }),
   },
+  rateLimit: {
+    perMinute: int({
+      env: "VERDICT_RATE_LIMIT_PER_MINUTE",
+      default: 1000,
+      min: 0,
+      max: 1_000_000_000,
+      doc: "units (Checks, by default 1 each) a credential may spend in any sliding minute when no key, role or tenant limit applies; 0: no minute limit",
+    }),
+    perHour: int({
+      env: "VERDICT_RATE_LIMIT_PER_HOUR",
+      default: 10_000,
+      min: 0,
+      max: 1_000_000_000,
+      doc: "the same in any sliding hour; 0: no hour limit",
+    }),
+    burst: int({
+      env: "VERDICT_RATE_LIMIT_BURST",
+      default: 0,
+      min: 0,
+      max: 1_000_000_000,
+      doc: "if not 0, most units a credential may spend within one 3-second slot of the minute (at most the per-minute limit)",
+    }),
+    maxTracked: int({
+      env: "VERDICT_RATE_LIMIT_MAX_TRACKED",
+      default: 1_000_000,
+      min: 1000,
+      max: 100_000_000,
+      doc: "most credentials counted at once (about 214 bytes each); beyond it the longest-tracked is forgotten and counted (`verdict_rate_limit_evictions_total`)",
+    }),
+  },
   tokens: {
     issuer: text({ env: "VERDICT_JWT_ISSUER", default: "verdict", doc: "`iss` of Verdict's tokens" }),
     audience: text({ env: "VERDICT_JWT_AUDIENCE", default: "verdict", doc: "`aud` of Verdict's tokens" }),
@@ -344,7 +375,13 @@ export type OAuthSettings = Config["oauth"];
  * under it, or throws ConfigError naming every bad variable.
  */
 export function loadConfig(env: Env = process.env): Config {
-  return readSettings(settings, withPreset(env));
+  const config = readSettings(settings, withPreset(env));
+  const problem = rateLimitSpecProblem({ ...config.rateLimit, shadow: false });
+  if (problem) {
+    const named = problem.replaceAll("per_minute", "VERDICT_RATE_LIMIT_PER_MINUTE").replaceAll("per_hour", "VERDICT_RATE_LIMIT_PER_HOUR").replaceAll("burst", "VERDICT_RATE_LIMIT_BURST");
+    throw new ConfigError(named);
+  }
+  return config;
 }
 
 /** `env` with VERDICT_PRESET's variables added under it: a variable set explicitly (not empty) wins. */

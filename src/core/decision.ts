@@ -1,6 +1,7 @@
 /**
  * A decision is a value, never an exception: every Check answers with one.
  */
+import type { RateAnswer } from "./rate-limit.js";
 
 /** Stable reason codes; the API maps each to the proto enum value of the same name. */
 export type ReasonCode =
@@ -47,6 +48,8 @@ export interface Decision {
   readonly principal: PrincipalView | undefined;
   /** The policy version the answer was computed at. */
   readonly version: number;
+  /** The credential's rate-limit standing, when its rate was counted. */
+  readonly rate?: RateAnswer;
 }
 
 /** Builds a denial. */

@@ -13,6 +13,7 @@ import type { Metrics } from "../observability/metrics.js";
 import type { ChangeEntry, EntityKind } from "../core/change-log.js";
 import { type Store, StoreError } from "../store/store.js";
 import { createKeyUseRecorder, type KeyUseRecorder } from "./key-use.js";
+import type { RateLimiter, RouteLimit } from "./rate-limiter.js";
 
 /** The result of verifying a token credential. */
 export type TokenAuth =
@@ -48,6 +49,8 @@ export interface EngineOptions {
   readonly failOpen: boolean;
   readonly pollIntervalMs: number;
   readonly keyUse: { readonly flushIntervalMs: number; readonly maxPending: number };
+  /** Counts Checks per credential; without it nothing is rate limited. */
+  readonly rateLimiter?: RateLimiter;
   readonly now?: () => number;
 }
 
@@ -175,16 +178,38 @@ export class Engine {
     return { kind: "user", userId: auth.userId, tenant: auth.tenant, sessionId: auth.sessionId, expiresAtMs: auth.expiresAtMs };
   }
 
-  /** Decides one action; synchronous unless a token needs a key set fetched. */
-  check(credential: string, action: string, tenant: string): Decision | Promise<Decision> {
+  /**
+   * Decides one action and counts `cost` units (default 1; 0 only asks) against the credential's
+   * rate limits, and its limits on `route` when given; synchronous unless a token needs a key set
+   * fetched.
+   */
+  check(credential: string, action: string, tenant: string, cost = 1, route?: RouteLimit): Decision | Promise<Decision> {
     if (!this.loaded) return this.notReady();
     try {
       const resolved = this.resolve(credential);
-      if (resolved instanceof Promise) return resolved.then((r) => this.decideResolved(r, action, tenant), (e) => this.failure(e));
-      return this.decideResolved(resolved, action, tenant);
+      if (resolved instanceof Promise) return resolved.then((r) => this.limit(this.decideResolved(r, action, tenant), cost, route), (e) => this.failure(e));
+      return this.limit(this.decideResolved(resolved, action, tenant), cost, route);
     } catch (error) {
       return this.failure(error);
     }
+  }
+
+  /**
+   * Counts a decision's request against its principal's rate limits: a credential over a limit
+   * is denied RATE_LIMITED (whatever the policy said, and nothing is consumed); otherwise the
+   * decision comes back with the credential's standing. Decisions without a principal (the
+   * credential was not accepted) are not counted.
+   */
+  limit(decision: Decision, cost: number, route?: RouteLimit): Decision {
+    const limiter = this.options.rateLimiter;
+    if (!limiter || !decision.principal) return decision;
+    const rate = limiter.take(decision.principal, cost, this.now(), route);
+    if (rate.bound === undefined && rate.shadow === undefined) return decision;
+    if (rate.allowed) return { ...decision, rate };
+    const b = rate.bound!;
+    const per = b.window === "burst" ? `per ${limiter.windows.minute.slotMs / 1000} s (burst)` : `per ${b.window}`;
+    const message = `rate limit exceeded: ${b.limit} ${per} (${b.scope} limit); retry in ${Math.ceil(rate.resetMs / 1000)} s`;
+    return { allowed: false, reason: "RATE_LIMITED", message, principal: decision.principal, version: decision.version, rate };
   }
 
   /** Decides for an already resolved principal (CheckBatch and admin authorization use it). */

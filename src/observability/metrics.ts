@@ -41,6 +41,8 @@ export interface Metrics {
   readonly busResubscriptions: Counter;
   readonly pollFallbacks: Counter;
   readonly staleAnswers: Counter;
+  /** Credentials whose rate-limit counts were forgotten to stay within VERDICT_RATE_LIMIT_MAX_TRACKED. */
+  readonly rateLimitEvictions: Counter;
   readonly adminRequests: Counter<"method" | "code" | "transport">;
   /**
    * The counter of one Admin or Auth method on one transport (verdict_admin_requests_total),
@@ -174,6 +176,7 @@ export function createMetrics(): Metrics {
     busResubscriptions: counter("verdict_bus_resubscriptions_total", "Times the bus reconnected and resubscribed."),
     pollFallbacks: counter("verdict_poll_fallbacks_total", "Polls that found a newer version the bus had not announced."),
     staleAnswers: counter("verdict_stale_answers_total", "Checks whose min_version could not be reached in time."),
+    rateLimitEvictions: counter("verdict_rate_limit_evictions_total", "Credentials whose rate-limit counts were forgotten to stay within VERDICT_RATE_LIMIT_MAX_TRACKED."),
     adminRequests,
     adminRequestCounter(method, transport) {
       const ok = adminRequests.labels(method, "ok", transport);

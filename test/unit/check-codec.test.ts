@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { decodeCheckRequest, encodeCheckResponse } from "../../src/api/check-codec.js";
 import { WireError } from "../../src/api/protowire.js";
 import { CheckRequestSchema, CheckResponseSchema } from "../../gen/verdict/v1/decision_pb.js";
-import { PrincipalSchema } from "../../gen/verdict/v1/types_pb.js";
+import { PrincipalSchema, RateLimitStatusSchema } from "../../gen/verdict/v1/types_pb.js";
 
 let seed = 42;
 const rand = (n: number) => {
@@ -18,7 +18,12 @@ describe("check codec", () => {
   it("decodes requests exactly as protobuf-es does", () => {
     for (let i = 0; i < 500; i++) {
       const msg = create(CheckRequestSchema, { credential: str(80), action: str(40), tenant: str(20), minVersion: big() });
-      expect(decodeCheckRequest(Buffer.from(toBinary(CheckRequestSchema, msg)))).toEqual(msg);
+      const cost = [undefined, 0, 1, 5, 300, 2 ** 32 - 1][rand(6)];
+      if (cost !== undefined) msg.cost = cost;
+      const decoded = decodeCheckRequest(Buffer.from(toBinary(CheckRequestSchema, msg)));
+      expect(decoded).toEqual(msg);
+      expect(decoded.cost).toBe(cost);
+      expect("cost" in decoded).toBe(cost !== undefined);
     }
   });
 
@@ -28,6 +33,9 @@ describe("check codec", () => {
       create(PrincipalSchema, { kind: 2, userId: "u-1", username: "alice", keyId: "abcdefghijkl", tenant: "acme", roles: ["READ", "x"] }),
       create(PrincipalSchema, {}),
     ];
+    const u32 = () => [0, 1, 127, 128, 1000, 16_384, 1_000_000_000, 2 ** 32 - 1][rand(8)];
+    const rateLimits = () =>
+      [undefined, create(RateLimitStatusSchema, {}), create(RateLimitStatusSchema, { limit: u32(), remaining: u32(), resetSeconds: u32(), scope: rand(6), window: rand(4) })][rand(3)];
     for (let i = 0; i < 500; i++) {
       const msg = create(CheckResponseSchema, {
         allowed: rand(2) === 1,
@@ -36,6 +44,7 @@ describe("check codec", () => {
         principal: principals[rand(3)],
         policyVersion: big(),
         decisionId: str(30),
+        rateLimit: rateLimits(),
       });
       const ours = encodeCheckResponse(msg);
       expect(Buffer.from(ours).equals(Buffer.from(toBinary(CheckResponseSchema, msg)))).toBe(true);
@@ -62,6 +71,7 @@ describe("check codec", () => {
     ["truncated varint", [0x20, 0x80]],
     ["wrong wire type for a string", [0x08, 1]],
     ["wrong wire type for min_version", [0x22, 0]],
+    ["wrong wire type for cost", [0x2a, 0]],
     ["field 0", [0x00, 1]],
     ["group wire type", [0x0b]],
     ["truncated unknown field", [0x8a, 0x01, 10, 1]],

@@ -41,6 +41,7 @@ describe("loadConfig defaults", () => {
       shutdownGraceMs: 10_000,
       audit: { enabled: true, allowSampleRate: 0.01, flushIntervalMs: 1000, maxPending: 10_000 },
       extAuthz: { rulesPath: "", reloadIntervalMs: 5000, timeoutMs: 150, ambiguousPaths: "deny" },
+      rateLimit: { perMinute: 1000, perHour: 10_000, burst: 0, maxTracked: 1_000_000 },
       tokens: {
         issuer: "verdict",
         audience: "verdict",
@@ -109,6 +110,14 @@ describe("whole numbers and ranges", () => {
     expect(loadConfig({ VERDICT_AUDIT_ALLOW_SAMPLE_RATE: "1" }).audit.allowSampleRate).toBe(1);
     expect(loadConfig({ VERDICT_AUDIT_ALLOW_SAMPLE_RATE: ".25" }).audit.allowSampleRate).toBe(0.25);
     for (const bad of ["1.01", "-0.1", "half", "NaN"]) fails({ VERDICT_AUDIT_ALLOW_SAMPLE_RATE: bad }, `VERDICT_AUDIT_ALLOW_SAMPLE_RATE must be a number from 0 to 1, got ${JSON.stringify(bad)}`);
+  });
+
+  it("default rate limits must make sense together", () => {
+    expect(loadConfig({ VERDICT_RATE_LIMIT_PER_MINUTE: "0", VERDICT_RATE_LIMIT_PER_HOUR: "0" }).rateLimit).toMatchObject({ perMinute: 0, perHour: 0 });
+    fails({ VERDICT_RATE_LIMIT_PER_MINUTE: "0", VERDICT_RATE_LIMIT_BURST: "5" }, "VERDICT_RATE_LIMIT_BURST needs a VERDICT_RATE_LIMIT_PER_MINUTE limit");
+    fails({ VERDICT_RATE_LIMIT_BURST: "1001" }, "VERDICT_RATE_LIMIT_BURST (1001) must not exceed VERDICT_RATE_LIMIT_PER_MINUTE (1000)");
+    fails({ VERDICT_RATE_LIMIT_PER_MINUTE: "20000" }, "VERDICT_RATE_LIMIT_PER_MINUTE (20000) must not exceed VERDICT_RATE_LIMIT_PER_HOUR (10000)");
+    fails({ VERDICT_RATE_LIMIT_PER_HOUR: "-1" }, "VERDICT_RATE_LIMIT_PER_HOUR must be");
   });
 });
 

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Principal, Reason } from "./types_pb.js";
+import type { Principal, RateLimitStatus, Reason } from "./types_pb.js";
 import { file_verdict_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file verdict/v1/decision.proto.
  */
 export const file_verdict_v1_decision: GenFile = /*@__PURE__*/
-  fileDesc("Chl2ZXJkaWN0L3YxL2RlY2lzaW9uLnByb3RvEgp2ZXJkaWN0LnYxIlcKDENoZWNrUmVxdWVzdBISCgpjcmVkZW50aWFsGAEgASgJEg4KBmFjdGlvbhgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSEwoLbWluX3ZlcnNpb24YBCABKAQirAEKDUNoZWNrUmVzcG9uc2USDwoHYWxsb3dlZBgBIAEoCBIiCgZyZWFzb24YAiABKA4yEi52ZXJkaWN0LnYxLlJlYXNvbhIPCgdtZXNzYWdlGAMgASgJEigKCXByaW5jaXBhbBgEIAEoCzIVLnZlcmRpY3QudjEuUHJpbmNpcGFsEhYKDnBvbGljeV92ZXJzaW9uGAUgASgEEhMKC2RlY2lzaW9uX2lkGAYgASgJIl0KEUNoZWNrQmF0Y2hSZXF1ZXN0EhIKCmNyZWRlbnRpYWwYASABKAkSDwoHYWN0aW9ucxgCIAMoCRIOCgZ0ZW5hbnQYAyABKAkSEwoLbWluX3ZlcnNpb24YBCABKAQiVQoOQWN0aW9uRGVjaXNpb24SDgoGYWN0aW9uGAEgASgJEg8KB2FsbG93ZWQYAiABKAgSIgoGcmVhc29uGAMgASgOMhIudmVyZGljdC52MS5SZWFzb24imgEKEkNoZWNrQmF0Y2hSZXNwb25zZRItCglkZWNpc2lvbnMYASADKAsyGi52ZXJkaWN0LnYxLkFjdGlvbkRlY2lzaW9uEigKCXByaW5jaXBhbBgCIAEoCzIVLnZlcmRpY3QudjEuUHJpbmNpcGFsEhYKDnBvbGljeV92ZXJzaW9uGAMgASgEEhMKC2RlY2lzaW9uX2lkGAQgASgJMpwBCg9EZWNpc2lvblNlcnZpY2USPAoFQ2hlY2sSGC52ZXJkaWN0LnYxLkNoZWNrUmVxdWVzdBoZLnZlcmRpY3QudjEuQ2hlY2tSZXNwb25zZRJLCgpDaGVja0JhdGNoEh0udmVyZGljdC52MS5DaGVja0JhdGNoUmVxdWVzdBoeLnZlcmRpY3QudjEuQ2hlY2tCYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_verdict_v1_types]);
+  fileDesc("Chl2ZXJkaWN0L3YxL2RlY2lzaW9uLnByb3RvEgp2ZXJkaWN0LnYxInMKDENoZWNrUmVxdWVzdBISCgpjcmVkZW50aWFsGAEgASgJEg4KBmFjdGlvbhgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSEwoLbWluX3ZlcnNpb24YBCABKAQSEQoEY29zdBgFIAEoDUgAiAEBQgcKBV9jb3N0It0BCg1DaGVja1Jlc3BvbnNlEg8KB2FsbG93ZWQYASABKAgSIgoGcmVhc29uGAIgASgOMhIudmVyZGljdC52MS5SZWFzb24SDwoHbWVzc2FnZRgDIAEoCRIoCglwcmluY2lwYWwYBCABKAsyFS52ZXJkaWN0LnYxLlByaW5jaXBhbBIWCg5wb2xpY3lfdmVyc2lvbhgFIAEoBBITCgtkZWNpc2lvbl9pZBgGIAEoCRIvCgpyYXRlX2xpbWl0GAcgASgLMhsudmVyZGljdC52MS5SYXRlTGltaXRTdGF0dXMieQoRQ2hlY2tCYXRjaFJlcXVlc3QSEgoKY3JlZGVudGlhbBgBIAEoCRIPCgdhY3Rpb25zGAIgAygJEg4KBnRlbmFudBgDIAEoCRITCgttaW5fdmVyc2lvbhgEIAEoBBIRCgRjb3N0GAUgASgNSACIAQFCBwoFX2Nvc3QiVQoOQWN0aW9uRGVjaXNpb24SDgoGYWN0aW9uGAEgASgJEg8KB2FsbG93ZWQYAiABKAgSIgoGcmVhc29uGAMgASgOMhIudmVyZGljdC52MS5SZWFzb24iywEKEkNoZWNrQmF0Y2hSZXNwb25zZRItCglkZWNpc2lvbnMYASADKAsyGi52ZXJkaWN0LnYxLkFjdGlvbkRlY2lzaW9uEigKCXByaW5jaXBhbBgCIAEoCzIVLnZlcmRpY3QudjEuUHJpbmNpcGFsEhYKDnBvbGljeV92ZXJzaW9uGAMgASgEEhMKC2RlY2lzaW9uX2lkGAQgASgJEi8KCnJhdGVfbGltaXQYBSABKAsyGy52ZXJkaWN0LnYxLlJhdGVMaW1pdFN0YXR1czKcAQoPRGVjaXNpb25TZXJ2aWNlEjwKBUNoZWNrEhgudmVyZGljdC52MS5DaGVja1JlcXVlc3QaGS52ZXJkaWN0LnYxLkNoZWNrUmVzcG9uc2USSwoKQ2hlY2tCYXRjaBIdLnZlcmRpY3QudjEuQ2hlY2tCYXRjaFJlcXVlc3QaHi52ZXJkaWN0LnYxLkNoZWNrQmF0Y2hSZXNwb25zZWIGcHJvdG8z", [file_verdict_v1_types]);
 
 /**
  * @generated from message verdict.v1.CheckRequest
@@ -45,6 +45,14 @@ export type CheckRequest = Message<"verdict.v1.CheckRequest"> & {
    * @generated from field: uint64 min_version = 4;
    */
   minVersion: bigint;
+
+  /**
+   * Units of the credential's rate limits this Check spends. Unset: 1. 0 asks without spending
+   * (a service asking several questions for one user request spends 1 on the first, 0 on the rest).
+   *
+   * @generated from field: optional uint32 cost = 5;
+   */
+  cost?: number | undefined;
 };
 
 /**
@@ -95,6 +103,13 @@ export type CheckResponse = Message<"verdict.v1.CheckResponse"> & {
    * @generated from field: string decision_id = 6;
    */
   decisionId: string;
+
+  /**
+   * The credential's rate-limit standing; unset when no limit applies or the credential was not accepted.
+   *
+   * @generated from field: verdict.v1.RateLimitStatus rate_limit = 7;
+   */
+  rateLimit?: RateLimitStatus | undefined;
 };
 
 /**
@@ -127,6 +142,13 @@ export type CheckBatchRequest = Message<"verdict.v1.CheckBatchRequest"> & {
    * @generated from field: uint64 min_version = 4;
    */
   minVersion: bigint;
+
+  /**
+   * Units the whole batch spends (unset: 1; 0 asks without spending), as for Check.
+   *
+   * @generated from field: optional uint32 cost = 5;
+   */
+  cost?: number | undefined;
 };
 
 /**
@@ -190,6 +212,13 @@ export type CheckBatchResponse = Message<"verdict.v1.CheckBatchResponse"> & {
    * @generated from field: string decision_id = 4;
    */
   decisionId: string;
+
+  /**
+   * The credential's rate-limit standing after the batch (a limited batch denies every action with REASON_RATE_LIMITED).
+   *
+   * @generated from field: verdict.v1.RateLimitStatus rate_limit = 5;
+   */
+  rateLimit?: RateLimitStatus | undefined;
 };
 
 /**

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file verdict/v1/types.proto.
  */
 export const file_verdict_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChZ2ZXJkaWN0L3YxL3R5cGVzLnByb3RvEgp2ZXJkaWN0LnYxIoYBCglQcmluY2lwYWwSJwoEa2luZBgBIAEoDjIZLnZlcmRpY3QudjEuUHJpbmNpcGFsS2luZBIPCgd1c2VyX2lkGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEg4KBmtleV9pZBgEIAEoCRIOCgZ0ZW5hbnQYBSABKAkSDQoFcm9sZXMYBiADKAkiWQoGVGVuYW50EgoKAmlkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIQCghkaXNhYmxlZBgDIAEoCBIbChNjcmVhdGVfdGltZV91bml4X21zGAQgASgDIpQBCgRVc2VyEgoKAmlkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEhAKCGRpc2FibGVkGAMgASgIEgwKBHJvb3QYBCABKAgSGwoTY3JlYXRlX3RpbWVfdW5peF9tcxgFIAEoAxIXCg9leHRlcm5hbF9pc3N1ZXIYBiABKAkSGAoQZXh0ZXJuYWxfc3ViamVjdBgHIAEoCSJPCgRSb2xlEgwKBG5hbWUYASABKAkSEwoLcGVybWlzc2lvbnMYAiADKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDwoHYnVpbHRpbhgEIAEoCCI8CgtSb2xlQmluZGluZxIOCgZ0ZW5hbnQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRyb2xlGAMgASgJItUBCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIVCg1vd25lcl91c2VyX2lkGAMgASgJEhMKC3Blcm1pc3Npb25zGAQgAygJEg4KBnRlbmFudBgFIAEoCRIbChNjcmVhdGVfdGltZV91bml4X21zGAYgASgDEhsKE2V4cGlyZV90aW1lX3VuaXhfbXMYByABKAMSGwoTcmV2b2tlX3RpbWVfdW5peF9tcxgIIAEoAxIeChZsYXN0X3VzZWRfdGltZV91bml4X21zGAkgASgDKr8ECgZSZWFzb24SFgoSUkVBU09OX1VOU1BFQ0lGSUVEEAASEgoOUkVBU09OX0FMTE9XRUQQARIaChZSRUFTT05fVU5BVVRIRU5USUNBVEVEEAISHwobUkVBU09OX01BTEZPUk1FRF9DUkVERU5USUFMEAMSHQoZUkVBU09OX1VOS05PV05fQ1JFREVOVElBTBAEEhQKEFJFQVNPTl9GT1JCSURERU4QBRIXChNSRUFTT05fV1JPTkdfVEVOQU5UEAYSGQoVUkVBU09OX1VOS05PV05fVEVOQU5UEAcSEgoOUkVBU09OX0VYUElSRUQQCBISCg5SRUFTT05fUkVWT0tFRBAJEhMKD1JFQVNPTl9ESVNBQkxFRBAKEhoKFlJFQVNPTl9JTlZBTElEX1JFUVVFU1QQCxIXChNSRUFTT05fUkFURV9MSU1JVEVEEAwSGQoVUkVBU09OX0lOVEVSTkFMX0VSUk9SEA0SEAoMUkVBU09OX1NUQUxFEA4SHgoaUkVBU09OX1RPS0VOX0JBRF9TSUdOQVRVUkUQDxImCiJSRUFTT05fVE9LRU5fQUxHT1JJVEhNX05PVF9BTExPV0VEEBASHwobUkVBU09OX1RPS0VOX1dST05HX0FVRElFTkNFEBESHQoZUkVBU09OX1RPS0VOX1dST05HX0lTU1VFUhASEh4KGlJFQVNPTl9UT0tFTl9OT1RfWUVUX1ZBTElEEBMSHAoYUkVBU09OX1RPS0VOX1VOS05PV05fS0VZEBQqZAoNUHJpbmNpcGFsS2luZBIeChpQUklOQ0lQQUxfS0lORF9VTlNQRUNJRklFRBAAEhcKE1BSSU5DSVBBTF9LSU5EX1VTRVIQARIaChZQUklOQ0lQQUxfS0lORF9BUElfS0VZEAJiBnByb3RvMw");
+  fileDesc("ChZ2ZXJkaWN0L3YxL3R5cGVzLnByb3RvEgp2ZXJkaWN0LnYxIoYBCglQcmluY2lwYWwSJwoEa2luZBgBIAEoDjIZLnZlcmRpY3QudjEuUHJpbmNpcGFsS2luZBIPCgd1c2VyX2lkGAIgASgJEhAKCHVzZXJuYW1lGAMgASgJEg4KBmtleV9pZBgEIAEoCRIOCgZ0ZW5hbnQYBSABKAkSDQoFcm9sZXMYBiADKAkiWQoGVGVuYW50EgoKAmlkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIQCghkaXNhYmxlZBgDIAEoCBIbChNjcmVhdGVfdGltZV91bml4X21zGAQgASgDIpQBCgRVc2VyEgoKAmlkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEhAKCGRpc2FibGVkGAMgASgIEgwKBHJvb3QYBCABKAgSGwoTY3JlYXRlX3RpbWVfdW5peF9tcxgFIAEoAxIXCg9leHRlcm5hbF9pc3N1ZXIYBiABKAkSGAoQZXh0ZXJuYWxfc3ViamVjdBgHIAEoCSJPCgRSb2xlEgwKBG5hbWUYASABKAkSEwoLcGVybWlzc2lvbnMYAiADKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDwoHYnVpbHRpbhgEIAEoCCI8CgtSb2xlQmluZGluZxIOCgZ0ZW5hbnQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRyb2xlGAMgASgJItUBCgZBcGlLZXkSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIVCg1vd25lcl91c2VyX2lkGAMgASgJEhMKC3Blcm1pc3Npb25zGAQgAygJEg4KBnRlbmFudBgFIAEoCRIbChNjcmVhdGVfdGltZV91bml4X21zGAYgASgDEhsKE2V4cGlyZV90aW1lX3VuaXhfbXMYByABKAMSGwoTcmV2b2tlX3RpbWVfdW5peF9tcxgIIAEoAxIeChZsYXN0X3VzZWRfdGltZV91bml4X21zGAkgASgDIqIBCg9SYXRlTGltaXRTdGF0dXMSDQoFbGltaXQYASABKA0SEQoJcmVtYWluaW5nGAIgASgNEhUKDXJlc2V0X3NlY29uZHMYAyABKA0SKQoFc2NvcGUYBCABKA4yGi52ZXJkaWN0LnYxLlJhdGVMaW1pdFNjb3BlEisKBndpbmRvdxgFIAEoDjIbLnZlcmRpY3QudjEuUmF0ZUxpbWl0V2luZG93IlAKCVJhdGVMaW1pdBISCgpwZXJfbWludXRlGAEgASgNEhAKCHBlcl9ob3VyGAIgASgNEg0KBWJ1cnN0GAMgASgNEg4KBnNoYWRvdxgEIAEoCCq/BAoGUmVhc29uEhYKElJFQVNPTl9VTlNQRUNJRklFRBAAEhIKDlJFQVNPTl9BTExPV0VEEAESGgoWUkVBU09OX1VOQVVUSEVOVElDQVRFRBACEh8KG1JFQVNPTl9NQUxGT1JNRURfQ1JFREVOVElBTBADEh0KGVJFQVNPTl9VTktOT1dOX0NSRURFTlRJQUwQBBIUChBSRUFTT05fRk9SQklEREVOEAUSFwoTUkVBU09OX1dST05HX1RFTkFOVBAGEhkKFVJFQVNPTl9VTktOT1dOX1RFTkFOVBAHEhIKDlJFQVNPTl9FWFBJUkVEEAgSEgoOUkVBU09OX1JFVk9LRUQQCRITCg9SRUFTT05fRElTQUJMRUQQChIaChZSRUFTT05fSU5WQUxJRF9SRVFVRVNUEAsSFwoTUkVBU09OX1JBVEVfTElNSVRFRBAMEhkKFVJFQVNPTl9JTlRFUk5BTF9FUlJPUhANEhAKDFJFQVNPTl9TVEFMRRAOEh4KGlJFQVNPTl9UT0tFTl9CQURfU0lHTkFUVVJFEA8SJgoiUkVBU09OX1RPS0VOX0FMR09SSVRITV9OT1RfQUxMT1dFRBAQEh8KG1JFQVNPTl9UT0tFTl9XUk9OR19BVURJRU5DRRAREh0KGVJFQVNPTl9UT0tFTl9XUk9OR19JU1NVRVIQEhIeChpSRUFTT05fVE9LRU5fTk9UX1lFVF9WQUxJRBATEhwKGFJFQVNPTl9UT0tFTl9VTktOT1dOX0tFWRAUKmQKDVByaW5jaXBhbEtpbmQSHgoaUFJJTkNJUEFMX0tJTkRfVU5TUEVDSUZJRUQQABIXChNQUklOQ0lQQUxfS0lORF9VU0VSEAESGgoWUFJJTkNJUEFMX0tJTkRfQVBJX0tFWRACKr4BCg5SYXRlTGltaXRTY29wZRIgChxSQVRFX0xJTUlUX1NDT1BFX1VOU1BFQ0lGSUVEEAASHAoYUkFURV9MSU1JVF9TQ09QRV9ERUZBVUxUEAESGAoUUkFURV9MSU1JVF9TQ09QRV9LRVkQAhIZChVSQVRFX0xJTUlUX1NDT1BFX1JPTEUQAxIbChdSQVRFX0xJTUlUX1NDT1BFX1RFTkFOVBAEEhoKFlJBVEVfTElNSVRfU0NPUEVfUk9VVEUQBSqLAQoPUmF0ZUxpbWl0V2luZG93EiEKHVJBVEVfTElNSVRfV0lORE9XX1VOU1BFQ0lGSUVEEAASHAoYUkFURV9MSU1JVF9XSU5ET1dfTUlOVVRFEAESGgoWUkFURV9MSU1JVF9XSU5ET1dfSE9VUhACEhsKF1JBVEVfTElNSVRfV0lORE9XX0JVUlNUEANiBnByb3RvMw");
 
 /**
  * Principal is who a credential identifies, as seen in one tenant.
@@ -288,6 +288,96 @@ export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
   messageDesc(file_verdict_v1_types, 5);
 
 /**
+ * RateLimitStatus is a credential's standing against the tightest limit in force: the one that
+ * denied, or the one with the fewest units left.
+ *
+ * @generated from message verdict.v1.RateLimitStatus
+ */
+export type RateLimitStatus = Message<"verdict.v1.RateLimitStatus"> & {
+  /**
+   * Units the window allows.
+   *
+   * @generated from field: uint32 limit = 1;
+   */
+  limit: number;
+
+  /**
+   * Units left after this request.
+   *
+   * @generated from field: uint32 remaining = 2;
+   */
+  remaining: number;
+
+  /**
+   * Denied: seconds until the request would be admitted (Retry-After). Allowed: seconds until the
+   * window is whole again.
+   *
+   * @generated from field: uint32 reset_seconds = 3;
+   */
+  resetSeconds: number;
+
+  /**
+   * @generated from field: verdict.v1.RateLimitScope scope = 4;
+   */
+  scope: RateLimitScope;
+
+  /**
+   * @generated from field: verdict.v1.RateLimitWindow window = 5;
+   */
+  window: RateLimitWindow;
+};
+
+/**
+ * Describes the message verdict.v1.RateLimitStatus.
+ * Use `create(RateLimitStatusSchema)` to create a new message.
+ */
+export const RateLimitStatusSchema: GenMessage<RateLimitStatus> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_types, 6);
+
+/**
+ * RateLimit is what may be configured for an API key, a role or a tenant. 0 switches a window off
+ * for that scope. Across the scopes applying to a request, the tightest limit wins per window.
+ *
+ * @generated from message verdict.v1.RateLimit
+ */
+export type RateLimit = Message<"verdict.v1.RateLimit"> & {
+  /**
+   * Units in any sliding minute.
+   *
+   * @generated from field: uint32 per_minute = 1;
+   */
+  perMinute: number;
+
+  /**
+   * Units in any sliding hour.
+   *
+   * @generated from field: uint32 per_hour = 2;
+   */
+  perHour: number;
+
+  /**
+   * If non-zero, most units within one 3-second slot of the minute (needs per_minute).
+   *
+   * @generated from field: uint32 burst = 3;
+   */
+  burst: number;
+
+  /**
+   * Count and report (metrics, audit) what the limit would deny, without denying.
+   *
+   * @generated from field: bool shadow = 4;
+   */
+  shadow: boolean;
+};
+
+/**
+ * Describes the message verdict.v1.RateLimit.
+ * Use `create(RateLimitSchema)` to create a new message.
+ */
+export const RateLimitSchema: GenMessage<RateLimit> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_types, 7);
+
+/**
  * Reason explains a decision. Every denial carries one; an allow carries REASON_ALLOWED.
  *
  * @generated from enum verdict.v1.Reason
@@ -472,4 +562,91 @@ export enum PrincipalKind {
  */
 export const PrincipalKindSchema: GenEnum<PrincipalKind> = /*@__PURE__*/
   enumDesc(file_verdict_v1_types, 1);
+
+/**
+ * RateLimitScope says where the limit in force comes from.
+ *
+ * @generated from enum verdict.v1.RateLimitScope
+ */
+export enum RateLimitScope {
+  /**
+   * @generated from enum value: RATE_LIMIT_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * VERDICT_RATE_LIMIT_*: no key, role or tenant limit applies.
+   *
+   * @generated from enum value: RATE_LIMIT_SCOPE_DEFAULT = 1;
+   */
+  DEFAULT = 1,
+
+  /**
+   * The API key's own limit.
+   *
+   * @generated from enum value: RATE_LIMIT_SCOPE_KEY = 2;
+   */
+  KEY = 2,
+
+  /**
+   * A limit of one of the principal's roles in the tenant.
+   *
+   * @generated from enum value: RATE_LIMIT_SCOPE_ROLE = 3;
+   */
+  ROLE = 3,
+
+  /**
+   * The tenant's limit.
+   *
+   * @generated from enum value: RATE_LIMIT_SCOPE_TENANT = 4;
+   */
+  TENANT = 4,
+
+  /**
+   * The route's limit (Envoy ext_authz rules).
+   *
+   * @generated from enum value: RATE_LIMIT_SCOPE_ROUTE = 5;
+   */
+  ROUTE = 5,
+}
+
+/**
+ * Describes the enum verdict.v1.RateLimitScope.
+ */
+export const RateLimitScopeSchema: GenEnum<RateLimitScope> = /*@__PURE__*/
+  enumDesc(file_verdict_v1_types, 2);
+
+/**
+ * RateLimitWindow says what a limit counts: units in a sliding minute, in a sliding hour, or in
+ * one 3-second slot of the minute (burst).
+ *
+ * @generated from enum verdict.v1.RateLimitWindow
+ */
+export enum RateLimitWindow {
+  /**
+   * @generated from enum value: RATE_LIMIT_WINDOW_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: RATE_LIMIT_WINDOW_MINUTE = 1;
+   */
+  MINUTE = 1,
+
+  /**
+   * @generated from enum value: RATE_LIMIT_WINDOW_HOUR = 2;
+   */
+  HOUR = 2,
+
+  /**
+   * @generated from enum value: RATE_LIMIT_WINDOW_BURST = 3;
+   */
+  BURST = 3,
+}
+
+/**
+ * Describes the enum verdict.v1.RateLimitWindow.
+ */
+export const RateLimitWindowSchema: GenEnum<RateLimitWindow> = /*@__PURE__*/
+  enumDesc(file_verdict_v1_types, 3);
 
