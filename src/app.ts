@@ -7,7 +7,7 @@ import { createPasswordHasher } from "./authn/password.js";
 import { type MeteredBus, openBus } from "./bus/index.js";
 import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
-import { RateLimiter } from "./engine/rate-limiter.js";
+import { RateLimiter, rateLimitApplier } from "./engine/rate-limiter.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
 import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
@@ -121,6 +121,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     keyUse: config.keyUse,
     rateLimiter,
   });
+  engine.onChanges("rate_limit", rateLimitApplier(store, rateLimiter));
   const tokens = createTokenAuthority({ store, engine, settings: config.tokens, logger });
   engine.setTokenAuthenticator(tokens);
   const health = new HealthState();

@@ -1,5 +1,5 @@
 /**
- * AdminService: tenants, users, roles, bindings and API keys. Every call authenticates its caller
+ * AdminService: tenants, users, roles, bindings, API keys and rate limits (admin-rate-limits.ts). Every call authenticates its caller
  * and checks an `admin:<resource>` permission (in the tenant concerned, or in every tenant for
  * global objects); every mutation commits in the store, is applied here before the call returns,
  * and is announced to the other replicas.
@@ -17,6 +17,7 @@ import type { Engine } from "../engine/engine.js";
 import type { Logger } from "../observability/logger.js";
 import type { Store } from "../store/store.js";
 import * as pb from "../../gen/verdict/v1/admin_pb.js";
+import { createRateLimitAdmin } from "./admin-rate-limits.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
 import { type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
 import { keyScopeWithin, requireKeyWithin } from "./credential-limits.js";
@@ -369,6 +370,8 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
         version: await commit(version, "api key rotated", caller, { key: req.id }),
       });
     },
+
+    ...createRateLimitAdmin({ store, engine, authorize, commit }),
 
     async getPolicyVersion(_req, ctx) {
       await authenticate(ctx);

@@ -46,6 +46,7 @@ const ENTITY_KINDS: Record<EntityKind, true> = {
   api_key: true,
   session: true,
   signing_key: true,
+  rate_limit: true,
 };
 
 type WireEntry = [EntityKind, string] | [EntityKind, string, number];

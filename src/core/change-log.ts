@@ -3,8 +3,11 @@
  * entries) and the engine (which applies them): what changed, named by kind and id, at a version.
  */
 
-/** Kinds of entity the change log names. `binding` changes carry the user id as their id. */
-export type EntityKind = "tenant" | "user" | "role" | "binding" | "api_key" | "session" | "signing_key";
+/**
+ * Kinds of entity the change log names. `binding` changes carry the user id as their id,
+ * `rate_limit` changes "scope:subject" (for example "role:batch").
+ */
+export type EntityKind = "tenant" | "user" | "role" | "binding" | "api_key" | "session" | "signing_key" | "rate_limit";
 
 /** One change-log entry: entity `kind`/`id` changed at `version`. */
 export interface ChangeEntry {

@@ -21,6 +21,17 @@ export interface RateLimitSpec {
   readonly shadow: boolean;
 }
 
+/** The scopes limits may be set for through the Admin API. */
+export type ConfigurableScope = "key" | "role" | "tenant";
+
+/** A limit set for one scope. */
+export interface ConfiguredLimit {
+  readonly scope: ConfigurableScope;
+  /** Key id, role name or tenant id. */
+  readonly id: string;
+  readonly spec: RateLimitSpec;
+}
+
 /** Largest number accepted for a limit or a burst (a billion a minute is already no limit). */
 export const MAX_RATE = 1_000_000_000;
 

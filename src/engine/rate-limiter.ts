@@ -9,6 +9,8 @@
 import type { PrincipalView } from "../core/decision.js";
 import {
   type AppliedLimits,
+  type ConfigurableScope,
+  type ConfiguredLimit,
   CREDENTIAL_WORDS,
   NO_LIMIT,
   type RateAnswer,
@@ -21,17 +23,7 @@ import {
   credentialIdle,
   takeUnits,
 } from "../core/rate-limit.js";
-
-/** The scopes limits may be configured for through the Admin API. */
-export type ConfigurableScope = "key" | "role" | "tenant";
-
-/** A limit configured for one scope. */
-export interface ConfiguredLimit {
-  readonly scope: ConfigurableScope;
-  /** Key id, role name or tenant id. */
-  readonly id: string;
-  readonly spec: RateLimitSpec;
-}
+import type { RateLimitStore } from "../store/store.js";
 
 /** A route's own limits (ext_authz rules), counted per credential and route. */
 export interface RouteLimit {
@@ -243,6 +235,28 @@ export class RateLimiter {
   close(): void {
     clearInterval(this.sweepTimer);
   }
+}
+
+/**
+ * Keeps the limiter's limits in step with the store: a full reload (no ids) reads them all, a
+ * "rate_limit" change (id "scope:subject") reloads that one.
+ */
+export function rateLimitApplier(store: RateLimitStore, limiter: RateLimiter): (ids: readonly string[]) => Promise<void> {
+  return async (ids) => {
+    if (ids.length === 0) {
+      limiter.replaceLimits(await store.listRateLimits());
+      return;
+    }
+    const read = await Promise.all(
+      ids.map(async (changeId) => {
+        const at = changeId.indexOf(":");
+        const scope = changeId.slice(0, at) as ConfigurableScope;
+        const id = changeId.slice(at + 1);
+        return { scope, id, found: await store.getRateLimit(scope, id) };
+      }),
+    );
+    for (const { scope, id, found } of read) limiter.setLimit(scope, id, found?.spec);
+  };
 }
 
 function hasShadow(l: AppliedLimits): boolean {

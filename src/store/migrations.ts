@@ -200,6 +200,24 @@ CREATE TABLE oauth_pending (
 CREATE INDEX oauth_pending_expires_idx ON oauth_pending (expires_at);
 `,
   },
+  {
+    version: 5,
+    name: "rate limits per key, role and tenant",
+    sql: `
+-- Rate limits set for one API key, role or tenant (scope 'key', 'role', 'tenant'; subject: the key
+-- id, role name or tenant id). 0 switches a window off for that scope. Subjects have no foreign
+-- key: a limit outlives a revoked key or a deleted role harmlessly, and is deleted explicitly.
+CREATE TABLE rate_limits (
+  scope text NOT NULL CONSTRAINT rate_limits_scope_check CHECK (scope IN ('key', 'role', 'tenant')),
+  subject text NOT NULL,
+  per_minute bigint NOT NULL CONSTRAINT rate_limits_per_minute_check CHECK (per_minute >= 0),
+  per_hour bigint NOT NULL CONSTRAINT rate_limits_per_hour_check CHECK (per_hour >= 0),
+  burst bigint NOT NULL CONSTRAINT rate_limits_burst_check CHECK (burst >= 0 AND burst <= per_minute),
+  shadow boolean NOT NULL DEFAULT false,
+  CONSTRAINT rate_limits_pkey PRIMARY KEY (scope, subject)
+);
+`,
+  },
 ]);
 
 /** Double-quotes an identifier after checking it is a plain lower-case SQL name. */

@@ -9,6 +9,7 @@
  * - sql-sessions.ts:      SessionStore (sessions, refresh tokens)
  * - sql-token-keys.ts:    TokenKeyStore (signing keys, external users)
  * - sql-identity-store.ts: IdentityStore (linked identities, their sessions, pending sign-ins)
+ * - sql-rate-limits.ts:   RateLimitStore (limits per API key, role and tenant)
  *
  * sql-model.ts holds the rows, columns and mappers, sql-errors.ts the error translation,
  * sql-transactions.ts the versioned transaction every policy write runs in.
@@ -19,6 +20,7 @@ import type { SqlDriver } from "./sql-driver.js";
 import { createSqlIdentityStore } from "./sql-identity-store.js";
 import { createSqlPolicyReader } from "./sql-policy-reader.js";
 import { createSqlPolicyWriter } from "./sql-policy-writer.js";
+import { createSqlRateLimitStore } from "./sql-rate-limits.js";
 import { createSqlSessionStore } from "./sql-sessions.js";
 import { createSqlTokenKeyStore } from "./sql-token-keys.js";
 import { createSqlRunner } from "./sql-transactions.js";
@@ -51,5 +53,6 @@ export function createSqlStore(db: SqlDriver): SqlStore {
     ...createSqlSessionStore(run),
     ...createSqlTokenKeyStore(run),
     identities: createSqlIdentityStore(run),
+    ...createSqlRateLimitStore(run),
   };
 }

@@ -19,6 +19,7 @@ import type {
 import type { ChangeEntry } from "../core/change-log.js";
 import type { SigningKeyRecord } from "../core/signing-key-record.js";
 import type { IdentityStore } from "./identity-store.js";
+import type { ConfigurableScope, ConfiguredLimit } from "../core/rate-limit.js";
 import type { Actor, Committed, RefreshTokenRecord, SessionRecord } from "./records.js";
 
 export type { Actor, Committed, RefreshTokenRecord, SessionRecord } from "./records.js";
@@ -178,8 +179,21 @@ export interface TokenKeyStore {
   createExternalUser(user: UserRecord, bindings: readonly BindingRecord[], actor: Actor): Promise<Committed<UserRecord>>;
 }
 
+/**
+ * Rate limits set for API keys, roles and tenants. Every write appends one "rate_limit" entry
+ * named "scope:subject", so that every replica applies it by version.
+ */
+export interface RateLimitStore {
+  listRateLimits(): Promise<ConfiguredLimit[]>;
+  getRateLimit(scope: ConfigurableScope, id: string): Promise<ConfiguredLimit | undefined>;
+  /** Creates or replaces the limit of one scope. */
+  putRateLimit(limit: ConfiguredLimit, actor: Actor): Promise<Committed>;
+  /** Removes the limit of one scope; not_found when there is none. */
+  deleteRateLimit(scope: ConfigurableScope, id: string, actor: Actor): Promise<Committed>;
+}
+
 /** A store driver: everything above plus lifecycle. */
-export interface Store extends PolicyReader, PolicyWriter, ChangeFeed, SessionStore, TokenKeyStore {
+export interface Store extends PolicyReader, PolicyWriter, ChangeFeed, SessionStore, TokenKeyStore, RateLimitStore {
   /** "postgres" or "pglite", for logs and metrics. */
   readonly driver: string;
   /** Linked external identities, their sessions and pending sign-ins. */

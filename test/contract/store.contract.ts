@@ -820,6 +820,27 @@ export function describeStoreContract(driverName: string, target: StoreContractT
       });
     });
 
+    describe("rate limits", () => {
+      it("puts, replaces, reads, lists and deletes limits, one change-log entry per write", async () => {
+        const id = unique("role");
+        const spec = { perMinute: 100, perHour: 1000, burst: 10, shadow: false };
+        await expectOneVersion(() => store.putRateLimit({ scope: "role", id, spec }, SYSTEM), [["rate_limit", `role:${id}`]]);
+        expect(await store.getRateLimit("role", id)).toEqual({ scope: "role", id, spec });
+        expect(await store.getRateLimit("tenant", id)).toBeUndefined();
+        const replaced = { perMinute: 0, perHour: 5_000_000_000 / 10, burst: 0, shadow: true };
+        await expectOneVersion(() => store.putRateLimit({ scope: "role", id, spec: replaced }, SYSTEM), [["rate_limit", `role:${id}`]]);
+        await store.putRateLimit({ scope: "tenant", id, spec }, SYSTEM);
+        const listed = (await store.listRateLimits()).filter((l) => l.id === id);
+        expect(listed).toEqual([
+          { scope: "role", id, spec: replaced },
+          { scope: "tenant", id, spec },
+        ]);
+        await expectOneVersion(() => store.deleteRateLimit("role", id, SYSTEM), [["rate_limit", `role:${id}`]]);
+        expect(await store.getRateLimit("role", id)).toBeUndefined();
+        await expectRejected(() => store.deleteRateLimit("role", id, SYSTEM), "not_found");
+      });
+    });
+
     describe("lifecycle", () => {
       it("ping answers while open; a closed store reports unavailable", async () => {
         await store.ping();

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ApiKey, Role, RoleBinding, Tenant, User } from "./types_pb.js";
+import type { ApiKey, RateLimit, Role, RoleBinding, Tenant, User } from "./types_pb.js";
 import { file_verdict_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,211 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file verdict/v1/admin.proto.
  */
 export const file_verdict_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChZ2ZXJkaWN0L3YxL2FkbWluLnByb3RvEgp2ZXJkaWN0LnYxIjcKE0NyZWF0ZVRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIksKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiIKBnRlbmFudBgBIAEoCzISLnZlcmRpY3QudjEuVGVuYW50Eg8KB3ZlcnNpb24YAiABKAQiFAoSTGlzdFRlbmFudHNSZXF1ZXN0IjoKE0xpc3RUZW5hbnRzUmVzcG9uc2USIwoHdGVuYW50cxgBIAMoCzISLnZlcmRpY3QudjEuVGVuYW50IjgKGFNldFRlbmFudERpc2FibGVkUmVxdWVzdBIKCgJpZBgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCIsChlTZXRUZW5hbnREaXNhYmxlZFJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQiIQoTRGVsZXRlVGVuYW50UmVxdWVzdBIKCgJpZBgBIAEoCSInChREZWxldGVUZW5hbnRSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEIjcKEUNyZWF0ZVVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIkUKEkNyZWF0ZVVzZXJSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAudmVyZGljdC52MS5Vc2VyEg8KB3ZlcnNpb24YAiABKAQiHgoOR2V0VXNlclJlcXVlc3QSDAoEdXNlchgBIAEoCSJcCg9HZXRVc2VyUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLnZlcmRpY3QudjEuVXNlchIpCghiaW5kaW5ncxgCIAMoCzIXLnZlcmRpY3QudjEuUm9sZUJpbmRpbmciEgoQTGlzdFVzZXJzUmVxdWVzdCI0ChFMaXN0VXNlcnNSZXNwb25zZRIfCgV1c2VycxgBIAMoCzIQLnZlcmRpY3QudjEuVXNlciI4ChZTZXRVc2VyRGlzYWJsZWRSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIZGlzYWJsZWQYAiABKAgiKgoXU2V0VXNlckRpc2FibGVkUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBCIhChFEZWxldGVVc2VyUmVxdWVzdBIMCgR1c2VyGAEgASgJIiUKEkRlbGV0ZVVzZXJSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEInMKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIMCgR1c2VyGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCRIYChBjdXJyZW50X3Bhc3N3b3JkGAMgASgJEhwKFGtlZXBfY3VycmVudF9zZXNzaW9uGAQgASgIIikKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBCJICg5QdXRSb2xlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJEhMKC2Rlc2NyaXB0aW9uGAMgASgJIkIKD1B1dFJvbGVSZXNwb25zZRIeCgRyb2xlGAEgASgLMhAudmVyZGljdC52MS5Sb2xlEg8KB3ZlcnNpb24YAiABKAQiEgoQTGlzdFJvbGVzUmVxdWVzdCI0ChFMaXN0Um9sZXNSZXNwb25zZRIfCgVyb2xlcxgBIAMoCzIQLnZlcmRpY3QudjEuUm9sZSIhChFEZWxldGVSb2xlUmVxdWVzdBIMCgRuYW1lGAEgASgJIiUKEkRlbGV0ZVJvbGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEIj0KD0JpbmRSb2xlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDAoEdXNlchgCIAEoCRIMCgRyb2xlGAMgASgJIiMKEEJpbmRSb2xlUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBCI/ChFVbmJpbmRSb2xlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDAoEdXNlchgCIAEoCRIMCgRyb2xlGAMgASgJIiUKElVuYmluZFJvbGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEIikKF0xpc3RSb2xlQmluZGluZ3NSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCSJFChhMaXN0Um9sZUJpbmRpbmdzUmVzcG9uc2USKQoIYmluZGluZ3MYASADKAsyFy52ZXJkaWN0LnYxLlJvbGVCaW5kaW5nIjEKDEdyYW50UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSEQoJc3RhdGVtZW50GAIgASgJIksKDUdyYW50UmVzcG9uc2USKQoIYmluZGluZ3MYASADKAsyFy52ZXJkaWN0LnYxLlJvbGVCaW5kaW5nEg8KB3ZlcnNpb24YAiABKAQidAoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBW93bmVyGAIgASgJEhMKC3Blcm1pc3Npb25zGAMgAygJEg4KBnRlbmFudBgEIAEoCRIbChNleHBpcmVfdGltZV91bml4X21zGAUgASgDIlwKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiMKB2FwaV9rZXkYASABKAsyEi52ZXJkaWN0LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkSDwoHdmVyc2lvbhgDIAEoBCIjChJMaXN0QXBpS2V5c1JlcXVlc3QSDQoFb3duZXIYASABKAkiOwoTTGlzdEFwaUtleXNSZXNwb25zZRIkCghhcGlfa2V5cxgBIAMoCzISLnZlcmRpY3QudjEuQXBpS2V5IiEKE1Jldm9rZUFwaUtleVJlcXVlc3QSCgoCaWQYASABKAkiJwoUUmV2b2tlQXBpS2V5UmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBCIhChNSb3RhdGVBcGlLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIlwKFFJvdGF0ZUFwaUtleVJlc3BvbnNlEiMKB2FwaV9rZXkYASABKAsyEi52ZXJkaWN0LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkSDwoHdmVyc2lvbhgDIAEoBCIZChdHZXRQb2xpY3lWZXJzaW9uUmVxdWVzdCJOChhHZXRQb2xpY3lWZXJzaW9uUmVzcG9uc2USGQoRY29tbWl0dGVkX3ZlcnNpb24YASABKAQSFwoPYXBwbGllZF92ZXJzaW9uGAIgASgEInAKDkxpbmtlZElkZW50aXR5EhAKCHByb3ZpZGVyGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRINCgVlbWFpbBgEIAEoCRIbChNjcmVhdGVfdGltZV91bml4X21zGAUgASgDIisKG0xpc3RMaW5rZWRJZGVudGl0aWVzUmVxdWVzdBIMCgR1c2VyGAEgASgJIk4KHExpc3RMaW5rZWRJZGVudGl0aWVzUmVzcG9uc2USLgoKaWRlbnRpdGllcxgBIAMoCzIaLnZlcmRpY3QudjEuTGlua2VkSWRlbnRpdHkiTgobUmVtb3ZlTGlua2VkSWRlbnRpdHlSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDwoHc3ViamVjdBgDIAEoCSJJChxSZW1vdmVMaW5rZWRJZGVudGl0eVJlc3BvbnNlEhgKEHJldm9rZWRfc2Vzc2lvbnMYASABKA0SDwoHdmVyc2lvbhgCIAEoBDLNDwoMQWRtaW5TZXJ2aWNlElEKDENyZWF0ZVRlbmFudBIfLnZlcmRpY3QudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBogLnZlcmRpY3QudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USTgoLTGlzdFRlbmFudHMSHi52ZXJkaWN0LnYxLkxpc3RUZW5hbnRzUmVxdWVzdBofLnZlcmRpY3QudjEuTGlzdFRlbmFudHNSZXNwb25zZRJgChFTZXRUZW5hbnREaXNhYmxlZBIkLnZlcmRpY3QudjEuU2V0VGVuYW50RGlzYWJsZWRSZXF1ZXN0GiUudmVyZGljdC52MS5TZXRUZW5hbnREaXNhYmxlZFJlc3BvbnNlElEKDERlbGV0ZVRlbmFudBIfLnZlcmRpY3QudjEuRGVsZXRlVGVuYW50UmVxdWVzdBogLnZlcmRpY3QudjEuRGVsZXRlVGVuYW50UmVzcG9uc2USSwoKQ3JlYXRlVXNlchIdLnZlcmRpY3QudjEuQ3JlYXRlVXNlclJlcXVlc3QaHi52ZXJkaWN0LnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJCCgdHZXRVc2VyEhoudmVyZGljdC52MS5HZXRVc2VyUmVxdWVzdBobLnZlcmRpY3QudjEuR2V0VXNlclJlc3BvbnNlEkgKCUxpc3RVc2VycxIcLnZlcmRpY3QudjEuTGlzdFVzZXJzUmVxdWVzdBodLnZlcmRpY3QudjEuTGlzdFVzZXJzUmVzcG9uc2USWgoPU2V0VXNlckRpc2FibGVkEiIudmVyZGljdC52MS5TZXRVc2VyRGlzYWJsZWRSZXF1ZXN0GiMudmVyZGljdC52MS5TZXRVc2VyRGlzYWJsZWRSZXNwb25zZRJLCgpEZWxldGVVc2VyEh0udmVyZGljdC52MS5EZWxldGVVc2VyUmVxdWVzdBoeLnZlcmRpY3QudjEuRGVsZXRlVXNlclJlc3BvbnNlElcKDkNoYW5nZVBhc3N3b3JkEiEudmVyZGljdC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIi52ZXJkaWN0LnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USQgoHUHV0Um9sZRIaLnZlcmRpY3QudjEuUHV0Um9sZVJlcXVlc3QaGy52ZXJkaWN0LnYxLlB1dFJvbGVSZXNwb25zZRJICglMaXN0Um9sZXMSHC52ZXJkaWN0LnYxLkxpc3RSb2xlc1JlcXVlc3QaHS52ZXJkaWN0LnYxLkxpc3RSb2xlc1Jlc3BvbnNlEksKCkRlbGV0ZVJvbGUSHS52ZXJkaWN0LnYxLkRlbGV0ZVJvbGVSZXF1ZXN0Gh4udmVyZGljdC52MS5EZWxldGVSb2xlUmVzcG9uc2USRQoIQmluZFJvbGUSGy52ZXJkaWN0LnYxLkJpbmRSb2xlUmVxdWVzdBocLnZlcmRpY3QudjEuQmluZFJvbGVSZXNwb25zZRJLCgpVbmJpbmRSb2xlEh0udmVyZGljdC52MS5VbmJpbmRSb2xlUmVxdWVzdBoeLnZlcmRpY3QudjEuVW5iaW5kUm9sZVJlc3BvbnNlEl0KEExpc3RSb2xlQmluZGluZ3MSIy52ZXJkaWN0LnYxLkxpc3RSb2xlQmluZGluZ3NSZXF1ZXN0GiQudmVyZGljdC52MS5MaXN0Um9sZUJpbmRpbmdzUmVzcG9uc2USPAoFR3JhbnQSGC52ZXJkaWN0LnYxLkdyYW50UmVxdWVzdBoZLnZlcmRpY3QudjEuR3JhbnRSZXNwb25zZRJRCgxDcmVhdGVBcGlLZXkSHy52ZXJkaWN0LnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIC52ZXJkaWN0LnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlEk4KC0xpc3RBcGlLZXlzEh4udmVyZGljdC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHy52ZXJkaWN0LnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USUQoMUmV2b2tlQXBpS2V5Eh8udmVyZGljdC52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiAudmVyZGljdC52MS5SZXZva2VBcGlLZXlSZXNwb25zZRJRCgxSb3RhdGVBcGlLZXkSHy52ZXJkaWN0LnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaIC52ZXJkaWN0LnYxLlJvdGF0ZUFwaUtleVJlc3BvbnNlEl0KEEdldFBvbGljeVZlcnNpb24SIy52ZXJkaWN0LnYxLkdldFBvbGljeVZlcnNpb25SZXF1ZXN0GiQudmVyZGljdC52MS5HZXRQb2xpY3lWZXJzaW9uUmVzcG9uc2USaQoUTGlzdExpbmtlZElkZW50aXRpZXMSJy52ZXJkaWN0LnYxLkxpc3RMaW5rZWRJZGVudGl0aWVzUmVxdWVzdBooLnZlcmRpY3QudjEuTGlzdExpbmtlZElkZW50aXRpZXNSZXNwb25zZRJpChRSZW1vdmVMaW5rZWRJZGVudGl0eRInLnZlcmRpY3QudjEuUmVtb3ZlTGlua2VkSWRlbnRpdHlSZXF1ZXN0GigudmVyZGljdC52MS5SZW1vdmVMaW5rZWRJZGVudGl0eVJlc3BvbnNlYgZwcm90bzM", [file_verdict_v1_types]);
+  fileDesc("ChZ2ZXJkaWN0L3YxL2FkbWluLnByb3RvEgp2ZXJkaWN0LnYxIk8KD1JhdGVMaW1pdFRhcmdldBIQCgZrZXlfaWQYASABKAlIABIOCgRyb2xlGAIgASgJSAASEAoGdGVuYW50GAMgASgJSABCCAoGdGFyZ2V0ImgKE1NldFJhdGVMaW1pdFJlcXVlc3QSKwoGdGFyZ2V0GAEgASgLMhsudmVyZGljdC52MS5SYXRlTGltaXRUYXJnZXQSJAoFbGltaXQYAiABKAsyFS52ZXJkaWN0LnYxLlJhdGVMaW1pdCInChRTZXRSYXRlTGltaXRSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEIkIKE0dldFJhdGVMaW1pdFJlcXVlc3QSKwoGdGFyZ2V0GAEgASgLMhsudmVyZGljdC52MS5SYXRlTGltaXRUYXJnZXQiPAoUR2V0UmF0ZUxpbWl0UmVzcG9uc2USJAoFbGltaXQYASABKAsyFS52ZXJkaWN0LnYxLlJhdGVMaW1pdCJFChZEZWxldGVSYXRlTGltaXRSZXF1ZXN0EisKBnRhcmdldBgBIAEoCzIbLnZlcmRpY3QudjEuUmF0ZUxpbWl0VGFyZ2V0IioKF0RlbGV0ZVJhdGVMaW1pdFJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQiZAoPVGFyZ2V0UmF0ZUxpbWl0EisKBnRhcmdldBgBIAEoCzIbLnZlcmRpY3QudjEuUmF0ZUxpbWl0VGFyZ2V0EiQKBWxpbWl0GAIgASgLMhUudmVyZGljdC52MS5SYXRlTGltaXQiFwoVTGlzdFJhdGVMaW1pdHNSZXF1ZXN0IkUKFkxpc3RSYXRlTGltaXRzUmVzcG9uc2USKwoGbGltaXRzGAEgAygLMhsudmVyZGljdC52MS5UYXJnZXRSYXRlTGltaXQiNwoTQ3JlYXRlVGVuYW50UmVxdWVzdBIKCgJpZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkiSwoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIgoGdGVuYW50GAEgASgLMhIudmVyZGljdC52MS5UZW5hbnQSDwoHdmVyc2lvbhgCIAEoBCIUChJMaXN0VGVuYW50c1JlcXVlc3QiOgoTTGlzdFRlbmFudHNSZXNwb25zZRIjCgd0ZW5hbnRzGAEgAygLMhIudmVyZGljdC52MS5UZW5hbnQiOAoYU2V0VGVuYW50RGlzYWJsZWRSZXF1ZXN0EgoKAmlkGAEgASgJEhAKCGRpc2FibGVkGAIgASgIIiwKGVNldFRlbmFudERpc2FibGVkUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBCIhChNEZWxldGVUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJIicKFERlbGV0ZVRlbmFudFJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQiNwoRQ3JlYXRlVXNlclJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiRQoSQ3JlYXRlVXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC52ZXJkaWN0LnYxLlVzZXISDwoHdmVyc2lvbhgCIAEoBCIeCg5HZXRVc2VyUmVxdWVzdBIMCgR1c2VyGAEgASgJIlwKD0dldFVzZXJSZXNwb25zZRIeCgR1c2VyGAEgASgLMhAudmVyZGljdC52MS5Vc2VyEikKCGJpbmRpbmdzGAIgAygLMhcudmVyZGljdC52MS5Sb2xlQmluZGluZyISChBMaXN0VXNlcnNSZXF1ZXN0IjQKEUxpc3RVc2Vyc1Jlc3BvbnNlEh8KBXVzZXJzGAEgAygLMhAudmVyZGljdC52MS5Vc2VyIjgKFlNldFVzZXJEaXNhYmxlZFJlcXVlc3QSDAoEdXNlchgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCIqChdTZXRVc2VyRGlzYWJsZWRSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEIiEKEURlbGV0ZVVzZXJSZXF1ZXN0EgwKBHVzZXIYASABKAkiJQoSRGVsZXRlVXNlclJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQicwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EgwKBHVzZXIYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJEhgKEGN1cnJlbnRfcGFzc3dvcmQYAyABKAkSHAoUa2VlcF9jdXJyZW50X3Nlc3Npb24YBCABKAgiKQoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEIkgKDlB1dFJvbGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLcGVybWlzc2lvbnMYAiADKAkSEwoLZGVzY3JpcHRpb24YAyABKAkiQgoPUHV0Um9sZVJlc3BvbnNlEh4KBHJvbGUYASABKAsyEC52ZXJkaWN0LnYxLlJvbGUSDwoHdmVyc2lvbhgCIAEoBCISChBMaXN0Um9sZXNSZXF1ZXN0IjQKEUxpc3RSb2xlc1Jlc3BvbnNlEh8KBXJvbGVzGAEgAygLMhAudmVyZGljdC52MS5Sb2xlIiEKEURlbGV0ZVJvbGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiJQoSRGVsZXRlUm9sZVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQiPQoPQmluZFJvbGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIMCgR1c2VyGAIgASgJEgwKBHJvbGUYAyABKAkiIwoQQmluZFJvbGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEIj8KEVVuYmluZFJvbGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIMCgR1c2VyGAIgASgJEgwKBHJvbGUYAyABKAkiJQoSVW5iaW5kUm9sZVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQiKQoXTGlzdFJvbGVCaW5kaW5nc1JlcXVlc3QSDgoGdGVuYW50GAEgASgJIkUKGExpc3RSb2xlQmluZGluZ3NSZXNwb25zZRIpCghiaW5kaW5ncxgBIAMoCzIXLnZlcmRpY3QudjEuUm9sZUJpbmRpbmciMQoMR3JhbnRSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIRCglzdGF0ZW1lbnQYAiABKAkiSwoNR3JhbnRSZXNwb25zZRIpCghiaW5kaW5ncxgBIAMoCzIXLnZlcmRpY3QudjEuUm9sZUJpbmRpbmcSDwoHdmVyc2lvbhgCIAEoBCJ0ChNDcmVhdGVBcGlLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkSDQoFb3duZXIYAiABKAkSEwoLcGVybWlzc2lvbnMYAyADKAkSDgoGdGVuYW50GAQgASgJEhsKE2V4cGlyZV90aW1lX3VuaXhfbXMYBSABKAMiXAoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USIwoHYXBpX2tleRgBIAEoCzISLnZlcmRpY3QudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgEIiMKEkxpc3RBcGlLZXlzUmVxdWVzdBINCgVvd25lchgBIAEoCSI7ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiQKCGFwaV9rZXlzGAEgAygLMhIudmVyZGljdC52MS5BcGlLZXkiIQoTUmV2b2tlQXBpS2V5UmVxdWVzdBIKCgJpZBgBIAEoCSInChRSZXZva2VBcGlLZXlSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEIiEKE1JvdGF0ZUFwaUtleVJlcXVlc3QSCgoCaWQYASABKAkiXAoUUm90YXRlQXBpS2V5UmVzcG9uc2USIwoHYXBpX2tleRgBIAEoCzISLnZlcmRpY3QudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgEIhkKF0dldFBvbGljeVZlcnNpb25SZXF1ZXN0Ik4KGEdldFBvbGljeVZlcnNpb25SZXNwb25zZRIZChFjb21taXR0ZWRfdmVyc2lvbhgBIAEoBBIXCg9hcHBsaWVkX3ZlcnNpb24YAiABKAQicAoOTGlua2VkSWRlbnRpdHkSEAoIcHJvdmlkZXIYASABKAkSDwoHc3ViamVjdBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEg0KBWVtYWlsGAQgASgJEhsKE2NyZWF0ZV90aW1lX3VuaXhfbXMYBSABKAMiKwobTGlzdExpbmtlZElkZW50aXRpZXNSZXF1ZXN0EgwKBHVzZXIYASABKAkiTgocTGlzdExpbmtlZElkZW50aXRpZXNSZXNwb25zZRIuCgppZGVudGl0aWVzGAEgAygLMhoudmVyZGljdC52MS5MaW5rZWRJZGVudGl0eSJOChtSZW1vdmVMaW5rZWRJZGVudGl0eVJlcXVlc3QSDAoEdXNlchgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIPCgdzdWJqZWN0GAMgASgJIkkKHFJlbW92ZUxpbmtlZElkZW50aXR5UmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDRIPCgd2ZXJzaW9uGAIgASgEMqgSCgxBZG1pblNlcnZpY2USUQoMQ3JlYXRlVGVuYW50Eh8udmVyZGljdC52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GiAudmVyZGljdC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJOCgtMaXN0VGVuYW50cxIeLnZlcmRpY3QudjEuTGlzdFRlbmFudHNSZXF1ZXN0Gh8udmVyZGljdC52MS5MaXN0VGVuYW50c1Jlc3BvbnNlEmAKEVNldFRlbmFudERpc2FibGVkEiQudmVyZGljdC52MS5TZXRUZW5hbnREaXNhYmxlZFJlcXVlc3QaJS52ZXJkaWN0LnYxLlNldFRlbmFudERpc2FibGVkUmVzcG9uc2USUQoMRGVsZXRlVGVuYW50Eh8udmVyZGljdC52MS5EZWxldGVUZW5hbnRSZXF1ZXN0GiAudmVyZGljdC52MS5EZWxldGVUZW5hbnRSZXNwb25zZRJLCgpDcmVhdGVVc2VyEh0udmVyZGljdC52MS5DcmVhdGVVc2VyUmVxdWVzdBoeLnZlcmRpY3QudjEuQ3JlYXRlVXNlclJlc3BvbnNlEkIKB0dldFVzZXISGi52ZXJkaWN0LnYxLkdldFVzZXJSZXF1ZXN0GhsudmVyZGljdC52MS5HZXRVc2VyUmVzcG9uc2USSAoJTGlzdFVzZXJzEhwudmVyZGljdC52MS5MaXN0VXNlcnNSZXF1ZXN0Gh0udmVyZGljdC52MS5MaXN0VXNlcnNSZXNwb25zZRJaCg9TZXRVc2VyRGlzYWJsZWQSIi52ZXJkaWN0LnYxLlNldFVzZXJEaXNhYmxlZFJlcXVlc3QaIy52ZXJkaWN0LnYxLlNldFVzZXJEaXNhYmxlZFJlc3BvbnNlEksKCkRlbGV0ZVVzZXISHS52ZXJkaWN0LnYxLkRlbGV0ZVVzZXJSZXF1ZXN0Gh4udmVyZGljdC52MS5EZWxldGVVc2VyUmVzcG9uc2USVwoOQ2hhbmdlUGFzc3dvcmQSIS52ZXJkaWN0LnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBoiLnZlcmRpY3QudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJCCgdQdXRSb2xlEhoudmVyZGljdC52MS5QdXRSb2xlUmVxdWVzdBobLnZlcmRpY3QudjEuUHV0Um9sZVJlc3BvbnNlEkgKCUxpc3RSb2xlcxIcLnZlcmRpY3QudjEuTGlzdFJvbGVzUmVxdWVzdBodLnZlcmRpY3QudjEuTGlzdFJvbGVzUmVzcG9uc2USSwoKRGVsZXRlUm9sZRIdLnZlcmRpY3QudjEuRGVsZXRlUm9sZVJlcXVlc3QaHi52ZXJkaWN0LnYxLkRlbGV0ZVJvbGVSZXNwb25zZRJFCghCaW5kUm9sZRIbLnZlcmRpY3QudjEuQmluZFJvbGVSZXF1ZXN0GhwudmVyZGljdC52MS5CaW5kUm9sZVJlc3BvbnNlEksKClVuYmluZFJvbGUSHS52ZXJkaWN0LnYxLlVuYmluZFJvbGVSZXF1ZXN0Gh4udmVyZGljdC52MS5VbmJpbmRSb2xlUmVzcG9uc2USXQoQTGlzdFJvbGVCaW5kaW5ncxIjLnZlcmRpY3QudjEuTGlzdFJvbGVCaW5kaW5nc1JlcXVlc3QaJC52ZXJkaWN0LnYxLkxpc3RSb2xlQmluZGluZ3NSZXNwb25zZRI8CgVHcmFudBIYLnZlcmRpY3QudjEuR3JhbnRSZXF1ZXN0GhkudmVyZGljdC52MS5HcmFudFJlc3BvbnNlElEKDENyZWF0ZUFwaUtleRIfLnZlcmRpY3QudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBogLnZlcmRpY3QudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USTgoLTGlzdEFwaUtleXMSHi52ZXJkaWN0LnYxLkxpc3RBcGlLZXlzUmVxdWVzdBofLnZlcmRpY3QudjEuTGlzdEFwaUtleXNSZXNwb25zZRJRCgxSZXZva2VBcGlLZXkSHy52ZXJkaWN0LnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIC52ZXJkaWN0LnYxLlJldm9rZUFwaUtleVJlc3BvbnNlElEKDFJvdGF0ZUFwaUtleRIfLnZlcmRpY3QudjEuUm90YXRlQXBpS2V5UmVxdWVzdBogLnZlcmRpY3QudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USUQoMU2V0UmF0ZUxpbWl0Eh8udmVyZGljdC52MS5TZXRSYXRlTGltaXRSZXF1ZXN0GiAudmVyZGljdC52MS5TZXRSYXRlTGltaXRSZXNwb25zZRJRCgxHZXRSYXRlTGltaXQSHy52ZXJkaWN0LnYxLkdldFJhdGVMaW1pdFJlcXVlc3QaIC52ZXJkaWN0LnYxLkdldFJhdGVMaW1pdFJlc3BvbnNlEloKD0RlbGV0ZVJhdGVMaW1pdBIiLnZlcmRpY3QudjEuRGVsZXRlUmF0ZUxpbWl0UmVxdWVzdBojLnZlcmRpY3QudjEuRGVsZXRlUmF0ZUxpbWl0UmVzcG9uc2USVwoOTGlzdFJhdGVMaW1pdHMSIS52ZXJkaWN0LnYxLkxpc3RSYXRlTGltaXRzUmVxdWVzdBoiLnZlcmRpY3QudjEuTGlzdFJhdGVMaW1pdHNSZXNwb25zZRJdChBHZXRQb2xpY3lWZXJzaW9uEiMudmVyZGljdC52MS5HZXRQb2xpY3lWZXJzaW9uUmVxdWVzdBokLnZlcmRpY3QudjEuR2V0UG9saWN5VmVyc2lvblJlc3BvbnNlEmkKFExpc3RMaW5rZWRJZGVudGl0aWVzEicudmVyZGljdC52MS5MaXN0TGlua2VkSWRlbnRpdGllc1JlcXVlc3QaKC52ZXJkaWN0LnYxLkxpc3RMaW5rZWRJZGVudGl0aWVzUmVzcG9uc2USaQoUUmVtb3ZlTGlua2VkSWRlbnRpdHkSJy52ZXJkaWN0LnYxLlJlbW92ZUxpbmtlZElkZW50aXR5UmVxdWVzdBooLnZlcmRpY3QudjEuUmVtb3ZlTGlua2VkSWRlbnRpdHlSZXNwb25zZWIGcHJvdG8z", [file_verdict_v1_types]);
+
+/**
+ * RateLimitTarget names what a rate limit is set for.
+ *
+ * @generated from message verdict.v1.RateLimitTarget
+ */
+export type RateLimitTarget = Message<"verdict.v1.RateLimitTarget"> & {
+  /**
+   * @generated from oneof verdict.v1.RateLimitTarget.target
+   */
+  target: {
+    /**
+     * An API key id.
+     *
+     * @generated from field: string key_id = 1;
+     */
+    value: string;
+    case: "keyId";
+  } | {
+    /**
+     * A role name: applies to principals holding the role in the tenant of the Check.
+     *
+     * @generated from field: string role = 2;
+     */
+    value: string;
+    case: "role";
+  } | {
+    /**
+     * A tenant id: applies to every credential's Checks in that tenant.
+     *
+     * @generated from field: string tenant = 3;
+     */
+    value: string;
+    case: "tenant";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message verdict.v1.RateLimitTarget.
+ * Use `create(RateLimitTargetSchema)` to create a new message.
+ */
+export const RateLimitTargetSchema: GenMessage<RateLimitTarget> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 0);
+
+/**
+ * @generated from message verdict.v1.SetRateLimitRequest
+ */
+export type SetRateLimitRequest = Message<"verdict.v1.SetRateLimitRequest"> & {
+  /**
+   * @generated from field: verdict.v1.RateLimitTarget target = 1;
+   */
+  target?: RateLimitTarget | undefined;
+
+  /**
+   * @generated from field: verdict.v1.RateLimit limit = 2;
+   */
+  limit?: RateLimit | undefined;
+};
+
+/**
+ * Describes the message verdict.v1.SetRateLimitRequest.
+ * Use `create(SetRateLimitRequestSchema)` to create a new message.
+ */
+export const SetRateLimitRequestSchema: GenMessage<SetRateLimitRequest> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 1);
+
+/**
+ * @generated from message verdict.v1.SetRateLimitResponse
+ */
+export type SetRateLimitResponse = Message<"verdict.v1.SetRateLimitResponse"> & {
+  /**
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message verdict.v1.SetRateLimitResponse.
+ * Use `create(SetRateLimitResponseSchema)` to create a new message.
+ */
+export const SetRateLimitResponseSchema: GenMessage<SetRateLimitResponse> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 2);
+
+/**
+ * @generated from message verdict.v1.GetRateLimitRequest
+ */
+export type GetRateLimitRequest = Message<"verdict.v1.GetRateLimitRequest"> & {
+  /**
+   * @generated from field: verdict.v1.RateLimitTarget target = 1;
+   */
+  target?: RateLimitTarget | undefined;
+};
+
+/**
+ * Describes the message verdict.v1.GetRateLimitRequest.
+ * Use `create(GetRateLimitRequestSchema)` to create a new message.
+ */
+export const GetRateLimitRequestSchema: GenMessage<GetRateLimitRequest> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 3);
+
+/**
+ * @generated from message verdict.v1.GetRateLimitResponse
+ */
+export type GetRateLimitResponse = Message<"verdict.v1.GetRateLimitResponse"> & {
+  /**
+   * @generated from field: verdict.v1.RateLimit limit = 1;
+   */
+  limit?: RateLimit | undefined;
+};
+
+/**
+ * Describes the message verdict.v1.GetRateLimitResponse.
+ * Use `create(GetRateLimitResponseSchema)` to create a new message.
+ */
+export const GetRateLimitResponseSchema: GenMessage<GetRateLimitResponse> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 4);
+
+/**
+ * @generated from message verdict.v1.DeleteRateLimitRequest
+ */
+export type DeleteRateLimitRequest = Message<"verdict.v1.DeleteRateLimitRequest"> & {
+  /**
+   * @generated from field: verdict.v1.RateLimitTarget target = 1;
+   */
+  target?: RateLimitTarget | undefined;
+};
+
+/**
+ * Describes the message verdict.v1.DeleteRateLimitRequest.
+ * Use `create(DeleteRateLimitRequestSchema)` to create a new message.
+ */
+export const DeleteRateLimitRequestSchema: GenMessage<DeleteRateLimitRequest> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 5);
+
+/**
+ * @generated from message verdict.v1.DeleteRateLimitResponse
+ */
+export type DeleteRateLimitResponse = Message<"verdict.v1.DeleteRateLimitResponse"> & {
+  /**
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message verdict.v1.DeleteRateLimitResponse.
+ * Use `create(DeleteRateLimitResponseSchema)` to create a new message.
+ */
+export const DeleteRateLimitResponseSchema: GenMessage<DeleteRateLimitResponse> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 6);
+
+/**
+ * TargetRateLimit is one target with limits of its own.
+ *
+ * @generated from message verdict.v1.TargetRateLimit
+ */
+export type TargetRateLimit = Message<"verdict.v1.TargetRateLimit"> & {
+  /**
+   * @generated from field: verdict.v1.RateLimitTarget target = 1;
+   */
+  target?: RateLimitTarget | undefined;
+
+  /**
+   * @generated from field: verdict.v1.RateLimit limit = 2;
+   */
+  limit?: RateLimit | undefined;
+};
+
+/**
+ * Describes the message verdict.v1.TargetRateLimit.
+ * Use `create(TargetRateLimitSchema)` to create a new message.
+ */
+export const TargetRateLimitSchema: GenMessage<TargetRateLimit> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 7);
+
+/**
+ * @generated from message verdict.v1.ListRateLimitsRequest
+ */
+export type ListRateLimitsRequest = Message<"verdict.v1.ListRateLimitsRequest"> & {
+};
+
+/**
+ * Describes the message verdict.v1.ListRateLimitsRequest.
+ * Use `create(ListRateLimitsRequestSchema)` to create a new message.
+ */
+export const ListRateLimitsRequestSchema: GenMessage<ListRateLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 8);
+
+/**
+ * @generated from message verdict.v1.ListRateLimitsResponse
+ */
+export type ListRateLimitsResponse = Message<"verdict.v1.ListRateLimitsResponse"> & {
+  /**
+   * @generated from field: repeated verdict.v1.TargetRateLimit limits = 1;
+   */
+  limits: TargetRateLimit[];
+};
+
+/**
+ * Describes the message verdict.v1.ListRateLimitsResponse.
+ * Use `create(ListRateLimitsResponseSchema)` to create a new message.
+ */
+export const ListRateLimitsResponseSchema: GenMessage<ListRateLimitsResponse> = /*@__PURE__*/
+  messageDesc(file_verdict_v1_admin, 9);
 
 /**
  * @generated from message verdict.v1.CreateTenantRequest
@@ -36,7 +240,7 @@ export type CreateTenantRequest = Message<"verdict.v1.CreateTenantRequest"> & {
  * Use `create(CreateTenantRequestSchema)` to create a new message.
  */
 export const CreateTenantRequestSchema: GenMessage<CreateTenantRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 0);
+  messageDesc(file_verdict_v1_admin, 10);
 
 /**
  * @generated from message verdict.v1.CreateTenantResponse
@@ -58,7 +262,7 @@ export type CreateTenantResponse = Message<"verdict.v1.CreateTenantResponse"> & 
  * Use `create(CreateTenantResponseSchema)` to create a new message.
  */
 export const CreateTenantResponseSchema: GenMessage<CreateTenantResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 1);
+  messageDesc(file_verdict_v1_admin, 11);
 
 /**
  * @generated from message verdict.v1.ListTenantsRequest
@@ -71,7 +275,7 @@ export type ListTenantsRequest = Message<"verdict.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 2);
+  messageDesc(file_verdict_v1_admin, 12);
 
 /**
  * @generated from message verdict.v1.ListTenantsResponse
@@ -88,7 +292,7 @@ export type ListTenantsResponse = Message<"verdict.v1.ListTenantsResponse"> & {
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 3);
+  messageDesc(file_verdict_v1_admin, 13);
 
 /**
  * @generated from message verdict.v1.SetTenantDisabledRequest
@@ -110,7 +314,7 @@ export type SetTenantDisabledRequest = Message<"verdict.v1.SetTenantDisabledRequ
  * Use `create(SetTenantDisabledRequestSchema)` to create a new message.
  */
 export const SetTenantDisabledRequestSchema: GenMessage<SetTenantDisabledRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 4);
+  messageDesc(file_verdict_v1_admin, 14);
 
 /**
  * @generated from message verdict.v1.SetTenantDisabledResponse
@@ -127,7 +331,7 @@ export type SetTenantDisabledResponse = Message<"verdict.v1.SetTenantDisabledRes
  * Use `create(SetTenantDisabledResponseSchema)` to create a new message.
  */
 export const SetTenantDisabledResponseSchema: GenMessage<SetTenantDisabledResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 5);
+  messageDesc(file_verdict_v1_admin, 15);
 
 /**
  * @generated from message verdict.v1.DeleteTenantRequest
@@ -144,7 +348,7 @@ export type DeleteTenantRequest = Message<"verdict.v1.DeleteTenantRequest"> & {
  * Use `create(DeleteTenantRequestSchema)` to create a new message.
  */
 export const DeleteTenantRequestSchema: GenMessage<DeleteTenantRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 6);
+  messageDesc(file_verdict_v1_admin, 16);
 
 /**
  * @generated from message verdict.v1.DeleteTenantResponse
@@ -161,7 +365,7 @@ export type DeleteTenantResponse = Message<"verdict.v1.DeleteTenantResponse"> & 
  * Use `create(DeleteTenantResponseSchema)` to create a new message.
  */
 export const DeleteTenantResponseSchema: GenMessage<DeleteTenantResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 7);
+  messageDesc(file_verdict_v1_admin, 17);
 
 /**
  * @generated from message verdict.v1.CreateUserRequest
@@ -183,7 +387,7 @@ export type CreateUserRequest = Message<"verdict.v1.CreateUserRequest"> & {
  * Use `create(CreateUserRequestSchema)` to create a new message.
  */
 export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 8);
+  messageDesc(file_verdict_v1_admin, 18);
 
 /**
  * @generated from message verdict.v1.CreateUserResponse
@@ -205,7 +409,7 @@ export type CreateUserResponse = Message<"verdict.v1.CreateUserResponse"> & {
  * Use `create(CreateUserResponseSchema)` to create a new message.
  */
 export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 9);
+  messageDesc(file_verdict_v1_admin, 19);
 
 /**
  * @generated from message verdict.v1.GetUserRequest
@@ -224,7 +428,7 @@ export type GetUserRequest = Message<"verdict.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 10);
+  messageDesc(file_verdict_v1_admin, 20);
 
 /**
  * @generated from message verdict.v1.GetUserResponse
@@ -246,7 +450,7 @@ export type GetUserResponse = Message<"verdict.v1.GetUserResponse"> & {
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 11);
+  messageDesc(file_verdict_v1_admin, 21);
 
 /**
  * @generated from message verdict.v1.ListUsersRequest
@@ -259,7 +463,7 @@ export type ListUsersRequest = Message<"verdict.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 12);
+  messageDesc(file_verdict_v1_admin, 22);
 
 /**
  * @generated from message verdict.v1.ListUsersResponse
@@ -276,7 +480,7 @@ export type ListUsersResponse = Message<"verdict.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 13);
+  messageDesc(file_verdict_v1_admin, 23);
 
 /**
  * @generated from message verdict.v1.SetUserDisabledRequest
@@ -300,7 +504,7 @@ export type SetUserDisabledRequest = Message<"verdict.v1.SetUserDisabledRequest"
  * Use `create(SetUserDisabledRequestSchema)` to create a new message.
  */
 export const SetUserDisabledRequestSchema: GenMessage<SetUserDisabledRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 14);
+  messageDesc(file_verdict_v1_admin, 24);
 
 /**
  * @generated from message verdict.v1.SetUserDisabledResponse
@@ -317,7 +521,7 @@ export type SetUserDisabledResponse = Message<"verdict.v1.SetUserDisabledRespons
  * Use `create(SetUserDisabledResponseSchema)` to create a new message.
  */
 export const SetUserDisabledResponseSchema: GenMessage<SetUserDisabledResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 15);
+  messageDesc(file_verdict_v1_admin, 25);
 
 /**
  * @generated from message verdict.v1.DeleteUserRequest
@@ -336,7 +540,7 @@ export type DeleteUserRequest = Message<"verdict.v1.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 16);
+  messageDesc(file_verdict_v1_admin, 26);
 
 /**
  * @generated from message verdict.v1.DeleteUserResponse
@@ -353,7 +557,7 @@ export type DeleteUserResponse = Message<"verdict.v1.DeleteUserResponse"> & {
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 17);
+  messageDesc(file_verdict_v1_admin, 27);
 
 /**
  * @generated from message verdict.v1.ChangePasswordRequest
@@ -395,7 +599,7 @@ export type ChangePasswordRequest = Message<"verdict.v1.ChangePasswordRequest"> 
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 18);
+  messageDesc(file_verdict_v1_admin, 28);
 
 /**
  * @generated from message verdict.v1.ChangePasswordResponse
@@ -412,7 +616,7 @@ export type ChangePasswordResponse = Message<"verdict.v1.ChangePasswordResponse"
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 19);
+  messageDesc(file_verdict_v1_admin, 29);
 
 /**
  * @generated from message verdict.v1.PutRoleRequest
@@ -439,7 +643,7 @@ export type PutRoleRequest = Message<"verdict.v1.PutRoleRequest"> & {
  * Use `create(PutRoleRequestSchema)` to create a new message.
  */
 export const PutRoleRequestSchema: GenMessage<PutRoleRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 20);
+  messageDesc(file_verdict_v1_admin, 30);
 
 /**
  * @generated from message verdict.v1.PutRoleResponse
@@ -461,7 +665,7 @@ export type PutRoleResponse = Message<"verdict.v1.PutRoleResponse"> & {
  * Use `create(PutRoleResponseSchema)` to create a new message.
  */
 export const PutRoleResponseSchema: GenMessage<PutRoleResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 21);
+  messageDesc(file_verdict_v1_admin, 31);
 
 /**
  * @generated from message verdict.v1.ListRolesRequest
@@ -474,7 +678,7 @@ export type ListRolesRequest = Message<"verdict.v1.ListRolesRequest"> & {
  * Use `create(ListRolesRequestSchema)` to create a new message.
  */
 export const ListRolesRequestSchema: GenMessage<ListRolesRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 22);
+  messageDesc(file_verdict_v1_admin, 32);
 
 /**
  * @generated from message verdict.v1.ListRolesResponse
@@ -491,7 +695,7 @@ export type ListRolesResponse = Message<"verdict.v1.ListRolesResponse"> & {
  * Use `create(ListRolesResponseSchema)` to create a new message.
  */
 export const ListRolesResponseSchema: GenMessage<ListRolesResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 23);
+  messageDesc(file_verdict_v1_admin, 33);
 
 /**
  * @generated from message verdict.v1.DeleteRoleRequest
@@ -508,7 +712,7 @@ export type DeleteRoleRequest = Message<"verdict.v1.DeleteRoleRequest"> & {
  * Use `create(DeleteRoleRequestSchema)` to create a new message.
  */
 export const DeleteRoleRequestSchema: GenMessage<DeleteRoleRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 24);
+  messageDesc(file_verdict_v1_admin, 34);
 
 /**
  * @generated from message verdict.v1.DeleteRoleResponse
@@ -525,7 +729,7 @@ export type DeleteRoleResponse = Message<"verdict.v1.DeleteRoleResponse"> & {
  * Use `create(DeleteRoleResponseSchema)` to create a new message.
  */
 export const DeleteRoleResponseSchema: GenMessage<DeleteRoleResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 25);
+  messageDesc(file_verdict_v1_admin, 35);
 
 /**
  * @generated from message verdict.v1.BindRoleRequest
@@ -556,7 +760,7 @@ export type BindRoleRequest = Message<"verdict.v1.BindRoleRequest"> & {
  * Use `create(BindRoleRequestSchema)` to create a new message.
  */
 export const BindRoleRequestSchema: GenMessage<BindRoleRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 26);
+  messageDesc(file_verdict_v1_admin, 36);
 
 /**
  * @generated from message verdict.v1.BindRoleResponse
@@ -573,7 +777,7 @@ export type BindRoleResponse = Message<"verdict.v1.BindRoleResponse"> & {
  * Use `create(BindRoleResponseSchema)` to create a new message.
  */
 export const BindRoleResponseSchema: GenMessage<BindRoleResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 27);
+  messageDesc(file_verdict_v1_admin, 37);
 
 /**
  * @generated from message verdict.v1.UnbindRoleRequest
@@ -600,7 +804,7 @@ export type UnbindRoleRequest = Message<"verdict.v1.UnbindRoleRequest"> & {
  * Use `create(UnbindRoleRequestSchema)` to create a new message.
  */
 export const UnbindRoleRequestSchema: GenMessage<UnbindRoleRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 28);
+  messageDesc(file_verdict_v1_admin, 38);
 
 /**
  * @generated from message verdict.v1.UnbindRoleResponse
@@ -617,7 +821,7 @@ export type UnbindRoleResponse = Message<"verdict.v1.UnbindRoleResponse"> & {
  * Use `create(UnbindRoleResponseSchema)` to create a new message.
  */
 export const UnbindRoleResponseSchema: GenMessage<UnbindRoleResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 29);
+  messageDesc(file_verdict_v1_admin, 39);
 
 /**
  * @generated from message verdict.v1.ListRoleBindingsRequest
@@ -636,7 +840,7 @@ export type ListRoleBindingsRequest = Message<"verdict.v1.ListRoleBindingsReques
  * Use `create(ListRoleBindingsRequestSchema)` to create a new message.
  */
 export const ListRoleBindingsRequestSchema: GenMessage<ListRoleBindingsRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 30);
+  messageDesc(file_verdict_v1_admin, 40);
 
 /**
  * @generated from message verdict.v1.ListRoleBindingsResponse
@@ -653,7 +857,7 @@ export type ListRoleBindingsResponse = Message<"verdict.v1.ListRoleBindingsRespo
  * Use `create(ListRoleBindingsResponseSchema)` to create a new message.
  */
 export const ListRoleBindingsResponseSchema: GenMessage<ListRoleBindingsResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 31);
+  messageDesc(file_verdict_v1_admin, 41);
 
 /**
  * @generated from message verdict.v1.GrantRequest
@@ -677,7 +881,7 @@ export type GrantRequest = Message<"verdict.v1.GrantRequest"> & {
  * Use `create(GrantRequestSchema)` to create a new message.
  */
 export const GrantRequestSchema: GenMessage<GrantRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 32);
+  messageDesc(file_verdict_v1_admin, 42);
 
 /**
  * @generated from message verdict.v1.GrantResponse
@@ -701,7 +905,7 @@ export type GrantResponse = Message<"verdict.v1.GrantResponse"> & {
  * Use `create(GrantResponseSchema)` to create a new message.
  */
 export const GrantResponseSchema: GenMessage<GrantResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 33);
+  messageDesc(file_verdict_v1_admin, 43);
 
 /**
  * @generated from message verdict.v1.CreateApiKeyRequest
@@ -751,7 +955,7 @@ export type CreateApiKeyRequest = Message<"verdict.v1.CreateApiKeyRequest"> & {
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 34);
+  messageDesc(file_verdict_v1_admin, 44);
 
 /**
  * @generated from message verdict.v1.CreateApiKeyResponse
@@ -780,7 +984,7 @@ export type CreateApiKeyResponse = Message<"verdict.v1.CreateApiKeyResponse"> & 
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 35);
+  messageDesc(file_verdict_v1_admin, 45);
 
 /**
  * @generated from message verdict.v1.ListApiKeysRequest
@@ -799,7 +1003,7 @@ export type ListApiKeysRequest = Message<"verdict.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 36);
+  messageDesc(file_verdict_v1_admin, 46);
 
 /**
  * @generated from message verdict.v1.ListApiKeysResponse
@@ -816,7 +1020,7 @@ export type ListApiKeysResponse = Message<"verdict.v1.ListApiKeysResponse"> & {
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 37);
+  messageDesc(file_verdict_v1_admin, 47);
 
 /**
  * @generated from message verdict.v1.RevokeApiKeyRequest
@@ -833,7 +1037,7 @@ export type RevokeApiKeyRequest = Message<"verdict.v1.RevokeApiKeyRequest"> & {
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 38);
+  messageDesc(file_verdict_v1_admin, 48);
 
 /**
  * @generated from message verdict.v1.RevokeApiKeyResponse
@@ -850,7 +1054,7 @@ export type RevokeApiKeyResponse = Message<"verdict.v1.RevokeApiKeyResponse"> & 
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 39);
+  messageDesc(file_verdict_v1_admin, 49);
 
 /**
  * @generated from message verdict.v1.RotateApiKeyRequest
@@ -867,7 +1071,7 @@ export type RotateApiKeyRequest = Message<"verdict.v1.RotateApiKeyRequest"> & {
  * Use `create(RotateApiKeyRequestSchema)` to create a new message.
  */
 export const RotateApiKeyRequestSchema: GenMessage<RotateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 40);
+  messageDesc(file_verdict_v1_admin, 50);
 
 /**
  * @generated from message verdict.v1.RotateApiKeyResponse
@@ -896,7 +1100,7 @@ export type RotateApiKeyResponse = Message<"verdict.v1.RotateApiKeyResponse"> & 
  * Use `create(RotateApiKeyResponseSchema)` to create a new message.
  */
 export const RotateApiKeyResponseSchema: GenMessage<RotateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 41);
+  messageDesc(file_verdict_v1_admin, 51);
 
 /**
  * @generated from message verdict.v1.GetPolicyVersionRequest
@@ -909,7 +1113,7 @@ export type GetPolicyVersionRequest = Message<"verdict.v1.GetPolicyVersionReques
  * Use `create(GetPolicyVersionRequestSchema)` to create a new message.
  */
 export const GetPolicyVersionRequestSchema: GenMessage<GetPolicyVersionRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 42);
+  messageDesc(file_verdict_v1_admin, 52);
 
 /**
  * @generated from message verdict.v1.GetPolicyVersionResponse
@@ -935,7 +1139,7 @@ export type GetPolicyVersionResponse = Message<"verdict.v1.GetPolicyVersionRespo
  * Use `create(GetPolicyVersionResponseSchema)` to create a new message.
  */
 export const GetPolicyVersionResponseSchema: GenMessage<GetPolicyVersionResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 43);
+  messageDesc(file_verdict_v1_admin, 53);
 
 /**
  * LinkedIdentity is an identity at a configured provider (VERDICT_OAUTH_PROVIDERS) linked to a user.
@@ -980,7 +1184,7 @@ export type LinkedIdentity = Message<"verdict.v1.LinkedIdentity"> & {
  * Use `create(LinkedIdentitySchema)` to create a new message.
  */
 export const LinkedIdentitySchema: GenMessage<LinkedIdentity> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 44);
+  messageDesc(file_verdict_v1_admin, 54);
 
 /**
  * @generated from message verdict.v1.ListLinkedIdentitiesRequest
@@ -999,7 +1203,7 @@ export type ListLinkedIdentitiesRequest = Message<"verdict.v1.ListLinkedIdentiti
  * Use `create(ListLinkedIdentitiesRequestSchema)` to create a new message.
  */
 export const ListLinkedIdentitiesRequestSchema: GenMessage<ListLinkedIdentitiesRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 45);
+  messageDesc(file_verdict_v1_admin, 55);
 
 /**
  * @generated from message verdict.v1.ListLinkedIdentitiesResponse
@@ -1016,7 +1220,7 @@ export type ListLinkedIdentitiesResponse = Message<"verdict.v1.ListLinkedIdentit
  * Use `create(ListLinkedIdentitiesResponseSchema)` to create a new message.
  */
 export const ListLinkedIdentitiesResponseSchema: GenMessage<ListLinkedIdentitiesResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 46);
+  messageDesc(file_verdict_v1_admin, 56);
 
 /**
  * @generated from message verdict.v1.RemoveLinkedIdentityRequest
@@ -1045,7 +1249,7 @@ export type RemoveLinkedIdentityRequest = Message<"verdict.v1.RemoveLinkedIdenti
  * Use `create(RemoveLinkedIdentityRequestSchema)` to create a new message.
  */
 export const RemoveLinkedIdentityRequestSchema: GenMessage<RemoveLinkedIdentityRequest> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 47);
+  messageDesc(file_verdict_v1_admin, 57);
 
 /**
  * @generated from message verdict.v1.RemoveLinkedIdentityResponse
@@ -1069,7 +1273,7 @@ export type RemoveLinkedIdentityResponse = Message<"verdict.v1.RemoveLinkedIdent
  * Use `create(RemoveLinkedIdentityResponseSchema)` to create a new message.
  */
 export const RemoveLinkedIdentityResponseSchema: GenMessage<RemoveLinkedIdentityResponse> = /*@__PURE__*/
-  messageDesc(file_verdict_v1_admin, 48);
+  messageDesc(file_verdict_v1_admin, 58);
 
 /**
  * AdminService manages tenants, users, roles, role bindings and API keys.
@@ -1257,6 +1461,47 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RotateApiKeyRequestSchema;
     output: typeof RotateApiKeyResponseSchema;
+  },
+  /**
+   * SetRateLimit gives an API key, a role or a tenant its own rate limits (replacing any earlier
+   * ones). Needs admin:keys, admin:roles or admin:tenants in every tenant.
+   *
+   * @generated from rpc verdict.v1.AdminService.SetRateLimit
+   */
+  setRateLimit: {
+    methodKind: "unary";
+    input: typeof SetRateLimitRequestSchema;
+    output: typeof SetRateLimitResponseSchema;
+  },
+  /**
+   * GetRateLimit answers the limits set for one target; NOT_FOUND when none are set.
+   *
+   * @generated from rpc verdict.v1.AdminService.GetRateLimit
+   */
+  getRateLimit: {
+    methodKind: "unary";
+    input: typeof GetRateLimitRequestSchema;
+    output: typeof GetRateLimitResponseSchema;
+  },
+  /**
+   * DeleteRateLimit removes a target's own limits; NOT_FOUND when none are set.
+   *
+   * @generated from rpc verdict.v1.AdminService.DeleteRateLimit
+   */
+  deleteRateLimit: {
+    methodKind: "unary";
+    input: typeof DeleteRateLimitRequestSchema;
+    output: typeof DeleteRateLimitResponseSchema;
+  },
+  /**
+   * ListRateLimits lists every target with limits of its own (needs all three permissions).
+   *
+   * @generated from rpc verdict.v1.AdminService.ListRateLimits
+   */
+  listRateLimits: {
+    methodKind: "unary";
+    input: typeof ListRateLimitsRequestSchema;
+    output: typeof ListRateLimitsResponseSchema;
   },
   /**
    * GetPolicyVersion reports the newest committed policy version and this replica's applied one.
