@@ -2,12 +2,17 @@
  * Assembles one Verdict replica from a Config: store, bus, engine, services, servers. main.ts runs
  * it as a process; integration tests run it in-process.
  */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { createLoginLimiter } from "./authn/login-limiter.js";
 import { createPasswordHasher } from "./authn/password.js";
 import { type MeteredBus, openBus } from "./bus/index.js";
 import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
 import { RateLimiter, rateLimitApplier } from "./engine/rate-limiter.js";
+import { createRedisRateLimitSync } from "./bus/rate-limit-sync.js";
+import { STANDARD_WINDOWS } from "./core/rate-limit.js";
+import { SLOTS } from "./core/rate-window.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
 import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
@@ -109,6 +114,28 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     defaults: { perMinute: config.rateLimit.perMinute, perHour: config.rateLimit.perHour, burst: config.rateLimit.burst, shadow: false },
     maxTracked: config.rateLimit.maxTracked,
     onEvicted: () => metrics.rateLimitEvictions.inc(),
+    fleet: config.redisUrl
+      ? {
+          sync: createRedisRateLimitSync({
+            url: config.redisUrl,
+            prefix: config.rateLimit.redisPrefix,
+            replicaId: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
+            ring: SLOTS + 1,
+            minuteTtlMs: STANDARD_WINDOWS.minute.periodMs + 2 * STANDARD_WINDOWS.minute.slotMs,
+            hourTtlMs: STANDARD_WINDOWS.hour.periodMs + 2 * STANDARD_WINDOWS.hour.slotMs,
+            liveMs: Math.max(2000, 20 * config.rateLimit.syncIntervalMs),
+            timeoutMs: Math.max(250, 4 * config.rateLimit.syncIntervalMs),
+          }),
+          intervalMs: config.rateLimit.syncIntervalMs,
+          failOpen: config.rateLimit.failOpen,
+          logger: logger.child({ component: "rate-limits" }),
+          onExchange: (seconds, ok) => {
+            metrics.rateLimitSyncDuration.labels(ok ? "ok" : "failed").observe(seconds);
+            if (!ok) metrics.rateLimitSyncFailures.inc();
+          },
+          onDegraded: (seconds) => metrics.rateLimitDegradedSeconds.inc(seconds),
+        }
+      : undefined,
   });
   const engine = new Engine({
     store,
@@ -285,7 +312,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       await Promise.all([grpc.close(drainMs), http.close(drainMs)]);
       const rest = (async () => {
         await engine.close();
-        rateLimiter.close();
+        await rateLimiter.close();
         audit?.close();
         await bus.close();
         await store.close();

@@ -269,6 +269,25 @@ export const settings = {
       max: 1_000_000_000,
       doc: "if not 0, most units a credential may spend within one 3-second slot of the minute (at most the per-minute limit)",
     }),
+    failOpen: bool({
+      env: "VERDICT_RATE_LIMIT_FAIL_OPEN",
+      default: true,
+      doc: "with `REDIS_URL`, while Redis cannot be reached: `true` keeps answering from this replica's own counts (the fleet may admit up to N times a limit), `false` answers `RATE_LIMITED` to every limited credential",
+    }),
+    syncIntervalMs: int({
+      env: "VERDICT_RATE_LIMIT_SYNC_MS",
+      default: 50,
+      min: 5,
+      max: 10_000,
+      doc: "with `REDIS_URL`, how often each replica exchanges its counts with the fleet (the overshoot across replicas grows with it)",
+    }),
+    redisPrefix: text({
+      env: "VERDICT_RATE_LIMIT_REDIS_PREFIX",
+      default: "verdict:ratelimit",
+      pattern: /^[\x21-\x7e]{1,128}$/,
+      rule: "1 to 128 printable characters without spaces",
+      doc: "prefix of the Redis keys holding the fleet's counts; every replica of one deployment uses the same",
+    }),
     maxTracked: int({
       env: "VERDICT_RATE_LIMIT_MAX_TRACKED",
       default: 1_000_000,

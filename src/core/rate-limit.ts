@@ -135,6 +135,25 @@ export interface RateAnswer {
    * whole again (when allowed).
    */
   readonly resetMs: number;
+  /** Set when the fleet's counts could not be reached and limits fail closed. */
+  readonly unavailable?: true;
+}
+
+/**
+ * Units other replicas spent, as this replica last learnt (or estimates): added to its own counts
+ * in each window. A single replica passes none.
+ */
+export interface Others {
+  readonly minute: number;
+  readonly hour: number;
+  readonly slot: number;
+}
+
+const NO_OTHERS: Others = Object.freeze({ minute: 0, hour: 0, slot: 0 });
+
+/** Milliseconds until this replica's own units leave room for `need` under `room`; a whole window when they never can. */
+function waitFor(state: Uint32Array, at: number, shape: WindowShape, nowMs: number, room: number, need: number): number {
+  return room < need ? shape.periodMs + shape.slotMs : msUntilFits(state, at, shape, nowMs, room, need);
 }
 
 /** The answer when no bound applies. */
@@ -148,6 +167,7 @@ function fits(used: number, cost: number, bound: Bound | undefined): boolean {
  * Answers a request of `cost` units (0: only asks) against one credential's counters at
  * `state[at .. at + CREDENTIAL_WORDS)` counted in `windows`, consuming the units when it is allowed
  * (unless `consume` is false: the caller then decides, with other counters, and calls commitUnits).
+ * `others` are units other replicas spent in each window (fleet-wide limits).
  */
 export function takeUnits(
   state: Uint32Array,
@@ -157,13 +177,14 @@ export function takeUnits(
   cost: number,
   nowMs: number,
   consume = true,
+  others: Others = NO_OTHERS,
 ): RateAnswer {
   const { minute: MINUTE, hour: HOUR } = windows;
   const m = at;
   const h = at + WINDOW_WORDS;
-  const usedMinute = advance(state, m, MINUTE, nowMs);
-  const usedHour = advance(state, h, HOUR, nowMs);
-  const usedSlot = slotUnits(state, m);
+  const usedMinute = advance(state, m, MINUTE, nowMs) + others.minute;
+  const usedHour = advance(state, h, HOUR, nowMs) + others.hour;
+  const usedSlot = slotUnits(state, m) + others.slot;
   if (!fits(usedMinute, cost, limits.minute) || !fits(usedHour, cost, limits.hour) || !fits(usedSlot, cost, limits.burst)) {
     let worst: Bound | undefined;
     let wait = -1;
@@ -173,8 +194,8 @@ export function takeUnits(
         worst = bound;
       }
     };
-    if (!fits(usedMinute, cost, limits.minute)) consider(limits.minute!, msUntilFits(state, m, MINUTE, nowMs, limits.minute!.limit, cost));
-    if (!fits(usedHour, cost, limits.hour)) consider(limits.hour!, msUntilFits(state, h, HOUR, nowMs, limits.hour!.limit, cost));
+    if (!fits(usedMinute, cost, limits.minute)) consider(limits.minute!, waitFor(state, m, MINUTE, nowMs, limits.minute!.limit - others.minute, cost));
+    if (!fits(usedHour, cost, limits.hour)) consider(limits.hour!, waitFor(state, h, HOUR, nowMs, limits.hour!.limit - others.hour, cost));
     if (!fits(usedSlot, cost, limits.burst)) {
       consider(limits.burst!, cost > limits.burst!.limit ? MINUTE.periodMs : msUntilNextSlot(MINUTE, nowMs));
     }

@@ -207,6 +207,10 @@ export class Engine {
     if (rate.bound === undefined && rate.shadow === undefined) return decision;
     if (rate.allowed) return { ...decision, rate };
     const b = rate.bound!;
+    if (rate.unavailable) {
+      const message = "rate limits cannot be counted fleet-wide right now (Redis unreachable); failing closed";
+      return { allowed: false, reason: "RATE_LIMITED", message, principal: decision.principal, version: decision.version, rate };
+    }
     const per = b.window === "burst" ? `per ${limiter.windows.minute.slotMs / 1000} s (burst)` : `per ${b.window}`;
     const message = `rate limit exceeded: ${b.limit} ${per} (${b.scope} limit); retry in ${Math.ceil(rate.resetMs / 1000)} s`;
     return { allowed: false, reason: "RATE_LIMITED", message, principal: decision.principal, version: decision.version, rate };

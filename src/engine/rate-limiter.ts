@@ -24,6 +24,7 @@ import {
   takeUnits,
 } from "../core/rate-limit.js";
 import type { RateLimitStore } from "../store/store.js";
+import { FLEET_WORDS, FleetExchange, type FleetOptions, SINCE_PUSH } from "./rate-limit-fleet.js";
 
 /** A route's own limits (ext_authz rules), counted per credential and route. */
 export interface RouteLimit {
@@ -46,7 +47,12 @@ export interface RateLimiterOptions {
   readonly sweepBatch?: number;
   /** Called when a tracked credential is evicted to make room (its counts are lost). */
   readonly onEvicted?: () => void;
+  /** Count against the limit of the whole fleet, exchanging counts through Redis in the background. */
+  readonly fleet?: FleetOptions;
 }
+
+// Per credential: its counters, then the fleet-wide state (rate-limit-fleet.ts).
+const SUBJECT_WORDS = CREDENTIAL_WORDS + FLEET_WORDS;
 
 /** Counters of one kind of subject, packed in one array. */
 export class CounterTable {
@@ -61,12 +67,17 @@ export class CounterTable {
     private readonly onEvicted: () => void,
     initial = 1024,
   ) {
-    this.state = new Uint32Array(Math.min(initial, maxTracked) * CREDENTIAL_WORDS);
+    this.state = new Uint32Array(Math.min(initial, maxTracked) * SUBJECT_WORDS);
   }
 
   /** Credentials tracked now. */
   get size(): number {
     return this.index.size;
+  }
+
+  /** Where the counters of `id` start, or undefined when it has none. */
+  find(id: string): number | undefined {
+    return this.index.get(id);
   }
 
   /** Where the counters of `id` start, making zeroed ones if needed. */
@@ -82,14 +93,14 @@ export class CounterTable {
     let at = this.free.pop();
     if (at === undefined) {
       at = this.used;
-      this.used += CREDENTIAL_WORDS;
+      this.used += SUBJECT_WORDS;
       if (this.used > this.state.length) {
-        const grown = new Uint32Array(Math.min(this.state.length * 2, this.maxTracked * CREDENTIAL_WORDS));
+        const grown = new Uint32Array(Math.min(this.state.length * 2, this.maxTracked * SUBJECT_WORDS));
         grown.set(this.state);
         this.state = grown;
       }
     }
-    this.state.fill(0, at, at + CREDENTIAL_WORDS);
+    this.state.fill(0, at, at + SUBJECT_WORDS);
     this.index.set(id, at);
     return at;
   }
@@ -112,7 +123,7 @@ export class CounterTable {
         break;
       }
       const [id, at] = next.value;
-      if (credentialIdle(this.state, at, windows, nowMs)) {
+      if (this.state[at + SINCE_PUSH] === 0 && credentialIdle(this.state, at, windows, nowMs)) {
         this.release(id);
         dropped++;
       }
@@ -131,6 +142,8 @@ export class RateLimiter {
   private readonly defaultLimits: AppliedLimits;
   private cache = new WeakMap<PrincipalView, AppliedLimits>();
   private readonly sweepTimer: NodeJS.Timeout;
+  /** The exchange with the other replicas, when limits are fleet-wide. */
+  readonly fleet: FleetExchange | undefined;
 
   constructor(private readonly options: RateLimiterOptions) {
     this.windows = options.windows ?? STANDARD_WINDOWS;
@@ -142,6 +155,13 @@ export class RateLimiter {
     const batch = options.sweepBatch ?? 10_000;
     this.sweepTimer = setInterval(() => this.sweep(Date.now(), batch), options.sweepIntervalMs ?? 250);
     this.sweepTimer.unref();
+    if (options.fleet) {
+      this.fleet = new FleetExchange(options.fleet, this.windows);
+      this.fleet.follow("k", this.keys);
+      this.fleet.follow("u", this.users);
+      this.fleet.follow("r", this.routes);
+      this.fleet.start();
+    }
   }
 
   /** The defaults as configured (VERDICT_RATE_LIMIT_*). */
@@ -205,24 +225,40 @@ export class RateLimiter {
    */
   take(principal: PrincipalView, cost: number, nowMs: number, route?: RouteLimit): RateAnswer {
     const limits = this.limitsFor(principal);
-    const table = principal.kind === "api_key" ? this.keys : this.users;
-    const id = principal.kind === "api_key" ? principal.keyId : principal.userId;
+    const isKey = principal.kind === "api_key";
+    const table = isKey ? this.keys : this.users;
+    const id = isKey ? principal.keyId : principal.userId;
+    const fleet = this.fleet;
     if (!route) {
-      if (limits.minute === undefined && limits.hour === undefined && limits.burst === undefined && !hasShadow(limits)) return NO_LIMIT;
+      if (!hasBounds(limits)) return NO_LIMIT;
       // at() may grow the array: read state after it.
       const at = table.at(id);
-      return takeUnits(table.state, at, this.windows, limits, cost, nowMs);
+      if (!fleet) return takeUnits(table.state, at, this.windows, limits, cost, nowMs);
+      fleet.touch(isKey ? 0 : 1, id);
+      if (fleet.failingClosed) return closedAnswer(limits);
+      const answer = takeUnits(table.state, at, this.windows, limits, cost, nowMs, true, fleet.others(table.state, at));
+      if (answer.allowed) table.state[at + SINCE_PUSH] += cost;
+      return answer;
     }
+    const routeId = `${id}\u0000${route.id}`;
     const at = table.at(id);
-    const own = takeUnits(table.state, at, this.windows, limits, cost, nowMs, false);
-    const routeTable = this.routes;
-    const routeAt = routeTable.at(`${id}\u0000${route.id}`);
-    const theirs = takeUnits(routeTable.state, routeAt, this.windows, route.limits, cost, nowMs, false);
-    if (own.allowed && theirs.allowed && cost > 0) {
-      commitUnits(table.state, at, cost);
-      commitUnits(routeTable.state, routeAt, cost);
+    const routeAt = this.routes.at(routeId);
+    if (fleet) {
+      fleet.touch(isKey ? 0 : 1, id);
+      fleet.touch(2, routeId);
+      if (fleet.failingClosed && (hasBounds(limits) || hasBounds(route.limits))) return closedAnswer(hasBounds(route.limits) ? route.limits : limits);
     }
+    const own = takeUnits(table.state, at, this.windows, limits, cost, nowMs, false, fleet?.others(table.state, at));
+    const theirs = takeUnits(this.routes.state, routeAt, this.windows, route.limits, cost, nowMs, false, fleet?.others(this.routes.state, routeAt));
     const allowed = own.allowed && theirs.allowed;
+    if (allowed && cost > 0) {
+      commitUnits(table.state, at, cost);
+      commitUnits(this.routes.state, routeAt, cost);
+      if (fleet) {
+        table.state[at + SINCE_PUSH] += cost;
+        this.routes.state[routeAt + SINCE_PUSH] += cost;
+      }
+    }
     let reported: RateAnswer;
     if (!own.allowed && !theirs.allowed) reported = theirs.resetMs > own.resetMs ? theirs : own;
     else if (!own.allowed) reported = own;
@@ -231,9 +267,10 @@ export class RateLimiter {
     return { ...reported, allowed, shadow: own.shadow ?? theirs.shadow };
   }
 
-  /** Stops the sweep. */
-  close(): void {
+  /** Stops the sweep and the exchange (after a last push of what is pending). */
+  async close(): Promise<void> {
     clearInterval(this.sweepTimer);
+    await this.fleet?.close();
   }
 }
 
@@ -259,6 +296,20 @@ export function rateLimitApplier(store: RateLimitStore, limiter: RateLimiter): (
   };
 }
 
-function hasShadow(l: AppliedLimits): boolean {
-  return l.shadowMinute !== undefined || l.shadowHour !== undefined || l.shadowBurst !== undefined;
+function hasBounds(l: AppliedLimits): boolean {
+  return (
+    l.minute !== undefined ||
+    l.hour !== undefined ||
+    l.burst !== undefined ||
+    l.shadowMinute !== undefined ||
+    l.shadowHour !== undefined ||
+    l.shadowBurst !== undefined
+  );
+}
+
+/** The answer while failing closed: the tightest enforced bound, nothing left, retry in a second. */
+function closedAnswer(limits: AppliedLimits): RateAnswer {
+  const bound = limits.minute ?? limits.hour ?? limits.burst;
+  if (!bound) return NO_LIMIT;
+  return { allowed: false, bound, remaining: 0, resetMs: 1000, unavailable: true };
 }

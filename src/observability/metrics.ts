@@ -43,6 +43,11 @@ export interface Metrics {
   readonly staleAnswers: Counter;
   /** Credentials whose rate-limit counts were forgotten to stay within VERDICT_RATE_LIMIT_MAX_TRACKED. */
   readonly rateLimitEvictions: Counter;
+  /** Time one exchange of rate-limit counts with Redis takes, by outcome. */
+  readonly rateLimitSyncDuration: Histogram<"outcome">;
+  readonly rateLimitSyncFailures: Counter;
+  /** Seconds spent unable to reach Redis for rate-limit counts (fail open or closed). */
+  readonly rateLimitDegradedSeconds: Counter;
   readonly adminRequests: Counter<"method" | "code" | "transport">;
   /**
    * The counter of one Admin or Auth method on one transport (verdict_admin_requests_total),
@@ -176,6 +181,18 @@ export function createMetrics(): Metrics {
     busResubscriptions: counter("verdict_bus_resubscriptions_total", "Times the bus reconnected and resubscribed."),
     pollFallbacks: counter("verdict_poll_fallbacks_total", "Polls that found a newer version the bus had not announced."),
     staleAnswers: counter("verdict_stale_answers_total", "Checks whose min_version could not be reached in time."),
+    rateLimitSyncDuration: new Histogram({
+      name: "verdict_rate_limit_sync_duration_seconds",
+      help: "Time one exchange of rate-limit counts with Redis takes, by outcome (ok, failed).",
+      labelNames: ["outcome"] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    rateLimitSyncFailures: counter("verdict_rate_limit_sync_failures_total", "Exchanges of rate-limit counts with Redis that failed."),
+    rateLimitDegradedSeconds: counter(
+      "verdict_rate_limit_degraded_seconds_total",
+      "Seconds this replica could not reach Redis for rate-limit counts (limits per replica when failing open, RATE_LIMITED when failing closed).",
+    ),
     rateLimitEvictions: counter("verdict_rate_limit_evictions_total", "Credentials whose rate-limit counts were forgotten to stay within VERDICT_RATE_LIMIT_MAX_TRACKED."),
     adminRequests,
     adminRequestCounter(method, transport) {

@@ -41,7 +41,7 @@ describe("loadConfig defaults", () => {
       shutdownGraceMs: 10_000,
       audit: { enabled: true, allowSampleRate: 0.01, flushIntervalMs: 1000, maxPending: 10_000 },
       extAuthz: { rulesPath: "", reloadIntervalMs: 5000, timeoutMs: 150, ambiguousPaths: "deny" },
-      rateLimit: { perMinute: 1000, perHour: 10_000, burst: 0, maxTracked: 1_000_000 },
+      rateLimit: { perMinute: 1000, perHour: 10_000, burst: 0, failOpen: true, syncIntervalMs: 50, redisPrefix: "verdict:ratelimit", maxTracked: 1_000_000 },
       tokens: {
         issuer: "verdict",
         audience: "verdict",
