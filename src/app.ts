@@ -11,6 +11,8 @@ import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
 import { RateLimiter, rateLimitApplier } from "./engine/rate-limiter.js";
 import { createRedisRateLimitSync } from "./bus/rate-limit-sync.js";
+import { createRedisAttemptCounter } from "./bus/attempt-counter-redis.js";
+import { createMemoryAttemptCounter } from "./authn/attempt-counter.js";
 import { STANDARD_WINDOWS } from "./core/rate-limit.js";
 import { SLOTS } from "./core/rate-window.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
@@ -173,6 +175,16 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     ? createDecisionAudit({ ...config.audit, write: (lines) => process.stdout.write(lines), onDropped: () => metrics.auditDropped.inc() })
     : undefined;
   const decision = createDecisionService({ engine, metrics, requireCaller: config.checkRequireCaller, minVersionWaitMs: config.minVersionWaitMs, audit });
+  // With Redis, failed logins are counted for the whole fleet (N replicas must not mean N times the guesses).
+  const loginAttempts = config.redisUrl
+    ? createRedisAttemptCounter({
+        url: config.redisUrl,
+        prefix: config.rateLimit.redisPrefix,
+        timeoutMs: 250,
+        fallback: config.rateLimit.failOpen ? createMemoryAttemptCounter() : undefined,
+        onFailure: () => metrics.loginAttemptCounterFailures.inc(),
+      })
+    : undefined;
   const passwordCheck = createPasswordCheck({
     store,
     passwords,
@@ -180,6 +192,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       maxFailures: config.tokens.loginMaxAttempts,
       maxFailuresPerAddress: config.tokens.loginMaxAttemptsPerAddress,
       windowMs: config.tokens.loginWindowMs,
+      counter: loginAttempts,
     }),
     clientAddress: createClientAddress(config.trustedProxies),
   });
@@ -313,6 +326,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       const rest = (async () => {
         await engine.close();
         await rateLimiter.close();
+        await loginAttempts?.close();
         audit?.close();
         await bus.close();
         await store.close();

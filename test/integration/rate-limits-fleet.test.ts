@@ -7,10 +7,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { status } from "@grpc/grpc-js";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
+import { AuthService } from "../../gen/verdict/v1/auth_pb.js";
 import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { Reason } from "../../gen/verdict/v1/types_pb.js";
-import { type TestClient, grpcClient } from "../helpers/grpc.js";
+import { type TestClient, grpcClient, grpcError } from "../helpers/grpc.js";
 import { type ReplicaProcess, buildReplica, replicaEnv, scrapeMetrics, spawnReplica } from "../helpers/replica-process.js";
 import { type TcpProxy, startTcpProxy } from "../helpers/tcp-proxy.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, TEST_REDIS_URL, dropSchema, freshSchema } from "../helpers/verdict.js";
@@ -148,6 +150,15 @@ describe("fleet-wide rate limits over three replica processes", () => {
     expect(answers.every(Boolean)).toBe(true);
     const seen = await C.decision.check({ credential: key2.secret, action: "read:orders", tenant: "acme", cost: 0 });
     expect(seen.rateLimit?.remaining).toBeLessThanOrEqual(994);
+  }, 60_000);
+
+  it("counts failed logins for the whole fleet: three replicas allow the guesses of one", async () => {
+    const auth = [A, B, C].map((r) => grpcClient(AuthService, r.proc.grpcAddress));
+    clients.push(...auth);
+    const codes = [];
+    for (let i = 0; i < 8; i++) codes.push((await grpcError(auth[i % 3].login({ username: "fleet-user", password: `wrong-password-${i}`, tenant: "" }))).code);
+    // VERDICT_LOGIN_MAX_ATTEMPTS (5) failures per username and address in the whole fleet, then refused.
+    expect(codes).toEqual([...Array(5).fill(status.UNAUTHENTICATED), ...Array(3).fill(status.RESOURCE_EXHAUSTED)]);
   }, 60_000);
 
   it("fails closed with Redis cut when configured, then recovers by itself", async () => {
