@@ -205,6 +205,8 @@ export class Engine {
     if (!limiter || !decision.principal) return decision;
     const rate = limiter.take(decision.principal, cost, this.now(), route);
     if (rate.bound === undefined && rate.shadow === undefined) return decision;
+    if (rate.shadow && rate.allowed) this.options.metrics.countRateLimit("shadow", rate.shadow.scope, rate.shadow.window);
+    if (!rate.allowed) this.options.metrics.countRateLimit("limited", rate.bound!.scope, rate.bound!.window);
     if (rate.allowed) return { ...decision, rate };
     const b = rate.bound!;
     if (rate.unavailable) {

@@ -7,7 +7,16 @@ import type { Decision } from "../core/decision.js";
 import { createBoundedBatch } from "./bounded-batch.js";
 
 /** What the audit needs of an answer (a Decision, or an ext_authz outcome). */
-export type Audited = Pick<Decision, "allowed" | "reason" | "principal"> & { readonly version?: number };
+export type Audited = Pick<Decision, "allowed" | "reason" | "principal"> & { readonly version?: number; readonly rate?: Decision["rate"] };
+
+/** The rate limit that denied a decision or that it exceeded in shadow: scope, window, limit. */
+function rateLimitField(d: Audited): { scope: string; window: string; limit: number; shadow?: true } | undefined {
+  const rate = d.rate;
+  if (!rate) return undefined;
+  if (rate.shadow && rate.allowed) return { scope: rate.shadow.scope, window: rate.shadow.window, limit: rate.shadow.limit, shadow: true };
+  if (!rate.allowed && rate.bound) return { scope: rate.bound.scope, window: rate.bound.window, limit: rate.bound.limit };
+  return undefined;
+}
 
 /** Settings of the decision audit. */
 export interface DecisionAuditOptions {
@@ -52,7 +61,8 @@ export function createDecisionAudit(options: DecisionAuditOptions): DecisionAudi
   });
   return {
     record(rpc, decision, action, tenant, decisionId) {
-      if (decision.allowed && (options.allowSampleRate <= 0 || random() >= options.allowSampleRate)) return;
+      // Shadow rate-limit hits are always recorded: they are what a limit would have denied.
+      if (decision.allowed && !decision.rate?.shadow && (options.allowSampleRate <= 0 || random() >= options.allowSampleRate)) return;
       batch.room()?.push([now(), rpc, decision, action, tenant, decisionId]);
     },
     flush() {
@@ -82,6 +92,7 @@ function format(entries: readonly Entry[]): string {
         userId: d.principal?.userId,
         keyId: d.principal?.keyId || undefined,
         version: d.version,
+        rateLimit: rateLimitField(d),
       }) + "\n";
   }
   return out;

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ReasonCode } from "../core/decision.js";
+import type { RateScope, RateWindowName } from "../core/rate-limit.js";
 import { HotCounter, type HotCounterChild, HotHistogram } from "./hot-metrics.js";
 
 /** Which server answered a call. */
@@ -26,6 +27,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** Counts one decision; label children are made once per reason and reused. */
   countDecision(rpc: "check" | "check_batch" | "ext_authz", allowed: boolean, reason: ReasonCode): void;
+  /** Counts one rate-limited decision ("limited") or shadow hit ("shadow") by the scope and window of the bound. */
+  countRateLimit(kind: "limited" | "shadow", scope: RateScope, window: RateWindowName): void;
   /** Observes one Check's latency in seconds. */
   readonly checkDuration: HotHistogram;
   readonly keyUseDropped: Counter;
@@ -48,6 +51,8 @@ export interface Metrics {
   readonly rateLimitSyncFailures: Counter;
   /** Seconds spent unable to reach Redis for rate-limit counts (fail open or closed). */
   readonly rateLimitDegradedSeconds: Counter;
+  /** Failed-login counts Redis did not answer (counted on the replica, or refused when failing closed). */
+  readonly loginAttemptCounterFailures: Counter;
   readonly adminRequests: Counter<"method" | "code" | "transport">;
   /**
    * The counter of one Admin or Auth method on one transport (verdict_admin_requests_total),
@@ -79,6 +84,14 @@ export function createMetrics(): Metrics {
 
   const decisions = new HotCounter(registry, "verdict_decisions_total", "Decisions by RPC, outcome and reason code.", ["rpc", "outcome", "reason"]);
   const children = new Map<string, Map<ReasonCode, HotCounterChild>>();
+  const rateLimited = new HotCounter(registry, "verdict_rate_limited_total", "Decisions denied RATE_LIMITED, by the scope and window of the limit that bit.", ["scope", "window"]);
+  const shadowHits = new HotCounter(
+    registry,
+    "verdict_rate_limit_shadow_hits_total",
+    "Decisions a shadow rate limit would have denied (allowed), by its scope and window.",
+    ["scope", "window"],
+  );
+  const rateChildren = new Map<string, HotCounterChild>();
   const checkDuration = new HotHistogram(
     registry,
     "verdict_check_duration_seconds",
@@ -152,6 +165,12 @@ export function createMetrics(): Metrics {
   return {
     registry,
     checkDuration,
+    countRateLimit(kind, scope, window) {
+      const key = `${kind}:${scope}:${window}`;
+      let child = rateChildren.get(key);
+      if (!child) rateChildren.set(key, (child = (kind === "limited" ? rateLimited : shadowHits).labels(scope, window)));
+      child.inc();
+    },
     countDecision(rpc, allowed, reason) {
       let byReason = children.get(rpc);
       if (!byReason) children.set(rpc, (byReason = new Map()));
@@ -192,6 +211,10 @@ export function createMetrics(): Metrics {
     rateLimitDegradedSeconds: counter(
       "verdict_rate_limit_degraded_seconds_total",
       "Seconds this replica could not reach Redis for rate-limit counts (limits per replica when failing open, RATE_LIMITED when failing closed).",
+    ),
+    loginAttemptCounterFailures: counter(
+      "verdict_login_attempt_counter_failures_total",
+      "Failed-login counts Redis did not answer (counted on this replica when VERDICT_RATE_LIMIT_FAIL_OPEN, else the attempt is refused).",
     ),
     rateLimitEvictions: counter("verdict_rate_limit_evictions_total", "Credentials whose rate-limit counts were forgotten to stay within VERDICT_RATE_LIMIT_MAX_TRACKED."),
     adminRequests,

@@ -53,6 +53,8 @@ describe("rate limits in Check", () => {
     expect(denied.rateLimit!.resetSeconds).toBeGreaterThan(55);
     // A forbidden action of a limited credential is limited too (nothing to probe while flooding).
     expect((await decision.check({ credential, action: "write:orders", tenant: "acme" })).reason).toBe(Reason.RATE_LIMITED);
+    const metrics = await (await fetch(`${v.httpBase}/metrics`)).text();
+    expect(metrics).toMatch(/verdict_rate_limited_total\{scope="default",window="minute"\} [2-9]/);
   });
 
   it("spends cost units, asks without spending at cost 0, and leaves unaccepted credentials uncounted", async () => {
@@ -176,6 +178,16 @@ describe("rate limits through the Admin API", () => {
       body: JSON.stringify({ target: { tenant: "paid" }, limit: { perMinute: -1 } }),
     });
     expect(res.status).toBe(400);
+  });
+
+  it("counts shadow hits without denying", async () => {
+    const { version } = await admin.setRateLimit({ target: { target: { case: "tenant", value: "free" } }, limit: { perMinute: 1, shadow: true } }, ROOT);
+    const first = await checkA.check({ credential: key.secret, action: "read:orders", tenant: "free", minVersion: version });
+    const second = await checkA.check({ credential: key.secret, action: "read:orders", tenant: "free" });
+    expect([first.allowed, second.allowed]).toEqual([true, true]);
+    const metrics = await (await fetch(`${a.httpBase}/metrics`)).text();
+    expect(metrics).toMatch(/verdict_rate_limit_shadow_hits_total\{scope="tenant",window="minute"\} [1-9]/);
+    await admin.deleteRateLimit({ target: { target: { case: "tenant", value: "free" } } }, ROOT);
   });
 
   it("needs the admin permission of the target's kind", async () => {

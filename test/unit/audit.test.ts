@@ -32,6 +32,22 @@ describe("decision audit", () => {
     expect(lines[2]).toMatchObject({ allowed: false, reason: "FORBIDDEN", action: "write:x" });
   });
 
+  it("records every rate-limited decision and every shadow hit with the limit, never the credential", () => {
+    const { audit, written } = setup(0);
+    const bound = { limit: 5, window: "minute" as const, scope: "role" as const };
+    const limited: Decision = { ...allow, allowed: false, reason: "RATE_LIMITED", rate: { allowed: false, bound, remaining: 0, resetMs: 3000 } };
+    const shadowed: Decision = { ...allow, rate: { allowed: true, shadow: { ...bound, scope: "tenant" }, bound: { ...bound, limit: 1000, scope: "default" }, remaining: 990, resetMs: 60_000 } };
+    const plain: Decision = { ...allow, rate: { allowed: true, bound: { ...bound, limit: 1000, scope: "default" }, remaining: 990, resetMs: 60_000 } };
+    audit.record("check", limited, "read:x", "acme", "l1");
+    audit.record("check", shadowed, "read:x", "acme", "s1");
+    audit.record("check", plain, "read:x", "acme", "p1");
+    audit.flush();
+    const lines = written.join("").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ decisionId: "l1", reason: "RATE_LIMITED", keyId: "k1", rateLimit: { scope: "role", window: "minute", limit: 5 } });
+    expect(lines[1]).toMatchObject({ decisionId: "s1", allowed: true, rateLimit: { scope: "tenant", window: "minute", limit: 5, shadow: true } });
+  });
+
   it("bounds the queue and counts what it drops", () => {
     const { audit, written, dropped } = setup(0, 3);
     for (let i = 0; i < 5; i++) audit.record("check", deny, "read:x", "acme", `d${i}`);
