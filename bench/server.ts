@@ -13,7 +13,8 @@ import { AdminService } from "../gen/verdict/v1/admin_pb.js";
 import { grpcClient } from "../test/helpers/grpc.js";
 import { dropSchema, freshSchema } from "../test/helpers/verdict.js";
 
-const ROOT_PASSWORD = "bench-root-password";
+/** Root's password on the bench server. */
+export const BENCH_ROOT_PASSWORD = "bench-root-password";
 
 /** The bench principal's password (user "bench-user" in tenant "bench"). */
 export const BENCH_USER_PASSWORD = "bench-user-password";
@@ -37,7 +38,7 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
     VERDICT_GRPC_ADDR: "127.0.0.1:0",
     VERDICT_HTTP_ADDR: "127.0.0.1:0",
     VERDICT_DATA_DIR: dataDir ?? "./data",
-    VERDICT_ROOT_PASSWORD: ROOT_PASSWORD,
+    VERDICT_ROOT_PASSWORD: BENCH_ROOT_PASSWORD,
     VERDICT_LOG_LEVEL: "warn",
     // The benches drive one key far beyond the default limits: off unless a bench sets them.
     VERDICT_RATE_LIMIT_PER_MINUTE: "0",
@@ -49,7 +50,7 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
   const verdict = await startVerdict(config, { logger: createLogger("warn"), schema });
   await verdict.loaded;
   const address = `127.0.0.1:${verdict.grpcPort}`;
-  const root = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
+  const root = { authorization: `Basic ${Buffer.from(`root:${BENCH_ROOT_PASSWORD}`).toString("base64")}` };
   const admin = grpcClient(AdminService, address);
   await admin.createTenant({ id: "bench" }, root);
   await admin.createUser({ username: "bench-user", password: BENCH_USER_PASSWORD }, root);
