@@ -126,9 +126,10 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
             minuteTtlMs: STANDARD_WINDOWS.minute.periodMs + 2 * STANDARD_WINDOWS.minute.slotMs,
             hourTtlMs: STANDARD_WINDOWS.hour.periodMs + 2 * STANDARD_WINDOWS.hour.slotMs,
             liveMs: Math.max(2000, 20 * config.rateLimit.syncIntervalMs),
-            timeoutMs: Math.max(250, 4 * config.rateLimit.syncIntervalMs),
+            timeoutMs: Math.max(500, 10 * config.rateLimit.syncIntervalMs),
           }),
           intervalMs: config.rateLimit.syncIntervalMs,
+          graceMs: Math.max(1000, 20 * config.rateLimit.syncIntervalMs),
           failOpen: config.rateLimit.failOpen,
           logger: logger.child({ component: "rate-limits" }),
           onExchange: (seconds, ok) => {

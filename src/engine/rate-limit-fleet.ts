@@ -12,8 +12,11 @@
  * bench/RESULTS.md). When the load is uneven, a busy replica under-admits by at most (N - 1)
  * times its own admissions within one interval, and catches up at the next exchange.
  *
- * Redis unreachable: fail open (default) keeps counting with this replica's own counts only (so
- * the fleet admits up to N times the limit), fail closed answers RATE_LIMITED to every limited
+ * Redis unreachable: while exchanges have failed for less than `graceMs`, nothing changes (the
+ * units admitted meanwhile wait to be pushed and keep counting in the estimate, which only makes
+ * it stricter), so a slow or lost exchange on a busy machine does not loosen the limit. After
+ * that the replica is degraded: fail open (default) counts with this replica's own counts only
+ * (the fleet admits up to N times the limit), fail closed answers RATE_LIMITED to every limited
  * credential; the exchange keeps retrying, and the first one that succeeds ends it (the units
  * admitted meanwhile are pushed then).
  */
@@ -39,6 +42,8 @@ export interface FleetTable {
 export interface FleetOptions {
   readonly sync: RateLimitSync;
   readonly intervalMs: number;
+  /** How long exchanges may fail before the replica is degraded. */
+  readonly graceMs: number;
   /** While Redis cannot be reached: true counts locally, false denies every limited credential. */
   readonly failOpen: boolean;
   readonly logger: Logger;
@@ -54,6 +59,7 @@ export class FleetExchange {
   /** Live replicas at the last exchange (1 until the first). */
   replicas = 1;
   private degradedSince: number | undefined;
+  private failingSince: number | undefined;
   private lastDegradedNote = 0;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -152,6 +158,7 @@ export class FleetExchange {
         state[at + REMOTE_MINUTE] = Math.max(0, answer.totals[2 * i] - ownMinute);
         state[at + REMOTE_HOUR] = Math.max(0, answer.totals[2 * i + 1] - ownHour);
       });
+      this.failingSince = undefined;
       this.noteDegraded(now);
       if (this.degradedSince !== undefined) {
         this.options.logger.info("rate-limit counts reach Redis again; limits are fleet-wide again", { degradedSeconds: (now - this.degradedSince) / 1000 });
@@ -161,7 +168,8 @@ export class FleetExchange {
       this.options.onExchange?.((performance.now() - started) / 1000, false);
       for (const { table, id } of sent) this.tables[table].dirty.add(id);
       const now = this.now();
-      if (this.degradedSince === undefined) {
+      this.failingSince ??= now;
+      if (this.degradedSince === undefined && now - this.failingSince >= this.options.graceMs) {
         this.degradedSince = now;
         this.lastDegradedNote = now;
         this.options.logger.warn(
@@ -170,7 +178,7 @@ export class FleetExchange {
             : "cannot reach Redis for rate-limit counts; denying limited credentials (fail closed)",
           { error },
         );
-      } else {
+      } else if (this.degradedSince !== undefined) {
         this.noteDegraded(now);
       }
     }
