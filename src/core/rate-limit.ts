@@ -81,9 +81,6 @@ export interface AppliedLimits {
   readonly shadowBurst?: Bound;
 }
 
-/** No limit at all. */
-export const UNLIMITED: AppliedLimits = Object.freeze({});
-
 function tighter(current: Bound | undefined, limit: number, window: RateWindowName, scope: RateScope): Bound | undefined {
   if (limit === 0) return current;
   return current === undefined || limit < current.limit ? Object.freeze({ limit, window, scope }) : current;

@@ -164,11 +164,6 @@ export class RateLimiter {
     }
   }
 
-  /** The defaults as configured (VERDICT_RATE_LIMIT_*). */
-  get defaults(): RateLimitSpec {
-    return this.options.defaults;
-  }
-
   /** Credentials counted now, by kind. */
   sizes(): { keys: number; users: number; routes: number } {
     return { keys: this.keys.size, users: this.users.size, routes: this.routes.size };
@@ -191,11 +186,6 @@ export class RateLimiter {
     if (spec) this.configured[scope].set(id, spec);
     else this.configured[scope].delete(id);
     this.cache = new WeakMap();
-  }
-
-  /** The limit configured for one scope, if any. */
-  getLimit(scope: ConfigurableScope, id: string): RateLimitSpec | undefined {
-    return this.configured[scope].get(id);
   }
 
   /** The bounds that apply to a principal: its key's, its roles' and its tenant's limits, else the defaults. */

@@ -27,7 +27,7 @@ function toLimit(row: RateLimitRow): ConfiguredLimit {
 }
 
 /** The change-log id of a scope's limit. */
-export function rateLimitChangeId(scope: ConfigurableScope, id: string): string {
+function rateLimitChangeId(scope: ConfigurableScope, id: string): string {
   return `${scope}:${id}`;
 }
 
