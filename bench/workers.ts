@@ -2,7 +2,8 @@
  * bench/workers: Check throughput of VERDICT_WORKERS=2 against VERDICT_WORKERS=1, side by side in
  * one run: two real `node dist/src/main.js` processes on the machine's Postgres (fresh schemas),
  * loaded in turn by h2load with the same allowed Check by API key, rounds interleaved. Prints each
- * round, the medians, the ratio (target >= 1.5 on 2 cores) and the load average before and after.
+ * round with the CPU each server process used (primary and workers, from /proc), the medians, the
+ * ratio (target >= 1.5 on 2 cores) and the load average before and after.
  *
  *   npx tsc -p tsconfig.build.json && node dist/bench/workers.js     (ROUNDS=3 SECONDS=8 CLIENTS=8 STREAMS=8)
  */
@@ -29,6 +30,18 @@ function rss(pid: number): { own: number; children: number[] } {
   const of = (p: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? NaN) / 1024;
   const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
   return { own: of(pid), children: kids.map(of) };
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds of a process and of each of its children, in that order. */
+function cpuOfTree(pid: number): number[] {
+  const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  return [pid, ...kids].map(cpuSeconds);
 }
 
 interface Target {
@@ -82,8 +95,10 @@ try {
   const results = new Map<string, LoadResult[]>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of round % 2 ? targets : [...targets].reverse()) {
+      const cpu0 = cpuOfTree(t.proc.child.pid!);
       const r = await h2load({ label: t.label, url: `http://${t.proc.grpcAddress}/verdict.v1.DecisionService/Check`, body: t.body, seconds: SECONDS, clients: CLIENTS, streamsPerClient: STREAMS });
-      console.log(`round ${round}  ${formatRow(r)}`);
+      const cpu = cpuOfTree(t.proc.child.pid!).map((c, i) => ((c - (cpu0[i] ?? 0)) / (SECONDS + 1)) * 100);
+      console.log(`round ${round}  ${formatRow(r)}   CPU ${cpu.map((c) => `${c.toFixed(0)}%`).join(" + ")}`);
       results.set(t.label, [...(results.get(t.label) ?? []), r]);
     }
   }
