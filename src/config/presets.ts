@@ -27,18 +27,23 @@ const basic: Preset = {
 };
 
 const saas: Preset = {
-  doc: "many tenants: basic, plus strict tenant isolation (no admin override) and root switched off once an admin holds every tenant",
+  doc: "many tenants: basic, plus strict tenant isolation (no admin override), root switched off once an admin holds every tenant, and per-credential rate limits (1000 a minute, 10000 an hour, kept answering from local counts while Redis is away)",
   values: {
     ...basic.values,
     VERDICT_ADMIN_OVERRIDE: "false",
     VERDICT_DISABLE_ROOT_AFTER_SETUP: "true",
+    VERDICT_RATE_LIMIT_PER_MINUTE: "1000",
+    VERDICT_RATE_LIMIT_PER_HOUR: "10000",
+    VERDICT_RATE_LIMIT_FAIL_OPEN: "true",
   },
 };
 
 const enterprise: Preset = {
-  doc: "saas, plus caller credentials required for Check (`check:decisions`), every decision audited, shorter tokens and a tighter failed-login limit",
+  doc: "saas, plus caller credentials required for Check (`check:decisions`), every decision audited, shorter tokens, a tighter failed-login limit and tighter rate limits (300 a minute, 3000 an hour; raise them per key, role or tenant through the Admin API)",
   values: {
     ...saas.values,
+    VERDICT_RATE_LIMIT_PER_MINUTE: "300",
+    VERDICT_RATE_LIMIT_PER_HOUR: "3000",
     VERDICT_CHECK_REQUIRE_CALLER: "true",
     VERDICT_AUDIT_ALLOW_SAMPLE_RATE: "1",
     VERDICT_ACCESS_TOKEN_TTL_SECONDS: "900",

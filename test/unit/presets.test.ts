@@ -32,10 +32,20 @@ describe("presets", () => {
     expect(basic).toEqual(none);
   });
 
-  it("enterprise requires Check callers, audits every decision, shortens tokens and tightens logins", () => {
+  it("enterprise requires Check callers, audits every decision, shortens tokens and tightens logins and rate limits", () => {
     const c = loadConfig({ VERDICT_PRESET: "enterprise" });
     expect([c.checkRequireCaller, c.audit.enabled, c.audit.allowSampleRate, c.adminOverride, c.root.disableAfterSetup]).toEqual([true, true, 1, false, true]);
     expect([c.tokens.accessTtlMs, c.tokens.refreshTtlMs, c.tokens.loginMaxAttempts]).toEqual([900_000, 604_800_000, 3]);
+    expect([c.rateLimit.perMinute, c.rateLimit.perHour]).toEqual([300, 3000]);
+  });
+
+  it("saas pins the default rate limits; enterprise's are tighter; an explicit limit wins", () => {
+    const saas = loadConfig({ VERDICT_PRESET: "saas" });
+    expect([saas.rateLimit.perMinute, saas.rateLimit.perHour, saas.rateLimit.failOpen]).toEqual([1000, 10000, true]);
+    expect(saas.rateLimit).toEqual(loadConfig({}).rateLimit);
+    const enterprise = loadConfig({ VERDICT_PRESET: "enterprise" });
+    expect(enterprise.rateLimit.perMinute).toBeLessThan(saas.rateLimit.perMinute);
+    expect(loadConfig({ VERDICT_PRESET: "enterprise", VERDICT_RATE_LIMIT_PER_MINUTE: "0" }).rateLimit.perMinute).toBe(0);
   });
 
   it("a variable set explicitly overrides the preset; an empty one does not", () => {
