@@ -87,7 +87,7 @@ describe("CORS: a browser page on another origin calls Check with connect-web", 
     const created = await admin.createApiKey({ name: "page", owner: "alice" }, ROOT);
     admin.close();
     key = created.secret;
-    for (const v of [withoutCredentials, noCors]) await v.engine.waitForVersion(Number(created.version), 5000);
+    for (const v of [withoutCredentials, noCors]) await v.engine.waitForVersion(Number(created.version), 15_000);
     browser = await launchChromium();
   });
   afterAll(async () => {

@@ -74,7 +74,7 @@ describe("external tokens: keys removed at the issuer, unusable subjects", () =>
     const [k1] = published;
     const old = await token(k1, { sub: "ext-carol" });
     for (const client of decisions) {
-      await vi.waitFor(async () => expect((await check(client, old)).allowed).toBe(true), { timeout: 5000, interval: 50 });
+      await vi.waitFor(async () => expect((await check(client, old)).allowed).toBe(true), { timeout: 15_000, interval: 50 });
       expect((await check(client, old)).allowed).toBe(true);
     }
     // The issuer rotates: k2 in, k1 out. A token signed with k2 makes each replica refetch.

@@ -524,7 +524,7 @@ describe("sign-in through a real OpenID Provider", () => {
       try {
         const gone = await new BrowserLike().request(`${replica.httpBase}/oauth2/strict/authorize`);
         expect([gone.status, json(gone).code]).toEqual([404, "unknown_provider"]);
-        await v.engine.waitForVersion(replica.engine.version, 5000);
+        await v.engine.waitForVersion(replica.engine.version, 15_000);
         expect((await check(viaStrict)).reason).toBe(Reason.REVOKED);
         expect((await check(viaOp)).allowed).toBe(true);
       } finally {

@@ -166,7 +166,7 @@ describe("engine", () => {
     await reader.load();
     const { tenant, user } = await tenantWithReader(writer);
     const key = await apiKeyOf(writer, user);
-    await vi.waitFor(() => expect(reader.version).toBe(writer.version), { timeout: 5000, interval: 5 });
+    await vi.waitFor(() => expect(reader.version).toBe(writer.version), { timeout: 15_000, interval: 5 });
     expect(reader.check(key.secret, "read:orders", tenant)).toMatchObject({ allowed: true });
     expect(await counted(reader.metrics.busMessages)).toBeGreaterThan(0);
   });
@@ -185,7 +185,7 @@ describe("engine", () => {
     void reader.waitForVersion(target, 600_000).then((reached) => (outcome = reached));
     await tenantWithReader(writer);
     expect(writer.version).toBeGreaterThanOrEqual(target);
-    await vi.waitFor(() => expect(outcome).toBe(true), { timeout: 5000, interval: 5 });
+    await vi.waitFor(() => expect(outcome).toBe(true), { timeout: 15_000, interval: 5 });
 
     const never = reader.waitForVersion(reader.version + 1000, 50);
     expect(await never).toBe(false);
@@ -208,7 +208,7 @@ describe("engine", () => {
     await writer.load();
     await polling.load();
     await tenantWithReader(writer);
-    await vi.waitFor(() => expect(polling.version).toBe(writer.version), { timeout: 5000, interval: 10 });
+    await vi.waitFor(() => expect(polling.version).toBe(writer.version), { timeout: 15_000, interval: 10 });
     expect(await counted(polling.metrics.pollFallbacks)).toBeGreaterThan(0);
   });
 

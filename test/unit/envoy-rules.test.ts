@@ -315,7 +315,7 @@ describe("createRulesHolder", () => {
   it("the periodic stat check picks up a change without fs.watch", async () => {
     const { path, holder } = await setup(GOOD_A, { pollIntervalMs: 20, watch: false });
     await writeFile(path, GOOD_B + "# changed size\n");
-    await vi.waitFor(() => expect(holder.current().actionFor("GET", "/a")).toBe("read:b"), { timeout: 3000, interval: 10 });
+    await vi.waitFor(() => expect(holder.current().actionFor("GET", "/a")).toBe("read:b"), { timeout: 15_000, interval: 10 });
     expect(holder.loadCount).toBe(2);
   });
 
@@ -324,7 +324,7 @@ describe("createRulesHolder", () => {
     const next = join(dir, "rules.yaml.tmp");
     await writeFile(next, GOOD_B);
     await rename(next, path);
-    await vi.waitFor(() => expect(holder.current().actionFor("GET", "/a")).toBe("read:b"), { timeout: 3000, interval: 10 });
+    await vi.waitFor(() => expect(holder.current().actionFor("GET", "/a")).toBe("read:b"), { timeout: 15_000, interval: 10 });
   });
 
   it("a watched change to an invalid file is counted and reported, and the old rules stay", async () => {
@@ -334,7 +334,7 @@ describe("createRulesHolder", () => {
     const reports: unknown[] = [];
     holder = await createRulesHolder({ path, pollIntervalMs: 20, watch: true, onReload: (r) => reports.push(r) });
     await writeFile(path, BAD);
-    await vi.waitFor(() => expect(holder!.failureCount).toBeGreaterThanOrEqual(1), { timeout: 3000, interval: 10 });
+    await vi.waitFor(() => expect(holder!.failureCount).toBeGreaterThanOrEqual(1), { timeout: 15_000, interval: 10 });
     expect(holder.current().actionFor("GET", "/a")).toBe("read:a");
     expect(reports).toContainEqual(expect.objectContaining({ ok: false }));
   });
