@@ -146,7 +146,9 @@ describe("every admin and auth method, every awkward value: an answer, never INT
   let rootKey: Record<string, string> = {};
 
   beforeAll(async () => {
-    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL }, schema);
+    // Login limits above the failed logins this test sends (dozens, all from this address), so that
+    // every awkward Login reaches the store and argon2 instead of being refused as too many.
+    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_LOGIN_MAX_ATTEMPTS: "10000", VERDICT_LOGIN_MAX_ATTEMPTS_PER_ADDRESS: "10000" }, schema);
     const admin = grpcClient(AdminService, v.grpcAddress);
     await admin.createTenant({ id: "acme" }, ROOT);
     await admin.createUser({ username: "alice", password: "alice-password-1" }, ROOT);
