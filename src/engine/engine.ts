@@ -14,6 +14,7 @@ import type { ChangeEntry, EntityKind } from "../core/change-log.js";
 import { type Store, StoreError } from "../store/store.js";
 import { createKeyUseRecorder, type KeyUseRecorder } from "./key-use.js";
 import type { RateLimiter, RouteLimit } from "./rate-limiter.js";
+import { NO_LIMIT, type RateAnswer } from "../core/rate-limit.js";
 
 /** The result of verifying a token credential. */
 export type TokenAuth =
@@ -216,6 +217,20 @@ export class Engine {
     const per = b.window === "burst" ? `per ${limiter.windows.minute.slotMs / 1000} s (burst)` : `per ${b.window}`;
     const message = `rate limit exceeded: ${b.limit} ${per} (${b.scope} limit); retry in ${Math.ceil(rate.resetMs / 1000)} s`;
     return { allowed: false, reason: "RATE_LIMITED", message, principal: decision.principal, version: decision.version, rate };
+  }
+
+  /**
+   * Counts a request of `cost` units on `route` for a subject that is no credential (ext_authz: the
+   * client address of a request to an exempt path), against the route's limits only. Without a
+   * limiter nothing is limited.
+   */
+  limitAnonymous(subject: string, route: RouteLimit, cost: number): RateAnswer {
+    const limiter = this.options.rateLimiter;
+    if (!limiter) return NO_LIMIT;
+    const rate = limiter.takeAnonymous(subject, route, cost, this.now());
+    if (rate.shadow && rate.allowed) this.options.metrics.countRateLimit("shadow", rate.shadow.scope, rate.shadow.window);
+    if (!rate.allowed) this.options.metrics.countRateLimit("limited", rate.bound!.scope, rate.bound!.window);
+    return rate;
   }
 
   /** Decides for an already resolved principal (CheckBatch and admin authorization use it). */

@@ -31,6 +31,8 @@ export interface RouteLimit {
   /** Names the route: counters are kept per credential and route id. */
   readonly id: string;
   readonly limits: AppliedLimits;
+  /** Limits switched off for the route (`none`): its requests are neither counted nor limited, by any scope. */
+  readonly off?: boolean;
 }
 
 /** Settings of the limiter. */
@@ -214,6 +216,7 @@ export class RateLimiter {
    * reports the bound that denied (the longer wait when both did), else the one with fewer units left.
    */
   take(principal: PrincipalView, cost: number, nowMs: number, route?: RouteLimit): RateAnswer {
+    if (route?.off) return NO_LIMIT;
     const limits = this.limitsFor(principal);
     const isKey = principal.kind === "api_key";
     const table = isKey ? this.keys : this.users;
@@ -255,6 +258,25 @@ export class RateLimiter {
     else if (!theirs.allowed) reported = theirs;
     else reported = theirs.bound && (!own.bound || theirs.remaining < own.remaining) ? theirs : own;
     return { ...reported, allowed, shadow: own.shadow ?? theirs.shadow };
+  }
+
+  /**
+   * Counts a request of `cost` units on `route` for a subject that is not a credential (ext_authz:
+   * the client address on an exempt path), against the route's limits only; consumes when allowed.
+   * Fleet-wide like the credential-route counters.
+   */
+  takeAnonymous(subject: string, route: RouteLimit, cost: number, nowMs: number): RateAnswer {
+    if (route.off || !hasBounds(route.limits)) return NO_LIMIT;
+    // \u0001 keeps these apart from credential-route counters (key and user ids hold no control characters).
+    const routeId = `\u0001${subject}\u0000${route.id}`;
+    const at = this.routes.at(routeId);
+    const fleet = this.fleet;
+    if (!fleet) return takeUnits(this.routes.state, at, this.windows, route.limits, cost, nowMs);
+    fleet.touch(2, routeId);
+    if (fleet.failingClosed) return closedAnswer(route.limits);
+    const answer = takeUnits(this.routes.state, at, this.windows, route.limits, cost, nowMs, true, fleet.others(this.routes.state, at));
+    if (answer.allowed) this.routes.state[at + SINCE_PUSH] += cost;
+    return answer;
   }
 
   /** Stops the sweep and the exchange (after a last push of what is pending). */

@@ -56,15 +56,17 @@ export interface EnvoyRequest {
   authority?: string;
   headers?: Record<string, string>;
   contextExtensions?: Record<string, string>;
+  /** The downstream client's address (source.address.socket_address.address); default 10.0.3.7. */
+  source?: string;
 }
 
 /** A CheckRequest as Envoy's ext_authz filter sends it for an HTTP/2 request. */
-export function envoyRequest({ method = "GET", path = "/v1/orders/42", authority = "api.shop.example", headers = {}, contextExtensions = {} }: EnvoyRequest) {
+export function envoyRequest({ method = "GET", path = "/v1/orders/42", authority = "api.shop.example", headers = {}, contextExtensions = {}, source = "10.0.3.7" }: EnvoyRequest) {
   const id = randomUUID();
   return {
     attributes: {
       source: {
-        address: { socket_address: { address: "10.0.3.7", port_value: 51234 } },
+        address: { socket_address: { address: source, port_value: 51234 } },
         principal: "spiffe://cluster.local/ns/shop/sa/frontend",
       },
       destination: { address: { socket_address: { address: "10.0.9.1", port_value: 8443 } } },
@@ -98,4 +100,14 @@ export function envoyRequest({ method = "GET", path = "/v1/orders/42", authority
       tls_session: { sni: authority },
     },
   };
+}
+
+/** Sends one Check built by envoyRequest. */
+export function envoyCheck(client: EnvoyClient, request: EnvoyRequest): Promise<CheckResponse> {
+  return new Promise((resolve, reject) => client.Check(envoyRequest(request), (error, response) => (error ? reject(error) : resolve(response))));
+}
+
+/** Header options as a name-to-value record. */
+export function headerRecord(options: HeaderValueOption[]): Record<string, string> {
+  return Object.fromEntries(options.map((o) => [o.header.key, o.header.value]));
 }

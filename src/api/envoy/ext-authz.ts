@@ -8,12 +8,13 @@ import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { CheckResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { Decision, PrincipalView, ReasonCode } from "../../core/decision.js";
+import type { RateAnswer } from "../../core/rate-limit.js";
 import { isValidTenantId } from "../../core/names.js";
 import { isValidAction } from "../../core/patterns.js";
 import { Code } from "../code.js";
 import { findCredential, sessionCookies, upstreamStrip, type UpstreamStrip } from "./credentials.js";
 import type { Decider } from "./decider.js";
-import { headersOf, METHOD_OVERRIDE_HEADERS, methodOverride, requestProblem, type CheckRequestView } from "./request.js";
+import { clientAddress, headersOf, METHOD_OVERRIDE_HEADERS, methodOverride, requestProblem, type CheckRequestView } from "./request.js";
 import { examinePath, type AmbiguousPathPolicy } from "./request-path.js";
 import {
   allowedResponse,
@@ -26,6 +27,7 @@ import {
   type Rejection,
 } from "./responses.js";
 import type { CompiledRules, RulesSource } from "./rules/model.js";
+import type { RouteRateLimit } from "./rules/route-limits.js";
 import { findTenant } from "./tenant.js";
 
 /** Options of createExtAuthzHandler. */
@@ -61,6 +63,11 @@ export interface ExtAuthzOutcome {
   /** Empty when the request was rejected before a tenant was known. */
   readonly tenant: string;
   readonly principal: PrincipalView | undefined;
+  /**
+   * The rate-limit standing when a limit applied: the bound that denied (RATE_LIMITED), or the one
+   * with the fewest units left; `shadow` is set when a shadow limit would have denied.
+   */
+  readonly rate: RateAnswer | undefined;
   /** The exception that made the answer a failure, if any (for the log only). */
   readonly error: unknown;
   /** Time from receiving the request to building the answer, in milliseconds. */
@@ -105,14 +112,14 @@ export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler
       let grpcCode: Code = Code.Ok;
       if (judgement.kind === "reject") {
         const status = denialStatus(judgement.rejection.reason, rules);
-        response = deniedResponse(rules, decisionId, status, judgement.rejection);
+        response = deniedResponse(rules, decisionId, status, judgement.rejection, judgement.rate);
         httpStatus = status.http;
         grpcCode = status.grpc;
       } else {
         response =
           judgement.kind === "exempt"
-            ? exemptResponse(rules, decisionId, judgement.strip)
-            : allowedResponse(rules, decisionId, judgement.principal, seen.tenant, judgement.strip);
+            ? exemptResponse(rules, decisionId, judgement.strip, judgement.rate)
+            : allowedResponse(rules, decisionId, judgement.principal, seen.tenant, judgement.strip, judgement.rate);
       }
       if (onOutcome !== undefined) {
         try {
@@ -125,6 +132,7 @@ export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler
             action: seen.action,
             tenant: seen.tenant,
             principal: judgement.kind === "exempt" ? undefined : judgement.principal,
+            rate: judgement.rate,
             error,
             durationMs: performance.now() - started,
           });
@@ -158,12 +166,24 @@ interface Seen {
 }
 
 type Judgement =
-  | { readonly kind: "exempt"; readonly strip: UpstreamStrip }
-  | { readonly kind: "allow"; readonly principal: PrincipalView; readonly strip: UpstreamStrip }
-  | { readonly kind: "reject"; readonly rejection: Rejection; readonly principal: PrincipalView | undefined };
+  | { readonly kind: "exempt"; readonly strip: UpstreamStrip; readonly rate?: RateAnswer }
+  | { readonly kind: "allow"; readonly principal: PrincipalView; readonly strip: UpstreamStrip; readonly rate?: RateAnswer }
+  | { readonly kind: "reject"; readonly rejection: Rejection; readonly principal: PrincipalView | undefined; readonly rate?: RateAnswer };
 
 function rejected(reason: Rejection["reason"], message: string, challenge?: string): Judgement {
   return { kind: "reject", rejection: { reason, message, challenge }, principal: undefined };
+}
+
+/** An exempt path: counted per client address when its route has limits (decider.limitAnonymous). */
+function exempt(request: CheckRequestView, decider: Decider, route: RouteRateLimit | undefined, strip: UpstreamStrip): Judgement {
+  if (route === undefined || route.off || decider.limitAnonymous === undefined) return { kind: "exempt", strip };
+  const rate = decider.limitAnonymous(clientAddress(request), route, 1);
+  if (rate.allowed) return { kind: "exempt", strip, rate: rate.bound === undefined && rate.shadow === undefined ? undefined : rate };
+  const b = rate.bound!;
+  const message = rate.unavailable
+    ? "rate limits cannot be counted fleet-wide right now (Redis unreachable); failing closed"
+    : `rate limit exceeded: ${b.limit} per ${b.window === "burst" ? "burst slot" : b.window} (route limit, per client address); retry in ${Math.ceil(rate.resetMs / 1000)} s`;
+  return { kind: "reject", rejection: { reason: "RATE_LIMITED", message }, principal: undefined, rate };
 }
 
 /** Decides one request; throws (or rejects) only when the decider fails or times out. */
@@ -188,8 +208,10 @@ function judge(
   if (methodOverride(headers) !== undefined) {
     return rejected("INVALID_REQUEST", `method override headers (${METHOD_OVERRIDE_HEADERS.join(", ")}) are refused`);
   }
+  const method = http.method || headers[":method"] || "";
+  const route = rules.rateLimits.forRequest(method, path);
   const cookies = sessionCookies(headers, rules);
-  if (rules.isExempt(path)) return { kind: "exempt", strip: upstreamStrip(headers, rules, cookies, undefined) };
+  if (rules.isExempt(path)) return exempt(request, decider, route, upstreamStrip(headers, rules, cookies, undefined));
   // Which of two session cookies would the upstream read? Verdict cannot know: refuse both.
   if (cookies !== undefined && cookies.values.length > 1) return rejected("INVALID_REQUEST", `the ${rules.cookieName} cookie is sent more than once`);
 
@@ -202,7 +224,7 @@ function judge(
   if (override !== undefined && !isValidAction(override)) {
     return rejected("INTERNAL_ERROR", `the route's ${rules.actionOverrideKey} is not a valid action`);
   }
-  const action = override ?? rules.actionFor(http.method || headers[":method"] || "", path);
+  const action = override ?? rules.actionFor(method, path);
   if (action === undefined) return rejected("FORBIDDEN", "no route rule matches this request");
   seen.action = action;
 
@@ -212,23 +234,23 @@ function judge(
   seen.tenant = tenant;
 
   const strip = upstreamStrip(headers, rules, cookies, credential);
-  const decision = decide(decider, credential.value, action, tenant, timeoutMs);
+  const decision = decide(decider, credential.value, action, tenant, timeoutMs, route);
   return decision instanceof Promise ? decision.then((d) => fromDecision(d, strip)) : fromDecision(decision, strip);
 }
 
 function fromDecision(decision: Decision, strip: UpstreamStrip): Judgement {
-  if (!decision.allowed) return { kind: "reject", rejection: decisionRejection(decision), principal: decision.principal };
+  if (!decision.allowed) return { kind: "reject", rejection: decisionRejection(decision), principal: decision.principal, rate: decision.rate };
   if (decision.principal === undefined) return rejected("INTERNAL_ERROR", "the decision allowed the request without a principal");
-  return { kind: "allow", principal: decision.principal, strip };
+  return { kind: "allow", principal: decision.principal, strip, rate: decision.rate };
 }
 
 function isRulesSource(value: CompiledRules | RulesSource): value is RulesSource {
   return typeof (value as RulesSource).current === "function";
 }
 
-/** The decider's answer; a promise is given timeoutMs to settle. */
-function decide(decider: Decider, credential: string, action: string, tenant: string, timeoutMs: number): Decision | Promise<Decision> {
-  const result = decider.check(credential, action, tenant);
+/** The decider's answer, spending one unit (and one on `route` when it has limits); a promise is given timeoutMs to settle. */
+function decide(decider: Decider, credential: string, action: string, tenant: string, timeoutMs: number, route: RouteRateLimit | undefined): Decision | Promise<Decision> {
+  const result = route === undefined ? decider.check(credential, action, tenant) : decider.check(credential, action, tenant, 1, route);
   if (!(result instanceof Promise)) return result;
   return new Promise<Decision>((resolve, reject) => {
     const timer = setTimeout(() => reject(new DecisionTimeout(timeoutMs)), timeoutMs);

@@ -32,9 +32,17 @@ export interface HeaderStats {
 /** The parts of a CheckRequest the adapter reads; a protobuf-es `CheckRequest` is one. */
 export interface CheckRequestView {
   readonly attributes?: {
+    /** The downstream peer: its socket address counts anonymous requests to rate-limited exempt routes. */
+    readonly source?: { readonly address?: { readonly address: { readonly case: string | undefined; readonly value?: unknown } } };
     readonly request?: { readonly http?: HttpRequestView };
     readonly contextExtensions: Readonly<Record<string, string>>;
   };
+}
+
+/** The client's IP address as Envoy reports it (`source.address.socket_address.address`), or "" when it sent none. */
+export function clientAddress(request: CheckRequestView): string {
+  const address = request.attributes?.source?.address?.address;
+  return address?.case === "socketAddress" ? ((address.value as { readonly address?: string }).address ?? "") : "";
 }
 
 /** Request headers with lower-case names. */

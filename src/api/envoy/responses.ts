@@ -6,6 +6,7 @@ import { HeaderValueOption_HeaderAppendAction, type HeaderValueOption } from "..
 import type { CheckResponse, DeniedHttpResponse, OkHttpResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { StatusCode } from "../../../gen/envoy/type/v3/http_status_pb.js";
 import type { PrincipalView, ReasonCode } from "../../core/decision.js";
+import type { RateAnswer } from "../../core/rate-limit.js";
 import { Code } from "../code.js";
 import type { UpstreamStrip } from "./credentials.js";
 import type { CompiledRules } from "./rules/model.js";
@@ -76,24 +77,46 @@ function checkResponse(code: number, message: string, httpResponse: CheckRespons
   return { $typeName: "envoy.service.auth.v3.CheckResponse", status: { $typeName: "google.rpc.Status", code, message, details: [] }, httpResponse };
 }
 
-function okResponse(headers: HeaderValueOption[], headersToRemove: string[]): CheckResponse {
+/** Whole seconds until `rate` resets, at least 1 for a denial (a client told 0 would retry at once). */
+function resetSeconds(rate: RateAnswer): number {
+  const seconds = Math.ceil(rate.resetMs / 1000);
+  return rate.allowed ? seconds : Math.max(1, seconds);
+}
+
+/** X-RateLimit-Limit, -Remaining and -Reset (seconds until the reported bound resets) for `rate`'s reported bound. */
+function rateLimitHeaders(rate: RateAnswer): HeaderValueOption[] {
+  return [
+    header("x-ratelimit-limit", String(rate.bound!.limit)),
+    header("x-ratelimit-remaining", String(rate.remaining)),
+    header("x-ratelimit-reset", String(resetSeconds(rate))),
+  ];
+}
+
+function okResponse(headers: HeaderValueOption[], headersToRemove: string[], rate: RateAnswer | undefined, rules: CompiledRules): CheckResponse {
   const value: OkHttpResponse = {
     $typeName: "envoy.service.auth.v3.OkHttpResponse",
     headers,
     headersToRemove,
-    responseHeadersToAdd: [],
+    // To the client, with the upstream's answer; only when the rules ask for them.
+    responseHeadersToAdd: rules.rateLimits.includeHeaders && rate?.bound !== undefined ? rateLimitHeaders(rate) : [],
     queryParametersToSet: [],
     queryParametersToRemove: [],
   };
   return checkResponse(Code.Ok, "", { case: "okResponse", value });
 }
 
-export function deniedResponse(rules: CompiledRules, decisionId: string, status: { http: number; grpc: Code }, rejection: Rejection): CheckResponse {
+/**
+ * A denial: the HTTP status, a JSON body with the reason, message and decision id, and for a rate
+ * limit (`rate` with a bound) Retry-After, the X-RateLimit-* headers and the limit in the body.
+ */
+export function deniedResponse(rules: CompiledRules, decisionId: string, status: { http: number; grpc: Code }, rejection: Rejection, rate?: RateAnswer): CheckResponse {
   const headers = [
     header("content-type", "application/json"),
     header("cache-control", "no-store"),
     header(rules.headers.decisionId, decisionId),
   ];
+  const limited = rejection.reason === "RATE_LIMITED" && rate?.bound !== undefined ? rate : undefined;
+  if (limited !== undefined) headers.push(header("retry-after", String(resetSeconds(limited))), ...rateLimitHeaders(limited));
   // RFC 6750 section 3: every 401 carries a challenge; a 400 about the credential itself carries invalid_request.
   if (status.http === 401) headers.push(header("www-authenticate", rejection.challenge ?? CHALLENGE_INVALID_TOKEN));
   else if (status.http === 400 && rejection.challenge !== undefined) headers.push(header("www-authenticate", rejection.challenge));
@@ -101,13 +124,29 @@ export function deniedResponse(rules: CompiledRules, decisionId: string, status:
     $typeName: "envoy.service.auth.v3.DeniedHttpResponse",
     status: { $typeName: "envoy.type.v3.HttpStatus", code: status.http as StatusCode },
     headers,
-    body: JSON.stringify({ reason: rejection.reason, message: rejection.message, decision_id: decisionId }),
+    body: JSON.stringify(
+      limited === undefined
+        ? { reason: rejection.reason, message: rejection.message, decision_id: decisionId }
+        : {
+            reason: rejection.reason,
+            message: rejection.message,
+            decision_id: decisionId,
+            limit: limited.bound!.limit,
+            remaining: limited.remaining,
+            window: limited.bound!.window,
+            scope: limited.bound!.scope,
+            retry_after: resetSeconds(limited),
+          },
+    ),
   };
   return checkResponse(status.grpc, rejection.reason, { case: "deniedResponse", value });
 }
 
-/** Allows the request: the principal, tenant, roles and decision id go upstream, credentials do not. */
-export function allowedResponse(rules: CompiledRules, decisionId: string, principal: PrincipalView, tenant: string, strip: UpstreamStrip): CheckResponse {
+/**
+ * Allows the request: the principal, tenant, roles and decision id go upstream, credentials do not;
+ * the X-RateLimit-* headers of `rate` go to the client when the rules include them.
+ */
+export function allowedResponse(rules: CompiledRules, decisionId: string, principal: PrincipalView, tenant: string, strip: UpstreamStrip, rate?: RateAnswer): CheckResponse {
   const names = rules.headers;
   const headers = [
     header(names.principal, principal.kind === "api_key" ? `key:${principal.keyId}` : principal.userId),
@@ -116,16 +155,16 @@ export function allowedResponse(rules: CompiledRules, decisionId: string, princi
     header(names.decisionId, decisionId),
   ];
   if (strip.cookie !== undefined) headers.push(header("cookie", strip.cookie));
-  return okResponse(headers, [...strip.remove]);
+  return okResponse(headers, [...strip.remove], rate, rules);
 }
 
 /**
  * Allows an exempt path; removes any client-sent principal headers so upstream cannot be fooled,
  * and the credentials `strip` names.
  */
-export function exemptResponse(rules: CompiledRules, decisionId: string, strip: UpstreamStrip): CheckResponse {
+export function exemptResponse(rules: CompiledRules, decisionId: string, strip: UpstreamStrip, rate?: RateAnswer): CheckResponse {
   const names = rules.headers;
   const headers = [header(names.decisionId, decisionId)];
   if (strip.cookie !== undefined) headers.push(header("cookie", strip.cookie));
-  return okResponse(headers, [names.principal, names.tenant, names.roles, ...strip.remove]);
+  return okResponse(headers, [names.principal, names.tenant, names.roles, ...strip.remove], rate, rules);
 }

@@ -106,7 +106,7 @@ function authorizationService(check: ExtAuthzHandler, rules: RulesSource): GrpcS
   const selectionFor = (current: CompiledRules): HeaderSelection => {
     let selection = selections.get(current);
     if (selection === undefined) {
-      selection = selectHeaders(headerNamesRead(current));
+      selection = selectHeaders(headerNamesRead(current), current.rateLimits.count > 0);
       selections.set(current, selection);
     }
     return selection;

@@ -29,11 +29,13 @@ type HeaderEntry = { key: string; value: string; rawValue: Uint8Array };
 /** Header names whose values decodeCheckRequest keeps, as bytes to compare without decoding. */
 export interface HeaderSelection {
   readonly names: readonly Buffer[];
+  /** Also keep the source's socket address (the rules have route rate limits). */
+  readonly sourceAddress: boolean;
 }
 
-/** Compiles the header names a decoder keeps (lower-case, as Envoy sends them). */
-export function selectHeaders(names: readonly string[]): HeaderSelection {
-  return { names: names.map((name) => Buffer.from(name, "utf8")) };
+/** Compiles the header names a decoder keeps (lower-case, as Envoy sends them), and whether it keeps the source address. */
+export function selectHeaders(names: readonly string[], sourceAddress = false): HeaderSelection {
+  return { names: names.map((name) => Buffer.from(name, "utf8")), sourceAddress };
 }
 
 function isSelected(buf: Buffer, start: number, end: number, selection: HeaderSelection): boolean {
@@ -70,9 +72,13 @@ function readAttributes(c: Cursor, end: number, selection: HeaderSelection | und
   const contextExtensions: Record<string, string> = Object.create(null) as Record<string, string>;
   let http: HttpRequestView | undefined;
   let sawRequest = false;
+  let source: NonNullable<CheckRequestView["attributes"]>["source"];
   while (c.pos < end) {
     const tag = readVarint(c, end);
-    if (tag === ((4 << 3) | LENGTH_DELIMITED)) {
+    if (tag === ((1 << 3) | LENGTH_DELIMITED) && selection?.sourceAddress === true) {
+      const address = readSourceAddress(c, readDelimited(c, end));
+      if (address !== undefined) source = { address: { address: { case: "socketAddress", value: { address } } } };
+    } else if (tag === ((4 << 3) | LENGTH_DELIMITED)) {
       sawRequest = true;
       const requestEnd = readDelimited(c, end);
       while (c.pos < requestEnd) {
@@ -86,7 +92,34 @@ function readAttributes(c: Cursor, end: number, selection: HeaderSelection | und
       skipField(c, tag & 7, end);
     }
   }
-  return { request: sawRequest ? { http } : undefined, contextExtensions };
+  return { source, request: sawRequest ? { http } : undefined, contextExtensions };
+}
+
+/** AttributeContext.Peer -> address (1) -> socket_address (1) -> address (2); undefined when absent. */
+function readSourceAddress(c: Cursor, peerEnd: number): string | undefined {
+  let found: string | undefined;
+  while (c.pos < peerEnd) {
+    const tag = readVarint(c, peerEnd);
+    if (tag !== ((1 << 3) | LENGTH_DELIMITED)) {
+      skipField(c, tag & 7, peerEnd);
+      continue;
+    }
+    const addressEnd = readDelimited(c, peerEnd);
+    while (c.pos < addressEnd) {
+      const t = readVarint(c, addressEnd);
+      if (t !== ((1 << 3) | LENGTH_DELIMITED)) {
+        skipField(c, t & 7, addressEnd);
+        continue;
+      }
+      const socketEnd = readDelimited(c, addressEnd);
+      while (c.pos < socketEnd) {
+        const u = readVarint(c, socketEnd);
+        if (u === ((2 << 3) | LENGTH_DELIMITED)) found = readString(c, socketEnd);
+        else skipField(c, u & 7, socketEnd);
+      }
+    }
+  }
+  return found;
 }
 
 function readHttp(c: Cursor, end: number, selection: HeaderSelection | undefined): HttpRequestView {

@@ -4,6 +4,8 @@
  * watch.ts, swapping in the new rules in holder.ts.
  */
 
+import type { RouteLimits } from "./route-limits.js";
+
 /** Where a credential is read from, tried in the configured order. */
 export type CredentialSource = "bearer" | "api-key" | "cookie";
 
@@ -71,6 +73,8 @@ export interface CompiledRules {
   readonly failureStatus: 403 | 503;
   readonly headers: VerdictHeaderNames;
   readonly limits: RequestLimits;
+  /** Routes' own rate limits (`rateLimits`), and whether allowed answers carry X-RateLimit-* headers. */
+  readonly rateLimits: RouteLimits;
 }
 
 /** Anything that hands out the current rules (a holder, or fixed rules). */

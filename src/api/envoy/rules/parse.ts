@@ -8,6 +8,7 @@ import { describe, mapping, onlyKeys, type Fail } from "./fields.js";
 import { conventionalAction } from "./conventional-action.js";
 import { RULES_DEFAULTS, RulesError, type CompiledRules, type UnmatchedPolicy } from "./model.js";
 import { matchPath, pathEnd } from "./path-pattern.js";
+import { compileRouteLimits } from "./route-limits.js";
 import {
   compileCredentials,
   compileExempt,
@@ -20,7 +21,7 @@ import {
 } from "./sections.js";
 
 /** The keys a rules file may have at its top level. */
-const TOP_LEVEL_KEYS = ["rules", "unmatched", "exempt", "tenant", "credentials", "overrides", "failureStatus", "headers", "limits"];
+const TOP_LEVEL_KEYS = ["rules", "unmatched", "exempt", "tenant", "credentials", "overrides", "failureStatus", "headers", "limits", "rateLimits"];
 
 /** Parses, validates and compiles a rules file's text (YAML, or JSON, which is YAML). */
 export function parseRules(text: string, origin = "rules"): CompiledRules {
@@ -50,6 +51,7 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
   }
   const headers = compileHeaderNames(root.headers, fail);
   const limits = compileLimits(root.limits, fail);
+  const rateLimits = compileRouteLimits(root.rateLimits, fail);
 
   const byMethod = new Map<string, readonly CompiledRule[]>();
   for (const method of rules.methods) {
@@ -86,6 +88,7 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
     failureStatus: failureStatus as 403 | 503,
     headers,
     limits,
+    rateLimits,
   });
 }
 
