@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
-import { type CheckResponse, type EnvoyClient, type EnvoyRequest, type HeaderValueOption, envoyClient, envoyRequest } from "../helpers/envoy-client.js";
+import { type CheckResponse, type EnvoyClient, type EnvoyRequest, envoyClient, envoyRequest, headerRecord } from "../helpers/envoy-client.js";
 import { type TestClient, grpcClient } from "../helpers/grpc.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
@@ -34,11 +34,6 @@ credentials:
 limits:
   maxHeaders: 100
 `;
-
-/** The wire shapes as proto-loader decodes them (keepCase, enums as names, defaults filled in). */
-function headerRecord(options: HeaderValueOption[]): Record<string, string> {
-  return Object.fromEntries(options.map((o) => [o.header.key, o.header.value]));
-}
 
 describe("envoy ext_authz against a real server", () => {
   const schema = freshSchema();

@@ -190,6 +190,27 @@ describe("ext_authz rate limits: exempt paths, per client address", () => {
     }
   });
 
+  it("a trailing '/' (which most upstreams serve as the same route) does not escape a route's limit", async () => {
+    const trailing = parseRules(`
+rules:
+  - match: GET /v1/**
+    action: read:orders
+exempt: [/public/**]
+rateLimits:
+  routes:
+    /v1/orders/1: 10/min
+    POST /public/login: 2/min
+`);
+    const d = decider(undefined);
+    await createExtAuthzHandler({ decider: d, rules: trailing })(request("/v1/orders/1/?page=2", { headers: key }));
+    expect(d.routes[0]).toMatchObject({ id: "/v1/orders/1" });
+    const check = createExtAuthzHandler({ decider: decider(undefined, true, newLimiter()), rules: trailing });
+    const login = (path: string) => check(request(path, { method: "POST", source: "10.0.0.1" }));
+    await login("/public/login");
+    await login("/public/login/");
+    expect(denial(await login("/public/login/")).http).toBe(429);
+  });
+
   it("a decider without limitAnonymous limits nothing there", async () => {
     const check = createExtAuthzHandler({ decider: decider(undefined), rules: rules() });
     for (let i = 0; i < 4; i++) expect((await check(request("/login", { method: "POST", source: "10.0.0.1" }))).status!.code).toBe(0);
