@@ -34,7 +34,7 @@ export interface RouteRateLimit extends RouteLimit {
 
 /** The compiled `rateLimits` section. */
 export interface RouteLimits {
-  /** The entry of the first route matching `method` and `path` (query ignored), or undefined. */
+  /** The entry of the first route matching `method` and `path` (query and a trailing '/' ignored), or undefined. */
   forRequest(method: string, path: string): RouteRateLimit | undefined;
   /** Number of route entries. */
   readonly count: number;
@@ -66,8 +66,11 @@ export function compileRouteLimits(value: unknown, fail: Fail): RouteLimits {
     forRequest(method: string, path: string): RouteRateLimit | undefined {
       if (list.length === 0) return undefined;
       const end = pathEnd(path);
+      // Most upstreams serve "/login/" as "/login": a trailing '/' must not escape a route's limit.
+      const slash = end > 1 && path.charCodeAt(end - 1) === 47; /* / */
       for (const entry of list) {
-        if ((entry.methods === undefined || entry.methods.includes(method)) && matchPath(entry.segments, path, end)) return entry.limit;
+        if (entry.methods !== undefined && !entry.methods.includes(method)) continue;
+        if (matchPath(entry.segments, path, end) || (slash && matchPath(entry.segments, path, end - 1))) return entry.limit;
       }
       return undefined;
     },
