@@ -9,8 +9,8 @@
  * Redis unreachable: fail open counts on this replica (the fallback counter; up to N times the
  * guesses while it lasts), fail closed refuses every attempt for a second at a time.
  */
-import { Redis } from "ioredis";
 import type { AttemptCount, AttemptCounter } from "../authn/attempt-counter.js";
+import { createRedisScriptConnection } from "./redis-script-connection.js";
 
 /** Options of createRedisAttemptCounter. */
 export interface RedisAttemptCounterOptions {
@@ -53,27 +53,13 @@ const FAIL_CLOSED_RETRY_MS = 1000;
 
 /** Creates the counter; connects at once and reconnects by itself. */
 export function createRedisAttemptCounter(options: RedisAttemptCounterOptions): ClosableAttemptCounter {
-  const redis = new Redis(options.url, {
-    connectionName: "verdict:login-attempts",
-    enableOfflineQueue: false,
-    commandTimeout: options.timeoutMs,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-  });
-  redis.on("error", () => undefined);
+  const { redis, firstAttempt } = createRedisScriptConnection(options.url, "verdict:login-attempts", options.timeoutMs);
   redis.defineCommand("verdictAttemptTake", { numberOfKeys: 1, lua: TAKE });
   redis.defineCommand("verdictAttemptGiveBack", { numberOfKeys: 1, lua: GIVE_BACK });
   const commands = redis as unknown as {
     verdictAttemptTake(key: string, limit: number, windowMs: number): Promise<[number, number]>;
     verdictAttemptGiveBack(key: string): Promise<number>;
   };
-  const firstAttempt = new Promise<void>((resolve) => {
-    const settle = () => resolve();
-    redis.once("ready", settle);
-    redis.once("error", settle);
-    redis.once("end", settle);
-    setTimeout(settle, options.timeoutMs).unref();
-  });
   const name = (key: string) => `${options.prefix}:login:${key}`;
   const failed = (error: unknown) => options.onFailure?.(error);
 

@@ -10,7 +10,7 @@
  * `<prefix>:<name>:m` / `:h`. Every key of one push goes to one script call, so all keys must live
  * on one Redis (not a cluster).
  */
-import { Redis } from "ioredis";
+import { createRedisScriptConnection } from "./redis-script-connection.js";
 
 /** One credential's push: its Redis name and the units this replica admitted since its last push. */
 export interface FleetPush {
@@ -90,23 +90,8 @@ const BATCH = 200;
 
 /** Creates the Redis exchange; connects at once and reconnects by itself (never throws after creation). */
 export function createRedisRateLimitSync(options: RedisRateLimitSyncOptions): RateLimitSync {
-  const redis = new Redis(options.url, {
-    connectionName: "verdict:rate-limits",
-    enableOfflineQueue: false,
-    commandTimeout: options.timeoutMs,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-  });
-  // Errors surface as rejected pushes; the connection retries by itself.
-  redis.on("error", () => undefined);
   // Pushes made while the first connection is being made wait for it (bounded); later outages fail fast.
-  const firstAttempt = new Promise<void>((resolve) => {
-    const settle = () => resolve();
-    redis.once("ready", settle);
-    redis.once("error", settle);
-    redis.once("end", settle);
-    setTimeout(settle, options.timeoutMs).unref();
-  });
+  const { redis, firstAttempt } = createRedisScriptConnection(options.url, "verdict:rate-limits", options.timeoutMs);
   redis.defineCommand("verdictRateLimitPush", { lua: SCRIPT });
   const replicas = `${options.prefix}:replicas`;
   const run = redis as unknown as { verdictRateLimitPush(...args: (string | number)[]): Promise<number[]> };
