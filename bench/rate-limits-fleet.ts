@@ -70,6 +70,5 @@ console.log(
 );
 for (const c of [admin, ...clients]) c.close();
 await Promise.all(procs.map((p) => p.stop()));
-await build.remove();
 await dropSchema(schema);
 process.exit(0);

@@ -25,12 +25,11 @@ export interface ReplicaProcess {
 /**
  * The compiled entry point of this test run's build (test/global-setup.ts compiles the tree into
  * dist/ once before the test files run); `tag` names the caller in the error when it is missing.
- * `remove` is there for symmetry with callers' clean-up: the build is shared, so it keeps it.
  */
-export async function buildReplica(tag: string): Promise<{ main: string; remove: () => Promise<void> }> {
+export async function buildReplica(tag: string): Promise<{ main: string }> {
   const main = path.join(ROOT, "dist", "src", "main.js");
   if (!existsSync(main)) throw new Error(`${tag}: no ${main}; run the tests through vitest (its global setup builds it) or npm run build`);
-  return { main, remove: async () => undefined };
+  return { main };
 }
 
 /** Environment every test replica gets: loopback ephemeral ports, cheap argon2, quiet logs. */

@@ -128,7 +128,6 @@ describe("HTTP/2 limits on the gRPC port", () => {
   });
   afterAll(async () => {
     await replica?.stop();
-    await build?.remove();
     await dropSchema(schema);
   });
 

@@ -20,7 +20,6 @@ describe("presets: --print-config and the enterprise preset on a running replica
     build = await buildReplica("presets");
   }, 120_000);
   afterAll(async () => {
-    await build?.remove();
   });
 
   it("prints the effective configuration, secrets masked, and exits 0 without listening", async () => {

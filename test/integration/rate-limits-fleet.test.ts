@@ -89,7 +89,6 @@ describe("fleet-wide rate limits over three replica processes", () => {
     for (const c of clients) c.close();
     await Promise.all(procs.map((p) => p.stop()));
     await redisProxy?.close();
-    await build?.remove();
     await dropSchema(schema);
   });
 

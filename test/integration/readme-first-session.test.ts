@@ -81,7 +81,6 @@ describe("README: the first session runs as written against a fresh server", () 
   }, 180_000);
   afterAll(async () => {
     await server?.stop();
-    await build?.remove();
     rmSync(dataDir, { recursive: true, force: true });
   });
 

@@ -145,7 +145,6 @@ describe("replicas: propagation, lost messages, Redis and Postgres outages, min_
     await Promise.all(procs.map((p) => p.stop()));
     await Promise.all([pgProxy?.close(), redisProxy?.close()]);
     await direct?.close();
-    await build?.remove();
     await dropSchema(schema);
   });
 

@@ -38,7 +38,6 @@ describe("shutdown within the grace", () => {
   });
   afterAll(async () => {
     await replica?.stop(0);
-    await build?.remove();
     await dropSchema(schema);
   });
 
