@@ -7,6 +7,7 @@
  */
 import { type DescMethod, type DescService, ScalarType } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
+import { createConnection } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
 import { AuthService } from "../../gen/verdict/v1/auth_pb.js";
@@ -114,6 +115,22 @@ describe("bad input gets an answer, never INTERNAL", () => {
     const overHttp = await connect("verdict.v1.AdminService/CreateTenant", { id: "nul-tenant", displayName: "a\u0000b" }, ROOT);
     expect(overHttp).toMatchObject({ status: 400, body: { code: "invalid_argument" } });
     expect((await admin.listTenants({}, ROOT)).tenants.map((t) => t.id)).not.toContain("nul-tenant");
+  });
+
+  it("answers an absolute-form request target that is not a URL with 404 and keeps serving", async () => {
+    // Node hands "http://[/oauth2/..." over as req.url; parsing it must not throw out of the request handler.
+    const statusLine = await new Promise<string>((resolve, reject) => {
+      const socket = createConnection(Number(new URL(v.httpBase).port), "127.0.0.1", () =>
+        socket.write("GET http://[/oauth2/github/authorize HTTP/1.1\r\nHost: verdict\r\nConnection: close\r\n\r\n"),
+      );
+      socket.once("data", (chunk) => {
+        resolve(String(chunk).split("\r\n")[0]);
+        socket.destroy();
+      });
+      socket.once("error", reject);
+    });
+    expect(statusLine).toBe("HTTP/1.1 404 Not Found");
+    expect((await fetch(`${v.httpBase}/healthz`)).status).toBe(200);
   });
 
   it("refuses role names that differ from a built-in or another role only by case", async () => {

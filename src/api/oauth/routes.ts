@@ -179,7 +179,13 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
 
   return {
     handle(req, res) {
-      const url = new URL(req.url ?? "/", "http://verdict.invalid");
+      // An absolute-form target such as "http://[/oauth2/..." is not a URL: not one of these routes (404), never a throw out of the request handler.
+      let url: URL;
+      try {
+        url = new URL(req.url ?? "/", "http://verdict.invalid");
+      } catch {
+        return false;
+      }
       if (url.pathname === "/oauth2/logout") {
         if (req.method !== "POST") {
           sendJson(res, 405, { code: "method_not_allowed", message: "sign out with POST" });
