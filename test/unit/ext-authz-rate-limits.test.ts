@@ -16,6 +16,7 @@ import type { Decision, PrincipalView } from "../../src/core/decision.js";
 import type { RateAnswer } from "../../src/core/rate-limit.js";
 import { RateLimiter, type RouteLimit } from "../../src/engine/rate-limiter.js";
 import { createDecisionAudit } from "../../src/observability/audit.js";
+import { denial } from "../helpers/ext-authz-denial.js";
 
 const PRINCIPAL: PrincipalView = { kind: "api_key", userId: "u1", username: "alice", keyId: "k1", tenant: "acme", roles: ["READ"] };
 const NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
@@ -61,17 +62,6 @@ function decider(rate: RateAnswer | undefined, allowed = true, limiter?: RateLim
 function responseHeaders(response: CheckResponse): Record<string, string> {
   if (response.httpResponse.case !== "okResponse") throw new Error(`expected ok_response, got ${response.httpResponse.case}`);
   return Object.fromEntries(response.httpResponse.value.responseHeadersToAdd.map((h) => [h.header!.key, h.header!.value]));
-}
-
-function denial(response: CheckResponse) {
-  if (response.httpResponse.case !== "deniedResponse") throw new Error(`expected denied_response, got ${response.httpResponse.case}`);
-  const denied = response.httpResponse.value;
-  return {
-    grpc: response.status!.code,
-    http: denied.status!.code as number,
-    headers: Object.fromEntries(denied.headers.map((h) => [h.header!.key, h.header!.value])),
-    body: JSON.parse(denied.body) as Record<string, unknown>,
-  };
 }
 
 const key = { "x-api-key": "vk_alice" };

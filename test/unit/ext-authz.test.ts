@@ -17,6 +17,7 @@ import type { Decider } from "../../src/api/envoy/decider.js";
 import { createExtAuthzHandler, type ExtAuthzOptions, type ExtAuthzOutcome } from "../../src/api/envoy/ext-authz.js";
 import type { CompiledRules } from "../../src/api/envoy/rules/model.js";
 import { headerNamesRead } from "../../src/api/envoy/request.js";
+import { denial } from "../helpers/ext-authz-denial.js";
 import { builtInRules, parseRules } from "../../src/api/envoy/rules/parse.js";
 
 // ---- a fake decider built from tables -------------------------------------------------------
@@ -156,17 +157,6 @@ function okHeaders(response: CheckResponse): Record<string, string> {
 function okRemoved(response: CheckResponse): string[] {
   if (response.httpResponse.case !== "okResponse") throw new Error(`expected ok_response, got ${response.httpResponse.case}`);
   return response.httpResponse.value.headersToRemove;
-}
-
-function denial(response: CheckResponse) {
-  if (response.httpResponse.case !== "deniedResponse") throw new Error(`expected denied_response, got ${response.httpResponse.case}`);
-  const denied = response.httpResponse.value;
-  return {
-    grpc: response.status!.code,
-    http: denied.status!.code as number,
-    headers: Object.fromEntries(denied.headers.map((h) => [h.header!.key, h.header!.value])),
-    body: JSON.parse(denied.body) as { reason: string; message: string; decision_id: string },
-  };
 }
 
 // ---- tests ---------------------------------------------------------------------------------
