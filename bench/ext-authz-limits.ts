@@ -19,13 +19,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { Authorization, CheckRequestSchema as EnvoyCheckRequestSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { createExtAuthzHandler } from "../src/api/envoy/ext-authz.js";
 import { headerNamesRead } from "../src/api/envoy/request.js";
 import { parseRules } from "../src/api/envoy/rules/parse.js";
 import { decodeCheckRequest, selectHeaders } from "../src/api/envoy/wire.js";
 import { grpcClient } from "../test/helpers/grpc.js";
+import { envoyBenchRequest } from "./envoy-request.js";
 import { type BenchServer, startBenchServer } from "./server.js";
 import { formatRow, grpcFrame, h2load, median, type LoadResult } from "./h2load.js";
 
@@ -57,41 +58,6 @@ const SERVER_ENV = { VERDICT_RATE_LIMIT_PER_MINUTE: "1000000000", VERDICT_RATE_L
 const plainServer = await startBenchServer({ ...SERVER_ENV, VERDICT_EXT_AUTHZ_RULES: write("plain.yaml", RULES) });
 const limitedServer = await startBenchServer({ ...SERVER_ENV, VERDICT_EXT_AUTHZ_RULES: write("limited.yaml", LIMITED_RULES) });
 
-function envoyRequest(secret: string, path: string) {
-  return create(EnvoyCheckRequestSchema, {
-    attributes: {
-      source: { address: { address: { case: "socketAddress", value: { address: "10.0.3.7", portSpecifier: { case: "portValue", value: 51234 } } } } },
-      destination: { address: { address: { case: "socketAddress", value: { address: "10.0.9.1", portSpecifier: { case: "portValue", value: 8000 } } } } },
-      request: {
-        time: { seconds: BigInt(Math.floor(Date.now() / 1000)), nanos: 0 },
-        http: {
-          id: "7d3b1f0e-1c2a-4b5d-9e8f-0a1b2c3d4e5f",
-          method: "GET",
-          path,
-          host: "api.shop.example.com",
-          scheme: "https",
-          protocol: "HTTP/2",
-          size: -1n,
-          headers: {
-            ":method": "GET",
-            ":path": path,
-            ":authority": "api.shop.example.com",
-            ":scheme": "https",
-            "x-api-key": secret,
-            "x-tenant-id": "bench",
-            "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
-            accept: "application/json",
-            "accept-encoding": "gzip, deflate, br",
-            "x-forwarded-proto": "https",
-            "x-request-id": "7d3b1f0e-1c2a-4b5d-9e8f-0a1b2c3d4e5f",
-          },
-        },
-      },
-      contextExtensions: { route: "orders" },
-    },
-  });
-}
-
 interface Target {
   readonly label: string;
   readonly server: BenchServer;
@@ -99,14 +65,14 @@ interface Target {
   readonly bytes: Uint8Array;
 }
 const targets: Target[] = [
-  { label: "no rateLimits", server: plainServer, rules: RULES, bytes: toBinary(EnvoyCheckRequestSchema, envoyRequest(plainServer.apiKey, "/v1/orders/42?expand=items")) },
-  { label: "route without limit", server: limitedServer, rules: LIMITED_RULES, bytes: toBinary(EnvoyCheckRequestSchema, envoyRequest(limitedServer.apiKey, "/v1/orders/42?expand=items")) },
-  { label: "route with limit", server: limitedServer, rules: LIMITED_RULES, bytes: toBinary(EnvoyCheckRequestSchema, envoyRequest(limitedServer.apiKey, "/v1/invoices/42?expand=items")) },
+  { label: "no rateLimits", server: plainServer, rules: RULES, bytes: toBinary(EnvoyCheckRequestSchema, envoyBenchRequest(plainServer.apiKey, "/v1/orders/42?expand=items")) },
+  { label: "route without limit", server: limitedServer, rules: LIMITED_RULES, bytes: toBinary(EnvoyCheckRequestSchema, envoyBenchRequest(limitedServer.apiKey, "/v1/orders/42?expand=items")) },
+  { label: "route with limit", server: limitedServer, rules: LIMITED_RULES, bytes: toBinary(EnvoyCheckRequestSchema, envoyBenchRequest(limitedServer.apiKey, "/v1/invoices/42?expand=items")) },
 ];
 
 for (const t of targets) {
   const client = grpcClient(Authorization, t.server.address);
-  const answer = await client.check(envoyRequest(t.server.apiKey, t === targets[2] ? "/v1/invoices/42" : "/v1/orders/42"));
+  const answer = await client.check(envoyBenchRequest(t.server.apiKey, t === targets[2] ? "/v1/invoices/42" : "/v1/orders/42"));
   client.close();
   if (answer.status?.code !== 0) throw new Error(`${t.label}: the bench request is not allowed: ${JSON.stringify(answer.status)}`);
 }

@@ -20,6 +20,7 @@ import { CheckRequestSchema, DecisionService } from "../gen/verdict/v1/decision_
 import { Reason } from "../gen/verdict/v1/types_pb.js";
 import { Authorization, CheckRequestSchema as EnvoyCheckRequestSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { grpcClient } from "../test/helpers/grpc.js";
+import { envoyBenchRequest } from "./envoy-request.js";
 import { formatRow, grpcFrame, h2load, median, type LoadResult } from "./h2load.js";
 import { startNoopServer } from "./noop.js";
 import { startBenchServer } from "./server.js";
@@ -51,42 +52,12 @@ const { verdict, address, apiKey: secret } = server;
 
 const checkRequest = create(CheckRequestSchema, { credential: secret, action: "read:orders", tenant: "bench" });
 const path = "/v1/orders/8f14e45f-ceea-467f-a0e6-7a1b0c2d3e4f?expand=items";
-const envoyRequest = create(EnvoyCheckRequestSchema, {
-  attributes: {
-    source: { address: { address: { case: "socketAddress", value: { address: "10.0.3.7", portSpecifier: { case: "portValue", value: 51234 } } } } },
-    destination: { address: { address: { case: "socketAddress", value: { address: "10.0.9.1", portSpecifier: { case: "portValue", value: 8000 } } } } },
-    request: {
-      time: { seconds: BigInt(Math.floor(Date.now() / 1000)), nanos: 0 },
-      http: {
-        id: "7d3b1f0e-1c2a-4b5d-9e8f-0a1b2c3d4e5f",
-        method: "GET",
-        path,
-        host: "api.shop.example.com",
-        scheme: "https",
-        protocol: "HTTP/2",
-        size: -1n,
-        headers: {
-          ":method": "GET",
-          ":path": path,
-          ":authority": "api.shop.example.com",
-          ":scheme": "https",
-          "x-api-key": secret,
-          "x-tenant-id": "bench",
-          "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
-          accept: "application/json",
-          "accept-encoding": "gzip, deflate, br",
-          "accept-language": "en-GB,en;q=0.9",
-          "x-forwarded-for": "203.0.113.7",
-          "x-forwarded-proto": "https",
-          "x-request-id": "7d3b1f0e-1c2a-4b5d-9e8f-0a1b2c3d4e5f",
-          "x-envoy-expected-rq-timeout-ms": "15000",
-        },
-      },
-    },
-    contextExtensions: { route: "orders" },
-    metadataContext: { filterMetadata: {} },
-  },
-});
+const envoyRequest = envoyBenchRequest(
+  secret,
+  path,
+  { "accept-language": "en-GB,en;q=0.9", "x-forwarded-for": "203.0.113.7", "x-envoy-expected-rq-timeout-ms": "15000" },
+  true,
+);
 
 const decision = grpcClient(DecisionService, address);
 const probe = await decision.check(checkRequest);
