@@ -201,6 +201,14 @@ rateLimits:
     expect(denial(await login("/public/login/")).http).toBe(429);
   });
 
+  it("a lower-case method (which some upstreams serve as the upper-case one) does not escape a route's limit", async () => {
+    const check = createExtAuthzHandler({ decider: decider(undefined, true, newLimiter()), rules: rules() });
+    const login = (method: string) => check(request("/login", { method, source: "10.0.0.1" }));
+    await login("POST");
+    await login("post");
+    expect(denial(await login("Post")).http).toBe(429);
+  });
+
   it("a decider without limitAnonymous limits nothing there", async () => {
     const check = createExtAuthzHandler({ decider: decider(undefined), rules: rules() });
     for (let i = 0; i < 4; i++) expect((await check(request("/login", { method: "POST", source: "10.0.0.1" }))).status!.code).toBe(0);

@@ -22,6 +22,7 @@ import { describe, type Fail, mapping, onlyKeys } from "./fields.js";
 import { compilePathPattern, matchPath, pathEnd, type PathPattern } from "./path-pattern.js";
 
 const METHOD = /^[A-Z]+$/;
+const LOWER_CASE = /[a-z]/;
 const WINDOW = /^(\d+)\/(min|minute|hour|h)$/;
 /** Contributes no bound: routes get no default limits of their own. */
 const NO_DEFAULTS: RateLimitSpec = Object.freeze({ perMinute: 0, perHour: 0, burst: 0, shadow: false });
@@ -34,7 +35,7 @@ export interface RouteRateLimit extends RouteLimit {
 
 /** The compiled `rateLimits` section. */
 export interface RouteLimits {
-  /** The entry of the first route matching `method` and `path` (query and a trailing '/' ignored), or undefined. */
+  /** The entry of the first route matching `method` and `path` (query and a trailing '/' ignored, method in any case), or undefined. */
   forRequest(method: string, path: string): RouteRateLimit | undefined;
   /** Number of route entries. */
   readonly count: number;
@@ -68,8 +69,10 @@ export function compileRouteLimits(value: unknown, fail: Fail): RouteLimits {
       const end = pathEnd(path);
       // Most upstreams serve "/login/" as "/login": a trailing '/' must not escape a route's limit.
       const slash = end > 1 && path.charCodeAt(end - 1) === 47; /* / */
+      // Some upstreams (Express among them) serve "post" as POST: methods are compared upper-cased.
+      const upper = LOWER_CASE.test(method) ? method.toUpperCase() : method;
       for (const entry of list) {
-        if (entry.methods !== undefined && !entry.methods.includes(method)) continue;
+        if (entry.methods !== undefined && !entry.methods.includes(upper)) continue;
         if (matchPath(entry.segments, path, end) || (slash && matchPath(entry.segments, path, end - 1))) return entry.limit;
       }
       return undefined;
