@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
-import { type CheckResponse, type EnvoyClient, type EnvoyRequest, envoyClient, envoyRequest, headerRecord } from "../helpers/envoy-client.js";
+import { type CheckResponse, type EnvoyClient, type EnvoyRequest, envoyCheck, envoyClient, envoyRequest, headerRecord } from "../helpers/envoy-client.js";
 import { type TestClient, grpcClient } from "../helpers/grpc.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
@@ -47,8 +47,7 @@ describe("envoy ext_authz against a real server", () => {
   let revokedKey = "";
   let revokedKeyId = "";
 
-  const check = (request: EnvoyRequest) =>
-    new Promise<CheckResponse>((resolve, reject) => envoy.Check(envoyRequest(request), (error, response) => (error ? reject(error) : resolve(response))));
+  const check = (request: EnvoyRequest) => envoyCheck(envoy, request);
   const checkRaw = (request: unknown) =>
     new Promise<CheckResponse>((resolve, reject) => envoy.Check(request, (error, response) => (error ? reject(error) : resolve(response))));
   const withKey = (key: string, extra: EnvoyRequest = {}): EnvoyRequest => ({ ...extra, headers: { "x-api-key": key, "x-tenant-id": "acme", ...extra.headers } });
