@@ -52,12 +52,14 @@ export function createLoginLimiter(options: LoginLimiterOptions): LoginLimiter {
       // Usernames are unique ignoring case, so every spelling of one shares its budget.
       const pairKey = `user\u0000${username.toLowerCase()}\u0000${address}`;
       const addressKey = `address\u0000${address}`;
-      const pair = await counter.take(pairKey, maxFailures, windowMs, nowMs);
-      if (!pair.counted) return { allowed: false, retryAfterMs: pair.resetAtMs - nowMs };
+      // The address first: an address past its budget creates no per-username counts, so cycling
+      // usernames cannot push other counts (its own address's, or victims') out of a bounded counter.
       const perAddress = await counter.take(addressKey, maxFailuresPerAddress, windowMs, nowMs);
-      if (!perAddress.counted) {
-        await counter.giveBack(pairKey, nowMs);
-        return { allowed: false, retryAfterMs: perAddress.resetAtMs - nowMs };
+      if (!perAddress.counted) return { allowed: false, retryAfterMs: perAddress.resetAtMs - nowMs };
+      const pair = await counter.take(pairKey, maxFailures, windowMs, nowMs);
+      if (!pair.counted) {
+        await counter.giveBack(addressKey, nowMs);
+        return { allowed: false, retryAfterMs: pair.resetAtMs - nowMs };
       }
       return {
         allowed: true,

@@ -68,6 +68,17 @@ describe("login limiter", () => {
     for (let i = 0; i < 3; i++) allowed(await l.reserve("user-new", "10.0.0.9", WINDOW));
   });
 
+  it("a refused address creates no counts: cycling usernames cannot evict its own or others' budgets", async () => {
+    const l = limiter(createMemoryAttemptCounter(10), 3);
+    // alice is locked out from her address.
+    for (let i = 0; i < 3; i++) allowed(await l.reserve("alice", "10.0.0.1", 0));
+    // An attacker spends its address budget, then cycles fresh usernames.
+    for (let i = 0; i < 3; i++) allowed(await l.reserve(`guess-${i}`, "10.0.0.66", 0));
+    const later = await Promise.all(Array.from({ length: 50 }, (_, i) => l.reserve(`guess-more-${i}`, "10.0.0.66", 1)));
+    expect(later.filter((a) => a.allowed)).toHaveLength(0);
+    expect((await l.reserve("alice", "10.0.0.1", 2)).allowed).toBe(false);
+  });
+
   it("reserves before the work: concurrent attempts beyond the budget are refused at once", async () => {
     const l = limiter();
     const answers = await Promise.all(Array.from({ length: 40 }, () => l.reserve("alice", "10.0.0.1", 0)));
@@ -99,7 +110,8 @@ describe("login limiter", () => {
       clear: (key) => memory.clear(key),
     };
     allowed(await limiter(counter).reserve("Alice", "10.0.0.1", 0));
-    expect(keys).toEqual(["user\u0000alice\u000010.0.0.1", "address\u000010.0.0.1"]);
+    // The address is taken first (see "a refused address creates no counts").
+    expect(keys).toEqual(["address\u000010.0.0.1", "user\u0000alice\u000010.0.0.1"]);
   });
 
   it("refuses invalid options", () => {
