@@ -20,7 +20,7 @@ import * as pb from "../../gen/verdict/v1/admin_pb.js";
 import { createRateLimitAdmin } from "./admin-rate-limits.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
 import { type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
-import { keyScopeWithin, requireKeyWithin } from "./credential-limits.js";
+import { keyScopeWithin, requireKeyWithin, requireTenantWithin, withinTenant } from "./credential-limits.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { ApiError } from "./errors.js";
 import type { CallContext, Handlers } from "./rpc.js";
@@ -136,7 +136,10 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     }
   }
 
-  /** Keys the caller may manage: its own, or any with admin:keys in every tenant. */
+  /**
+   * Keys the caller may manage: its own, or any with admin:keys in every tenant; a credential
+   * limited to one tenant sees and manages keys of that tenant only.
+   */
   async function authorizeKeyOwner(ctx: CallContext, ownerRef: string): Promise<{ caller: Caller; ownerId: string }> {
     const authenticated = await authenticate(ctx);
     const { caller } = authenticated;
@@ -152,6 +155,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     const authenticated = await authenticate(ctx);
     const { caller } = authenticated;
     if (key.ownerUserId !== caller.userId) authorizeAuthenticated(authenticated, "admin:keys", ALL_TENANTS);
+    requireTenantWithin(caller.limits, key.tenant, `cannot manage API key ${id}, which is`);
     return { caller, ownerId: key.ownerUserId };
   }
 
@@ -240,6 +244,8 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       const user = req.user === "" ? findUser(caller.userId) : findUser(req.user);
       const own = user.id === caller.userId;
       if (!own) authorizeAuthenticated(authenticated, "admin:users", ALL_TENANTS);
+      // A password holds in every tenant, and a change revokes the user's sessions in all of them.
+      requireTenantWithin(limits, "", "cannot change a password, which is");
       if (limits.permissions.length > 0) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot change passwords");
       const problem = passwordProblem(req.newPassword);
       if (problem) throw new ApiError("invalid_argument", problem);
@@ -349,8 +355,9 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
         await authorize(ctx, "admin:keys", ALL_TENANTS);
         return create(pb.ListApiKeysResponseSchema, { apiKeys: (await store.listApiKeys()).map(toApiKey) });
       }
-      const { ownerId } = await authorizeKeyOwner(ctx, req.owner);
-      return create(pb.ListApiKeysResponseSchema, { apiKeys: (await store.listApiKeys(ownerId)).map(toApiKey) });
+      const { caller, ownerId } = await authorizeKeyOwner(ctx, req.owner);
+      const keys = (await store.listApiKeys(ownerId)).filter((k) => withinTenant(caller.limits, k.tenant));
+      return create(pb.ListApiKeysResponseSchema, { apiKeys: keys.map(toApiKey) });
     },
     async revokeApiKey(req, ctx) {
       const { caller } = await keyFor(ctx, req.id);

@@ -1,7 +1,8 @@
 /**
  * A credential never mints a credential wider than itself: an API key created or rotated by a
  * caller stays within the caller's tenant, permissions and expiry. A field the request leaves empty
- * takes the caller's own limit; asking for more is PERMISSION_DENIED, naming the limit.
+ * takes the caller's own limit; asking for more is PERMISSION_DENIED, naming the limit. A
+ * credential limited to one tenant sees and acts on objects of that tenant only.
  */
 import { patternsCover } from "../core/patterns.js";
 import type { CredentialLimits } from "./caller-auth.js";
@@ -36,11 +37,23 @@ export function requireKeyWithin(limits: CredentialLimits, scope: KeyScope): voi
   requireWithin(limits, scope, "cannot rotate a key");
 }
 
+/** True when a credential with `limits` may see an object of `tenant` ("": of every tenant). */
+export function withinTenant(limits: CredentialLimits, tenant: string): boolean {
+  return limits.tenant === "" || tenant === limits.tenant;
+}
+
+/**
+ * Throws unless a credential with `limits` may act on an object of `tenant` ("": valid in every
+ * tenant): a credential limited to one tenant acts on that tenant's objects only.
+ */
+export function requireTenantWithin(limits: CredentialLimits, tenant: string, what: string): void {
+  if (withinTenant(limits, tenant)) return;
+  const where = tenant === "" ? "valid in every tenant" : `for tenant ${tenant}`;
+  throw denied(`this credential is limited to tenant ${limits.tenant}: it ${what} ${where}`);
+}
+
 function requireWithin(limits: CredentialLimits, scope: KeyScope, what: string): void {
-  if (limits.tenant !== "" && scope.tenant !== limits.tenant) {
-    const where = scope.tenant === "" ? "valid in every tenant" : `for tenant ${scope.tenant}`;
-    throw denied(`this credential is limited to tenant ${limits.tenant}: it ${what} ${where}`);
-  }
+  requireTenantWithin(limits, scope.tenant, what);
   if (limits.permissions.length > 0) {
     if (scope.permissions.length === 0) throw denied(`this credential is narrowed to ${limits.permissions.join(", ")}: it ${what} with all of its owner's permissions`);
     const wider = scope.permissions.find((p) => !patternsCover(limits.permissions, p));
