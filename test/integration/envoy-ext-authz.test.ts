@@ -46,6 +46,7 @@ describe("envoy ext_authz against a real server", () => {
   let aliceKeyId = "";
   let revokedKey = "";
   let revokedKeyId = "";
+  const logLines: string[] = [];
 
   const check = (request: EnvoyRequest) => envoyCheck(envoy, request);
   const checkRaw = (request: unknown) =>
@@ -113,7 +114,7 @@ describe("envoy ext_authz against a real server", () => {
     dir = await mkdtemp(join(tmpdir(), "verdict-envoy-"));
     rulesPath = join(dir, "rules.yaml");
     await writeFile(rulesPath, RULES);
-    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_EXT_AUTHZ_RULES: rulesPath, VERDICT_EXT_AUTHZ_RELOAD_MS: "100" }, schema);
+    v = await startTestVerdict({ DATABASE_URL: TEST_DATABASE_URL, VERDICT_EXT_AUTHZ_RULES: rulesPath, VERDICT_EXT_AUTHZ_RELOAD_MS: "100", VERDICT_LOG_LEVEL: "warn" }, schema, logLines);
     admin = grpcClient(AdminService, v.grpcAddress);
     envoy = envoyClient(v.grpcAddress);
 
@@ -270,13 +271,30 @@ describe("envoy ext_authz against a real server", () => {
       [withKey(aliceKey, { path: "orders" }), 3, "INVALID_REQUEST", "BadRequest"],
       [withKey("vk_\u0000\u00e9\ud83d\ude00"), 16, "MALFORMED_CREDENTIAL", "Unauthorized", 'Bearer realm="verdict", error="invalid_token"'],
       [withKey("x".repeat(10_000)), 16, "MALFORMED_CREDENTIAL", "Unauthorized", 'Bearer realm="verdict", error="invalid_token"'],
-      [withKey(aliceKey, { contextExtensions: { "verdict.action": "not an action" } }), 14, "INTERNAL_ERROR", "ServiceUnavailable"],
+      [withKey(aliceKey, { contextExtensions: { "verdict.action": "not an action" } }), 3, "INVALID_REQUEST", "BadRequest"],
     ];
     for (const [request, grpc, reason, http, challenge] of cases) {
       expectDenial(await check(request), grpc, reason, http, challenge);
     }
     const empty = await checkRaw({});
     expectDenial(empty, 3, "INVALID_REQUEST", "BadRequest");
+  });
+
+  it("answers a malformed verdict.action on the route 400 with a clear message and logs it for the operator, never as a failure", async () => {
+    const before = logLines.length;
+    const body = expectDenial(await check(withKey(aliceKey, { contextExtensions: { "verdict.action": "read orders" } })), 3, "INVALID_REQUEST", "BadRequest");
+    expect(body.message).toBe("the route's verdict.action context extension is not a valid action (Envoy's route configuration)");
+    const lines = logLines.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        component: "ext_authz",
+        msg: "ext_authz denied a request: Envoy's route configuration is invalid",
+        decisionId: body.decision_id,
+        problem: 'context extension verdict.action "read orders" is not a valid action',
+      }),
+    ]);
+    expect(await metricsText()).not.toMatch(/verdict_decisions_total\{[^}]*reason="INTERNAL_ERROR"[^}]*\} [1-9]/);
   });
 
   it("refuses paths an upstream may read differently, and method overrides (issue 8 item 2)", async () => {

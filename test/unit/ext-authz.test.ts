@@ -379,11 +379,40 @@ describe("ext_authz: action overrides and unmatched routes", () => {
     expect(decider.calls[0][1]).toBe("read:users");
   });
 
-  it("a malformed verdict.action fails closed with the failure status", async () => {
-    const { check, decider } = handler();
-    const d = denial(await check(request({ headers: bearer("vk_alice"), extensions: { "verdict.action": "not an action" } })));
-    expect([d.grpc, d.http, d.body.reason]).toEqual([14, 503, "INTERNAL_ERROR"]);
+  it.each(["not an action", "", "read:orders "])("a malformed verdict.action %j is 400 INVALID_REQUEST naming the route configuration, never an internal error", async (value) => {
+    const { check, decider, outcomes } = handler();
+    const d = denial(await check(request({ headers: bearer("vk_alice"), extensions: { "verdict.action": value } })));
+    expect([d.grpc, d.http, d.body.reason]).toEqual([3, 400, "INVALID_REQUEST"]);
+    expect(d.body.message).toBe("the route's verdict.action context extension is not a valid action (Envoy's route configuration)");
     expect(decider.calls).toHaveLength(0);
+    expect(outcomes[0].error).toBeUndefined();
+    expect(outcomes[0].configProblem).toBe(`context extension verdict.action ${JSON.stringify(value)} is not a valid action`);
+  });
+
+  it("a malformed action under a configured override key names that key, whatever failureStatus says", async () => {
+    const rules = parseRules("rules: [{match: GET /v1/orders/*, action: read:orders}]\noverrides: {actionKey: my.action}\nfailureStatus: 403\n");
+    const { check, outcomes } = handler({ rules });
+    const d = denial(await check(request({ headers: bearer("vk_alice"), extensions: { "my.action": "*" } })));
+    expect([d.grpc, d.http, d.body.reason]).toEqual([3, 400, "INVALID_REQUEST"]);
+    expect(d.body.message).toContain("my.action");
+    expect(outcomes[0].configProblem).toBe('context extension my.action "*" is not a valid action');
+  });
+
+  it.each([
+    ["the verdict.tenant override", "", { "verdict.tenant": "Bad Tenant" }, 'context extension verdict.tenant "Bad Tenant" is not a valid tenant id'],
+    ["a contextExtension tenant source", "tenant:\n  from: [{contextExtension: org}]\n", { org: "Acme Corp" }, 'context extension org "Acme Corp" is not a valid tenant id'],
+  ])("a malformed tenant from %s is 400 and reported as a route configuration problem", async (_name, yaml, extensions, problem) => {
+    const rules = parseRules(`rules: [{match: GET /v1/orders/*, action: read:orders}]\n${yaml}`);
+    const { check, outcomes } = handler({ rules });
+    const d = denial(await check(request({ headers: { ...bearer("vk_alice"), "x-tenant-id": "" }, extensions })));
+    expect([d.http, d.body.reason, d.body.message]).toEqual([400, "INVALID_REQUEST", "the tenant id is malformed"]);
+    expect(outcomes[0].configProblem).toBe(problem);
+  });
+
+  it("a malformed tenant sent by the client is no route configuration problem", async () => {
+    const { check, outcomes } = handler();
+    denial(await check(request({ headers: { ...bearer("vk_alice"), "x-tenant-id": "Bad Tenant" } })));
+    expect(outcomes[0].configProblem).toBeUndefined();
   });
 
   it("a request no rule matches is 403 FORBIDDEN without calling the decider", async () => {

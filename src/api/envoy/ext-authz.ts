@@ -28,7 +28,7 @@ import {
 } from "./responses.js";
 import type { CompiledRules, RulesSource } from "./rules/model.js";
 import type { RouteRateLimit } from "./rules/route-limits.js";
-import { findTenant } from "./tenant.js";
+import { findTenant, tenantExtensionKey } from "./tenant.js";
 
 /** Options of createExtAuthzHandler. */
 export interface ExtAuthzOptions {
@@ -70,6 +70,12 @@ export interface ExtAuthzOutcome {
   readonly rate: RateAnswer | undefined;
   /** The exception that made the answer a failure, if any (for the log only). */
   readonly error: unknown;
+  /**
+   * Set when the request was denied because of Envoy's route configuration rather than anything
+   * the client sent (a malformed action or tenant in a context extension): what is wrong, for the
+   * operator's log.
+   */
+  readonly configProblem: string | undefined;
   /** Time from receiving the request to building the answer, in milliseconds. */
   readonly durationMs: number;
 }
@@ -134,6 +140,7 @@ export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler
             principal: judgement.kind === "exempt" ? undefined : judgement.principal,
             rate: judgement.rate,
             error,
+            configProblem: judgement.kind === "reject" ? judgement.rejection.configProblem : undefined,
             durationMs: performance.now() - started,
           });
         } catch {
@@ -172,6 +179,16 @@ type Judgement =
 
 function rejected(reason: Rejection["reason"], message: string, challenge?: string): Judgement {
   return { kind: "reject", rejection: { reason, message, challenge }, principal: undefined };
+}
+
+/** A 400 caused by Envoy's route configuration; `problem` goes to the operator's log. */
+function misconfigured(message: string, problem: string): Judgement {
+  return { kind: "reject", rejection: { reason: "INVALID_REQUEST", message, configProblem: problem }, principal: undefined };
+}
+
+/** A configured value for a log line: JSON-quoted, at most 200 characters. */
+function quoted(value: string): string {
+  return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}...` : value);
 }
 
 /** An exempt path: counted per client address when its route has limits (decider.limitAnonymous). */
@@ -221,8 +238,13 @@ function judge(
 
   const extensions = attributes.contextExtensions;
   const override = extensions[rules.actionOverrideKey];
+  // Envoy's route configuration, not the client, is wrong: a denial that says so, never a failure.
   if (override !== undefined && !isValidAction(override)) {
-    return rejected("INTERNAL_ERROR", `the route's ${rules.actionOverrideKey} is not a valid action`);
+    const key = rules.actionOverrideKey;
+    return misconfigured(
+      `the route's ${key} context extension is not a valid action (Envoy's route configuration)`,
+      `context extension ${key} ${quoted(override)} is not a valid action`,
+    );
   }
   const action = override ?? rules.actionFor(method, path);
   if (action === undefined) return rejected("FORBIDDEN", "no route rule matches this request");
@@ -230,7 +252,12 @@ function judge(
 
   const tenant = findTenant(headers, http, extensions, credential.value, rules);
   if (tenant === "") return rejected("INVALID_REQUEST", "no tenant in the request");
-  if (!isValidTenantId(tenant)) return rejected("INVALID_REQUEST", "the tenant id is malformed");
+  if (!isValidTenantId(tenant)) {
+    const key = tenantExtensionKey(headers, http, extensions, credential.value, rules);
+    return key === undefined
+      ? rejected("INVALID_REQUEST", "the tenant id is malformed")
+      : misconfigured("the tenant id is malformed", `context extension ${key} ${quoted(tenant)} is not a valid tenant id`);
+  }
   seen.tenant = tenant;
 
   const strip = upstreamStrip(headers, rules, cookies, credential);

@@ -25,6 +25,8 @@ export interface Rejection {
   readonly message: string;
   /** www-authenticate challenge; 401s always carry one. */
   readonly challenge?: string;
+  /** What is wrong with Envoy's route configuration, when that caused the denial (for the log only). */
+  readonly configProblem?: string;
 }
 
 /** The HTTP status and google.rpc.Code of a denial with `reason`. */

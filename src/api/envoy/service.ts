@@ -75,6 +75,8 @@ export async function createExtAuthzService(options: ExtAuthzServiceOptions): Pr
     options.audit?.record("ext_authz", outcome, outcome.action, outcome.tenant, outcome.decisionId);
     if (outcome.error !== undefined) {
       logger.error("ext_authz failed closed", { decisionId: outcome.decisionId, action: outcome.action, tenant: outcome.tenant, error: outcome.error });
+    } else if (outcome.configProblem !== undefined) {
+      logger.warn("ext_authz denied a request: Envoy's route configuration is invalid", { decisionId: outcome.decisionId, problem: outcome.configProblem });
     }
   };
   // Decision ids in the same form as DecisionService's: a per-process prefix and a counter.

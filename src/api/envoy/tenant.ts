@@ -3,7 +3,7 @@
  * context extension, unverified JWT claim, host), then the default.
  */
 import { isCompactJws } from "../../authn/tokens/compact-jws.js";
-import type { CompiledRules } from "./rules/model.js";
+import type { CompiledRules, TenantSource } from "./rules/model.js";
 import type { Headers, HttpRequestView } from "./request.js";
 
 /** The tenant: the route override, else the first source that yields one, else the default, else "". */
@@ -17,24 +17,50 @@ export function findTenant(
   const override = extensions[rules.tenantOverrideKey];
   if (override !== undefined && override !== "") return override;
   for (const source of rules.tenantSources) {
-    let tenant: string | undefined;
-    switch (source.kind) {
-      case "header":
-        tenant = headers[source.name]?.trim();
-        break;
-      case "context-extension":
-        tenant = extensions[source.key];
-        break;
-      case "jwt-claim":
-        tenant = unverifiedClaim(credential, source.claim);
-        break;
-      case "host":
-        tenant = tenantFromHost(http.host || headers[":authority"] || headers.host || "", source.prefix, source.suffix);
-        break;
-    }
+    const tenant = fromSource(source, headers, http, extensions, credential);
     if (tenant !== undefined && tenant !== "") return tenant;
   }
   return rules.defaultTenant ?? "";
+}
+
+/**
+ * The context_extensions key the tenant findTenant returns came from (the route override or a
+ * `contextExtension` source), or undefined when it came from the request or the default. Only for
+ * explaining a refusal: it walks the sources again.
+ */
+export function tenantExtensionKey(
+  headers: Headers,
+  http: HttpRequestView,
+  extensions: Readonly<Record<string, string>>,
+  credential: string,
+  rules: CompiledRules,
+): string | undefined {
+  const override = extensions[rules.tenantOverrideKey];
+  if (override !== undefined && override !== "") return rules.tenantOverrideKey;
+  for (const source of rules.tenantSources) {
+    const tenant = fromSource(source, headers, http, extensions, credential);
+    if (tenant !== undefined && tenant !== "") return source.kind === "context-extension" ? source.key : undefined;
+  }
+  return undefined;
+}
+
+function fromSource(
+  source: TenantSource,
+  headers: Headers,
+  http: HttpRequestView,
+  extensions: Readonly<Record<string, string>>,
+  credential: string,
+): string | undefined {
+  switch (source.kind) {
+    case "header":
+      return headers[source.name]?.trim();
+    case "context-extension":
+      return extensions[source.key];
+    case "jwt-claim":
+      return unverifiedClaim(credential, source.claim);
+    case "host":
+      return tenantFromHost(http.host || headers[":authority"] || headers.host || "", source.prefix, source.suffix);
+  }
 }
 
 /**
