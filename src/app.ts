@@ -85,6 +85,8 @@ export interface StartOptions {
   readonly onGeneratedRootPassword?: (username: string, password: string) => void;
   /** The fetch used towards identity providers (tests wrap it); default globalThis.fetch. */
   readonly providerFetch?: typeof globalThis.fetch;
+  /** The store to use instead of the one the configuration names; the replica closes it. */
+  readonly store?: Store;
   /** The invalidation bus to use instead of the one the configuration names (a worker's cluster bus). */
   readonly bus?: MeteredBus;
   /**
@@ -109,7 +111,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const logger = options.logger ?? createLogger(config.logLevel, { service: "verdict" });
   const metrics = createMetrics();
   const schema = options.schema ?? (config.databaseSchema || undefined);
-  const store: Store = openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema });
+  const store: Store = options.store ?? openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema });
   const bus = options.bus ?? openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
   const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256, maxWaitingPerSource: 16 });
   const rateLimiter = new RateLimiter({

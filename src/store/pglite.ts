@@ -3,7 +3,8 @@
  * behind the shared SQL store. PGlite runs in its own thread (pglite-thread.ts), so neither its
  * memory nor its queries weigh on the event loop that answers Check. PGlite has a single
  * connection; its transaction() holds it for the whole transaction, so transactions and single
- * queries are serialised.
+ * queries are serialised. Once the thread stops (it failed, or was ended), every request waiting
+ * for it and every later one fails with StoreError("unavailable").
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import type { ThreadReply, ThreadRequest, ThreadSettings } from "./pglite-protoc
 import { quoteSchemaName } from "./migrations.js";
 import type { SqlDriver, SqlResult, SqlSession, TransactionOptions } from "./sql-driver.js";
 import { type SqlStore, createSqlStore } from "./sql-store.js";
+import { StoreError } from "./store.js";
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -56,14 +58,24 @@ async function startThread(settings: ThreadSettings): Promise<Worker> {
   return new Worker(threadUrl(), { workerData: settings });
 }
 
-function createPgliteDriver(options: PgliteStoreOptions): SqlDriver {
+/** The PGlite driver, with the thread it talks to. */
+export interface PgliteDriver extends SqlDriver {
+  /** The thread serving the database; rejects when it could not be started. */
+  readonly thread: Promise<Worker>;
+}
+
+/** Creates the driver for createSqlStore; createPgliteStore does both. */
+export function createPgliteDriver(options: PgliteStoreOptions): PgliteDriver {
   const searchPath = options.schema === undefined ? undefined : quoteSchemaName(options.schema);
   const pending = new Map<number, { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void }>();
   let lastId = 0;
   let lastTx = 0;
   let closed = false;
-  const failAll = (error: Error) => {
-    for (const p of pending.values()) p.reject(error);
+  /** Set once the thread has stopped or failed: every request waiting and every later one gets it. */
+  let stopped: StoreError | undefined;
+  const stop = (error: StoreError) => {
+    stopped ??= error;
+    for (const p of pending.values()) p.reject(stopped);
     pending.clear();
   };
   const started = startThread({ dataDir: options.dataDir, searchPath }).then((thread) => {
@@ -76,8 +88,8 @@ function createPgliteDriver(options: PgliteStoreOptions): SqlDriver {
       if (pending.size === 0) thread.unref();
       p.resolve(reply);
     });
-    thread.on("error", (error) => failAll(error));
-    thread.on("exit", () => failAll(new Error("PGlite is closed: its thread has stopped")));
+    thread.on("error", (error) => stop(new StoreError("unavailable", `the embedded database (PGlite) has stopped: its thread failed: ${error.message}`, { cause: error })));
+    thread.on("exit", (code) => stop(new StoreError("unavailable", `the embedded database (PGlite) has stopped: its thread exited (code ${code})`)));
     return thread;
   });
   // Start-up failures surface on the first statement; this only keeps them from being unhandled meanwhile.
@@ -86,6 +98,8 @@ function createPgliteDriver(options: PgliteStoreOptions): SqlDriver {
   const ask = async (request: DistributiveOmit<ThreadRequest, "id">): Promise<ThreadReply> => {
     if (closed && request.op !== "close") throw new Error("PGlite is closed");
     const thread = await started;
+    // A message to a thread that has exited is dropped, and its reply would never come.
+    if (stopped) throw stopped;
     return new Promise((resolve, reject) => {
       const id = ++lastId;
       pending.set(id, { resolve, reject });
@@ -110,6 +124,7 @@ function createPgliteDriver(options: PgliteStoreOptions): SqlDriver {
   return {
     name: "pglite",
     schema: options.schema,
+    thread: started,
     query: direct.query,
     exec: direct.exec,
     async transaction<T>(fn: (tx: SqlSession) => Promise<T>, txOptions?: TransactionOptions): Promise<T> {

@@ -53,7 +53,7 @@ export async function startTestVerdict(
   env: Record<string, string> = {},
   schema?: string,
   logLines?: string[],
-  start: Pick<StartOptions, "providerFetch"> = {},
+  start: Pick<StartOptions, "providerFetch" | "store"> = {},
 ): Promise<RunningVerdict & { grpcAddress: string; httpBase: string }> {
   const config = loadConfig({
     ...CHEAP_TEST_ENV,
