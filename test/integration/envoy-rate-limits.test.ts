@@ -28,11 +28,15 @@ rules:
     action: read:orders
   - match: GET /v1/search
     action: read:orders
-exempt: [/healthz, /login]
+  - match: GET /v1/feed
+    action: read:orders
+exempt: [/healthz, /login, /catalog]
 rateLimits:
   routes:
     /v1/chat/*: 3/min
     POST /login: 2/min
+    GET /catalog: 2/min
+    GET /v1/feed: 2/min
     /v1/status: none
     /v1/search: 2/min shadow
 `;
@@ -161,6 +165,20 @@ describe("envoy ext_authz rate limits against a real server", () => {
     // GET /login has no limit (the entry is for POST), and a credential changes nothing on an exempt path.
     expectAllowed(await check({ ...from("10.0.3.7"), method: "GET" }));
     expectLimited(await check({ ...from("10.0.3.7"), headers: { "x-api-key": await newKey(), "x-tenant-id": "acme" } }), 2, "route", "minute");
+  });
+
+  it("HEAD counts against a GET route's limit and is checked as GET, with a credential and on an exempt path", async () => {
+    const key = await newKey();
+    expectAllowed(await check(withKey(key, "/v1/feed", { method: "HEAD" })));
+    expectAllowed(await check(withKey(key, "/v1/feed")));
+    expectLimited(await check(withKey(key, "/v1/feed", { method: "HEAD" })), 2, "route", "minute");
+    expectLimited(await check(withKey(key, "/v1/feed")), 2, "route", "minute");
+
+    const browse = (method: string): EnvoyRequest => ({ method, path: "/catalog", source: "10.0.4.1" });
+    expectAllowed(await check(browse("HEAD")));
+    expectAllowed(await check(browse("HEAD")));
+    expectLimited(await check(browse("GET")), 2, "route", "minute");
+    expectLimited(await check(browse("HEAD")), 2, "route", "minute");
   });
 
   it("reloads route limits and includeHeaders; a bad file keeps the last good limits", async () => {

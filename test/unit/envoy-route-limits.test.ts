@@ -46,6 +46,23 @@ rateLimits:
     expect(rules.rateLimits.forRequest("GET", "/v1/orders/1")).toBeUndefined();
   });
 
+  it("an entry for GET counts HEAD too, in file order; an entry for HEAD alone does not count GET", () => {
+    const limited = parseRules(`${BASE}
+rateLimits:
+  routes:
+    GET /api/report: 5/min
+    HEAD /api/probe: 9/min
+    GET,POST /api/form: 7/min
+    /api/**: 600/min
+`);
+    expect(limited.rateLimits.forRequest("HEAD", "/api/report")!.id).toBe("GET /api/report");
+    expect(limited.rateLimits.forRequest("head", "/api/report/")!.id).toBe("GET /api/report");
+    expect(limited.rateLimits.forRequest("HEAD", "/api/form")!.id).toBe("GET,POST /api/form");
+    expect(limited.rateLimits.forRequest("HEAD", "/api/probe")!.id).toBe("HEAD /api/probe");
+    expect(limited.rateLimits.forRequest("GET", "/api/probe")!.id).toBe("/api/**");
+    expect(limited.rateLimits.forRequest("POST", "/api/report")!.id).toBe("/api/**");
+  });
+
   it("without the section: no route limits and no headers on allowed answers", () => {
     const plain = parseRules(BASE);
     expect(plain.rateLimits.count).toBe(0);

@@ -98,6 +98,43 @@ rules:
     expect(mixed.actionFor("OPTIONS", "/v1/users/1")).toBeUndefined();
   });
 
+  it("a rule for GET applies to HEAD (HTTP serves HEAD as GET without the body), in file order", () => {
+    const get = parseRules(`
+rules:
+  - match: GET /v1/admin/reports
+    action: admin:reports
+  - match: HEAD /v1/own-head
+    action: head:own
+  - match: GET /v1/own-head
+    action: read:own
+  - match: "* /v1/**"
+    action: read:v1
+`);
+    expect(get.actionFor("GET", "/v1/admin/reports")).toBe("admin:reports");
+    // Not the wider catch-all a HEAD-less rule left it to.
+    expect(get.actionFor("HEAD", "/v1/admin/reports")).toBe("admin:reports");
+    expect(get.actionFor("HEAD", "/v1/elsewhere")).toBe("read:v1");
+    expect(get.actionFor("HEAD", "/v1/own-head")).toBe("head:own");
+    expect(get.actionFor("GET", "/v1/own-head")).toBe("read:own");
+    // Under the default unmatched: deny, HEAD gets GET's action rather than a 403.
+    expect(rules.actionFor("HEAD", "/v1/orders/42")).toBe("read:orders");
+    expect(rules.actionFor("HEAD", "/v1/orders/42/items/1")).toBe("read:items");
+  });
+
+  it("under unmatched: conventional, HEAD of a path with a GET rule gets that rule's action, not the conventional one", () => {
+    const conventional = parseRules("unmatched: conventional\nrules:\n  - match: GET /api/admin/reports\n    action: admin:reports\n");
+    expect(conventional.actionFor("GET", "/api/admin/reports")).toBe("admin:reports");
+    expect(conventional.actionFor("HEAD", "/api/admin/reports")).toBe("admin:reports");
+    expect(conventional.actionFor("HEAD", "/api/orders")).toBe("read:orders");
+  });
+
+  it("a HEAD rule after a GET rule for the same path is refused: it could never match", () => {
+    expect(() => parseRules("rules:\n  - match: GET /a\n    action: read:a\n  - match: HEAD /a\n    action: head:a\n")).toThrow(
+      'rules[1] ("HEAD /a"): duplicates rules[0] for HEAD /a (a rule for GET applies to HEAD too: put the HEAD rule first)',
+    );
+    expect(parseRules("rules:\n  - match: HEAD /a\n    action: head:a\n  - match: GET /a\n    action: read:a\n").actionFor("HEAD", "/a")).toBe("head:a");
+  });
+
   it("exempt paths default to /healthz and ignore the query", () => {
     expect(rules.isExempt("/healthz")).toBe(true);
     expect(rules.isExempt("/healthz?verbose=1")).toBe(true);

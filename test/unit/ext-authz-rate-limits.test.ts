@@ -209,6 +209,29 @@ rateLimits:
     expect(denial(await login("Post")).http).toBe(429);
   });
 
+  it("HEAD counts against a GET route's limit (HTTP serves HEAD as GET), on exempt paths and with a credential", async () => {
+    const getOnly = parseRules(`
+rules:
+  - match: GET /v1/feed
+    action: read:feed
+exempt: [/catalog]
+rateLimits:
+  routes:
+    GET /catalog: 2/min
+    GET /v1/feed: 3/min
+`);
+    const check = createExtAuthzHandler({ decider: decider(undefined, true, newLimiter()), rules: getOnly });
+    const browse = (method: string) => check(request("/catalog", { method, source: "10.0.0.1" }));
+    expect((await browse("HEAD")).status!.code).toBe(0);
+    expect((await browse("GET")).status!.code).toBe(0);
+    expect(denial(await browse("HEAD")).http).toBe(429);
+    expect(denial(await browse("GET")).http).toBe(429);
+
+    const d = decider(undefined);
+    await createExtAuthzHandler({ decider: d, rules: getOnly })(request("/v1/feed", { method: "HEAD", headers: key }));
+    expect(d.routes).toEqual([expect.objectContaining({ id: "GET /v1/feed" })]);
+  });
+
   it("a decider without limitAnonymous limits nothing there", async () => {
     const check = createExtAuthzHandler({ decider: decider(undefined), rules: rules() });
     for (let i = 0; i < 4; i++) expect((await check(request("/login", { method: "POST", source: "10.0.0.1" }))).status!.code).toBe(0);

@@ -11,8 +11,8 @@
  *     /api/status: none
  * ```
  *
- * A key is a path pattern (every method) or "<METHODS> <PATH>" as in `rules[].match`; the first
- * entry that matches a request, in file order, applies. A value is `none`, or one or two windows
+ * A key is a path pattern (every method) or "<METHODS> <PATH>" as in `rules[].match` (GET
+ * includes HEAD); the first entry that matches a request, in file order, applies. A value is `none`, or one or two windows
  * (`N/min`, `N/hour`) with optional `burst N` and `shadow`, validated as the Admin API validates
  * limits (rateLimitSpecProblem).
  */
@@ -20,6 +20,7 @@ import { combineLimits, rateLimitSpecProblem, type RateLimitSpec } from "../../.
 import type { RouteLimit } from "../../../engine/rate-limiter.js";
 import { describe, type Fail, mapping, onlyKeys } from "./fields.js";
 import { compilePathPattern, matchPath, pathEnd, type PathPattern } from "./path-pattern.js";
+import { withHead } from "./methods.js";
 
 const METHOD = /^[A-Z]+$/;
 const LOWER_CASE = /[a-z]/;
@@ -99,7 +100,7 @@ function routeKey(key: string, where: string, fail: Fail): { methods: readonly s
   }
   const segments = compilePathPattern(pathPart);
   if (typeof segments === "string") fail(where, `${segments} (a route is "<PATH>" or "<METHOD> <PATH>", for example "/api/chat/*")`);
-  return { methods: methods === undefined ? undefined : Object.freeze(methods), segments: segments as PathPattern };
+  return { methods: methods === undefined ? undefined : Object.freeze(withHead(methods)), segments: segments as PathPattern };
 }
 
 function routeLimit(id: string, value: unknown, where: string, fail: Fail): RouteRateLimit {

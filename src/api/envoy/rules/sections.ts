@@ -7,6 +7,7 @@ import { isValidTenantId } from "../../../core/names.js";
 import { isValidAction } from "../../../core/patterns.js";
 import { describe, type Fail, headerName, mapping, onlyKeys, optionalString } from "./fields.js";
 import { RULES_DEFAULTS, type CredentialSource, type RequestLimits, type StripPolicy, type TenantSource, type VerdictHeaderNames } from "./model.js";
+import { withHead } from "./methods.js";
 import { compilePathPattern, type PathPattern } from "./path-pattern.js";
 
 const COOKIE_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -35,6 +36,7 @@ export function compileRouteRules(value: unknown, mayBeEmpty: boolean, fail: Fai
   const list: ParsedRule[] = [];
   const methods = new Set<string>();
   const seen = new Map<string, number>();
+  const impliedHead = new Set<string>();
   (value as unknown[]).forEach((entry, index) => {
     const label = `rules[${index}]`;
     const rule = mapping(entry, label, fail);
@@ -61,9 +63,22 @@ export function compileRouteRules(value: unknown, mayBeEmpty: boolean, fail: Fai
     for (const method of ruleMethods ?? ["*"]) {
       const key = `${method} ${pathPart}`;
       const earlier = seen.get(key);
-      if (earlier !== undefined) fail(named, `duplicates rules[${earlier}] for ${key}`);
+      if (earlier !== undefined) {
+        const why = impliedHead.has(key) ? " (a rule for GET applies to HEAD too: put the HEAD rule first)" : "";
+        fail(named, `duplicates rules[${earlier}] for ${key}${why}`);
+      }
       seen.set(key, index);
       if (method !== "*") methods.add(method);
+    }
+    if (ruleMethods !== undefined && ruleMethods.includes("GET") && !ruleMethods.includes("HEAD")) {
+      ruleMethods = withHead(ruleMethods);
+      methods.add("HEAD");
+      // A HEAD rule written before this one keeps HEAD (first match wins); one written after never could.
+      const head = `HEAD ${pathPart}`;
+      if (!seen.has(head)) {
+        seen.set(head, index);
+        impliedHead.add(head);
+      }
     }
     list.push({ methods: ruleMethods, rule: { segments: segments as PathPattern, action } });
   });
