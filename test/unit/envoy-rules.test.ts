@@ -66,7 +66,6 @@ rules:
     ["GET", "/v1/trailing", "trailing slash required by its pattern"],
     ["GET", "v1/orders/42", "not absolute"],
     ["GET", "", "empty"],
-    ["get", "/v1/orders/42", "methods are case-sensitive as Envoy sends them upper-case"],
   ])("%s %s matches nothing (%s)", (method, path) => {
     expect(rules.actionFor(method, path)).toBeUndefined();
   });
@@ -119,6 +118,23 @@ rules:
     // Under the default unmatched: deny, HEAD gets GET's action rather than a 403.
     expect(rules.actionFor("HEAD", "/v1/orders/42")).toBe("read:orders");
     expect(rules.actionFor("HEAD", "/v1/orders/42/items/1")).toBe("read:items");
+  });
+
+  it("a lower-case method (which some upstreams serve as the upper-case one) gets the upper-case method's action, never a wider one", () => {
+    const mixed = parseRules(`
+rules:
+  - match: GET /v1/admin/reports
+    action: admin:reports
+  - match: "* /v1/**"
+    action: read:v1
+`);
+    expect(mixed.actionFor("get", "/v1/admin/reports")).toBe("admin:reports");
+    expect(mixed.actionFor("Head", "/v1/admin/reports")).toBe("admin:reports");
+    expect(mixed.actionFor("get", "/v1/other")).toBe("read:v1");
+    expect(rules.actionFor("get", "/v1/orders/42")).toBe("read:orders");
+    expect(rules.actionFor("delete", "/v1/orders/42")).toBe("delete:orders");
+    expect(rules.actionFor("put", "/v1/orders/42")).toBeUndefined();
+    expect(parseRules("unmatched: conventional\nrules: []\n").actionFor("delete", "/v1/orders/42")).toBe("delete:orders");
   });
 
   it("under unmatched: conventional, HEAD of a path with a GET rule gets that rule's action, not the conventional one", () => {

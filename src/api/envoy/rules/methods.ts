@@ -11,3 +11,14 @@
 export function withHead(methods: readonly string[]): string[] {
   return methods.includes("GET") && !methods.includes("HEAD") ? [...methods, "HEAD"] : [...methods];
 }
+
+const LOWER_CASE = /[a-z]/;
+
+/**
+ * `method` upper-cased: some upstreams (Express among them) serve "post" as POST, so rules and
+ * route limits compare methods upper-cased. The same string, not a copy, when it has no lower-case
+ * letter (as Envoy sends the standard methods).
+ */
+export function upperCaseMethod(method: string): string {
+  return LOWER_CASE.test(method) ? method.toUpperCase() : method;
+}

@@ -7,6 +7,7 @@ import { parseDocument } from "yaml";
 import { describe, mapping, onlyKeys, type Fail } from "./fields.js";
 import { conventionalAction } from "./conventional-action.js";
 import { RULES_DEFAULTS, RulesError, type CompiledRules, type UnmatchedPolicy } from "./model.js";
+import { upperCaseMethod } from "./methods.js";
 import { matchPath, pathEnd } from "./path-pattern.js";
 import { compileRouteLimits } from "./route-limits.js";
 import {
@@ -61,12 +62,15 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
 
   return Object.freeze({
     actionFor(method: string, path: string): string | undefined {
-      const candidates = byMethod.get(method) ?? anyMethod;
+      const known = byMethod.get(method);
+      // "get" is checked as GET (as route limits count it): never the '*' rules alone, which may be wider.
+      const upper = known === undefined ? upperCaseMethod(method) : method;
+      const candidates = known ?? byMethod.get(upper) ?? anyMethod;
       const end = pathEnd(path);
       for (const rule of candidates) {
         if (matchPath(rule.segments, path, end)) return rule.action;
       }
-      return conventional ? conventionalAction(method, path.slice(0, end)) : undefined;
+      return conventional ? conventionalAction(upper, path.slice(0, end)) : undefined;
     },
     unmatched: unmatched as UnmatchedPolicy,
     isExempt(path: string): boolean {

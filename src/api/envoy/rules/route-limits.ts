@@ -20,10 +20,9 @@ import { combineLimits, rateLimitSpecProblem, type RateLimitSpec } from "../../.
 import type { RouteLimit } from "../../../engine/rate-limiter.js";
 import { describe, type Fail, mapping, onlyKeys } from "./fields.js";
 import { compilePathPattern, matchPath, pathEnd, type PathPattern } from "./path-pattern.js";
-import { withHead } from "./methods.js";
+import { upperCaseMethod, withHead } from "./methods.js";
 
 const METHOD = /^[A-Z]+$/;
-const LOWER_CASE = /[a-z]/;
 const WINDOW = /^(\d+)\/(min|minute|hour|h)$/;
 /** Contributes no bound: routes get no default limits of their own. */
 const NO_DEFAULTS: RateLimitSpec = Object.freeze({ perMinute: 0, perHour: 0, burst: 0, shadow: false });
@@ -70,8 +69,7 @@ export function compileRouteLimits(value: unknown, fail: Fail): RouteLimits {
       const end = pathEnd(path);
       // Most upstreams serve "/login/" as "/login": a trailing '/' must not escape a route's limit.
       const slash = end > 1 && path.charCodeAt(end - 1) === 47; /* / */
-      // Some upstreams (Express among them) serve "post" as POST: methods are compared upper-cased.
-      const upper = LOWER_CASE.test(method) ? method.toUpperCase() : method;
+      const upper = upperCaseMethod(method);
       for (const entry of list) {
         if (entry.methods !== undefined && !entry.methods.includes(upper)) continue;
         if (matchPath(entry.segments, path, end) || (slash && matchPath(entry.segments, path, end - 1))) return entry.limit;
