@@ -207,6 +207,33 @@ describe("envoy ext_authz rate limits against a real server", () => {
     expectAllowed(await check(withKey(after, "/v1/chat/1")));
     expectLimited(await check(withKey(after, "/v1/chat/1")), 2, "route", "burst");
   });
+
+  it("caseSensitive: false matches rules and route limits ignoring case (for upstreams that serve /V1/Admin as /v1/admin)", async () => {
+    await writeRules(`
+caseSensitive: false
+rules:
+  - match: GET /v1/admin/**
+    action: admin:verdict
+  - match: GET /v1/**
+    action: read:orders
+rateLimits:
+  routes:
+    /v1/chat/*: 2/min
+`);
+    const probe = await newKey();
+    await waitFor(async () => (await check(withKey(probe, "/V1/Orders/1"))).status.code === 0);
+
+    const key = await newKey();
+    const admin = (await check(withKey(key, "/V1/Admin/users"))).denied_response!;
+    expect(admin.status.code).toBe("Forbidden");
+    expect(JSON.parse(admin.body)).toMatchObject({ reason: "FORBIDDEN" });
+    expect(admin.body).toContain("admin:verdict");
+
+    expectAllowed(await check(withKey(key, "/v1/chat/1")));
+    expectAllowed(await check(withKey(key, "/V1/CHAT/2")));
+    expectLimited(await check(withKey(key, "/v1/Chat/3")), 2, "route", "minute");
+    expectLimited(await check(withKey(key, "/v1/chat/4")), 2, "route", "minute");
+  });
 });
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {

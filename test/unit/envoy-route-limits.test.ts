@@ -63,6 +63,20 @@ rateLimits:
     expect(limited.rateLimits.forRequest("POST", "/api/report")!.id).toBe("/api/**");
   });
 
+  it("routes are compared ignoring case with caseSensitive: false, as written otherwise", () => {
+    const section = "rateLimits:\n  routes:\n    /api/admin/**: 5/min\n    POST /Login: 2/min\n";
+    const exact = parseRules(`${BASE}${section}`);
+    expect(exact.rateLimits.forRequest("GET", "/api/admin/users")!.id).toBe("/api/admin/**");
+    expect(exact.rateLimits.forRequest("GET", "/API/admin/users")).toBeUndefined();
+    expect(exact.rateLimits.forRequest("POST", "/login")).toBeUndefined();
+    const caseless = parseRules(`${BASE}caseSensitive: false\n${section}`);
+    expect(caseless.rateLimits.forRequest("GET", "/API/admin/users")!.id).toBe("/api/admin/**");
+    expect(caseless.rateLimits.forRequest("GET", "/api/Admin/")!.id).toBe("/api/admin/**");
+    expect(caseless.rateLimits.forRequest("POST", "/LOGIN/")!.id).toBe("POST /Login");
+    expect(caseless.rateLimits.forRequest("POST", "/login")!.id).toBe("POST /Login");
+    expect(caseless.rateLimits.forRequest("GET", "/ÄPI/admin")).toBeUndefined();
+  });
+
   it("without the section: no route limits and no headers on allowed answers", () => {
     const plain = parseRules(BASE);
     expect(plain.rateLimits.count).toBe(0);

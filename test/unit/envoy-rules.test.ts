@@ -177,6 +177,7 @@ describe("parseRules: options", () => {
     expect(rules.actionOverrideKey).toBe("verdict.action");
     expect(rules.tenantOverrideKey).toBe("verdict.tenant");
     expect(rules.failureStatus).toBe(503);
+    expect(rules.caseSensitive).toBe(true);
     expect(rules.headers).toEqual(RULES_DEFAULTS.headers);
     expect(rules.limits).toEqual({ maxHeaders: 200, maxHeaderValueLength: 16_384, maxPathLength: 4096 });
   });
@@ -192,6 +193,8 @@ describe("parseRules: options", () => {
     expect(rules.ruleCount).toBe(5);
     expect(rules.actionFor("PUT", "/v1/orders")).toBe("write:orders");
     expect(rules.isExempt("/public/css/site.css")).toBe(true);
+    expect(rules.caseSensitive).toBe(false);
+    expect(rules.actionFor("PUT", "/V1/Orders")).toBe("write:orders");
     expect(rules.tenantSources).toEqual([
       { kind: "context-extension", key: "tenant" },
       { kind: "header", name: "x-org" },
@@ -214,6 +217,62 @@ describe("parseRules: options", () => {
     const rules = parseRules(await fixture("valid.json"), "valid.json");
     expect(rules.actionFor("GET", "/v1/orders/1")).toBe("read:orders");
     expect(rules.actionFor("POST", "/v1/anything/at/all")).toBe("any:v1");
+  });
+});
+
+describe("parseRules: caseSensitive", () => {
+  const RULES_TEXT = `
+rules:
+  - match: GET /api/admin/**
+    action: admin:all
+  - match: GET /Reports/*
+    action: read:reports
+  - match: GET /caf%C3%A9/menu
+    action: read:menu
+  - match: "* /api/**"
+    action: read:api
+exempt: [/public/**]
+`;
+
+  it("is true by default: paths are compared as written (Envoy's default), so /API/admin is another path", () => {
+    const rules = parseRules(RULES_TEXT);
+    expect(rules.caseSensitive).toBe(true);
+    expect(rules.actionFor("GET", "/api/admin/users")).toBe("admin:all");
+    expect(rules.actionFor("GET", "/API/admin/users")).toBeUndefined();
+    expect(rules.actionFor("GET", "/api/ADMIN/users")).toBe("read:api");
+    expect(rules.actionFor("GET", "/reports/1")).toBeUndefined();
+    expect(rules.isExempt("/PUBLIC/x")).toBe(false);
+  });
+
+  it.each([
+    ["/API/admin/users", "admin:all"],
+    ["/api/ADMIN/users", "admin:all"],
+    ["/Api/Admin", "admin:all"],
+    ["/api/admin/USERS?Q=1", "admin:all"],
+    ["/reports/7", "read:reports"],
+    ["/REPORTS/7", "read:reports"],
+    ["/CAFÉ/Menu", "read:menu"],
+    ["/café/MENU", "read:menu"],
+    ["/API/other", "read:api"],
+  ])("false: %s -> %s (rules compared ignoring case)", (path, action) => {
+    const rules = parseRules(`caseSensitive: false\n${RULES_TEXT}`);
+    expect(rules.caseSensitive).toBe(false);
+    expect(rules.actionFor("GET", path)).toBe(action);
+  });
+
+  it("false: exempt paths and the conventional action ignore case too", () => {
+    const rules = parseRules(`caseSensitive: false\nunmatched: conventional\n${RULES_TEXT}`);
+    expect(rules.isExempt("/PUBLIC/css/site.css")).toBe(true);
+    expect(rules.isExempt("/Publicity")).toBe(false);
+    expect(rules.actionFor("DELETE", "/V1/Orders/42")).toBe("delete:orders");
+    expect(rules.actionFor("GET", "/API/ORDERS/1")).toBe("read:api");
+  });
+
+  it("false: a path still matches segment by segment (only letters' case is ignored)", () => {
+    const rules = parseRules(`caseSensitive: false\n${RULES_TEXT}`);
+    expect(rules.actionFor("GET", "/api/admins/x")).toBe("read:api");
+    expect(rules.actionFor("GET", "/REPORTS/7/extra")).toBeUndefined();
+    expect(rules.actionFor("GET", "/cafe/menu")).toBeUndefined();
   });
 });
 
@@ -247,6 +306,8 @@ describe("parseRules: one fixture per kind of bad input", () => {
     ["bad-credentials-unknown-source.yaml", 'credentials.from[1]: unknown credential source "basic"'],
     ["bad-credentials-strip.yaml", 'credentials.stripUpstream: must be all, used or none (true is all, false is none), got string "yes"'],
     ["bad-failure-status.yaml", "failureStatus: must be 503 or 403, got 500"],
+    ["bad-case-sensitive.yaml", 'caseSensitive: must be true or false, got string "no"'],
+    ["bad-rule-duplicate-ignoring-case.yaml", 'rules[1] ("GET /V1/Orders/*"): duplicates rules[0] for GET /v1/orders/* (paths are compared ignoring case)'],
     ["bad-headers-same-name.yaml", "headers: the four header names must differ"],
     ["bad-overrides-same-key.yaml", "overrides: actionKey and tenantKey must differ"],
     ["bad-limits.yaml", "limits.maxHeaders: must be an integer from 1 to 10000, got number 0"],

@@ -53,6 +53,11 @@ export interface CompiledRules {
    */
   actionFor(method: string, path: string): string | undefined;
   readonly unmatched: UnmatchedPolicy;
+  /**
+   * False when the file says `caseSensitive: false`: rules, exempt paths and route limits then
+   * match paths ignoring case (for upstreams that serve `/API/admin` as `/api/admin`).
+   */
+  readonly caseSensitive: boolean;
   /** True when `path` (query ignored) is allowed without a credential. */
   isExempt(path: string): boolean;
   readonly ruleCount: number;
@@ -104,6 +109,7 @@ export const RULES_DEFAULTS = Object.freeze({
   tenantOverrideKey: "verdict.tenant",
   failureStatus: 503 as const,
   unmatched: "deny" as UnmatchedPolicy,
+  caseSensitive: true,
   headers: Object.freeze({
     principal: "x-verdict-principal",
     tenant: "x-verdict-tenant",

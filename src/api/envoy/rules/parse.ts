@@ -8,7 +8,7 @@ import { describe, mapping, onlyKeys, type Fail } from "./fields.js";
 import { conventionalAction } from "./conventional-action.js";
 import { RULES_DEFAULTS, RulesError, type CompiledRules, type UnmatchedPolicy } from "./model.js";
 import { upperCaseMethod } from "./methods.js";
-import { matchPath, pathEnd } from "./path-pattern.js";
+import { caseless, matchPath, pathEnd } from "./path-pattern.js";
 import { compileRouteLimits } from "./route-limits.js";
 import {
   compileCredentials,
@@ -22,7 +22,7 @@ import {
 } from "./sections.js";
 
 /** The keys a rules file may have at its top level. */
-const TOP_LEVEL_KEYS = ["rules", "unmatched", "exempt", "tenant", "credentials", "overrides", "failureStatus", "headers", "limits", "rateLimits"];
+const TOP_LEVEL_KEYS = ["rules", "unmatched", "caseSensitive", "exempt", "tenant", "credentials", "overrides", "failureStatus", "headers", "limits", "rateLimits"];
 
 /** Parses, validates and compiles a rules file's text (YAML, or JSON, which is YAML). */
 export function parseRules(text: string, origin = "rules"): CompiledRules {
@@ -41,8 +41,11 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
     fail("unmatched", `must be deny or conventional, got ${describe(unmatched)}`);
   }
   const conventional = unmatched === "conventional";
-  const rules = compileRouteRules(conventional ? (root.rules ?? []) : root.rules, conventional, fail);
-  const exempt = compileExempt(root.exempt, fail);
+  const caseSensitive = root.caseSensitive ?? RULES_DEFAULTS.caseSensitive;
+  if (typeof caseSensitive !== "boolean") fail("caseSensitive", `must be true or false, got ${describe(caseSensitive)}`);
+  const ignoreCase = caseSensitive === false;
+  const rules = compileRouteRules(conventional ? (root.rules ?? []) : root.rules, conventional, ignoreCase, fail);
+  const exempt = compileExempt(root.exempt, ignoreCase, fail);
   const tenant = compileTenant(root.tenant, fail);
   const credentials = compileCredentials(root.credentials, fail);
   const overrides = compileOverrides(root.overrides, fail);
@@ -52,7 +55,7 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
   }
   const headers = compileHeaderNames(root.headers, fail);
   const limits = compileLimits(root.limits, fail);
-  const rateLimits = compileRouteLimits(root.rateLimits, fail);
+  const rateLimits = compileRouteLimits(root.rateLimits, ignoreCase, fail);
 
   const byMethod = new Map<string, readonly CompiledRule[]>();
   for (const method of rules.methods) {
@@ -61,22 +64,26 @@ export function parseRules(text: string, origin = "rules"): CompiledRules {
   const anyMethod = rules.list.filter((r) => r.methods === undefined).map((r) => r.rule);
 
   return Object.freeze({
-    actionFor(method: string, path: string): string | undefined {
+    actionFor(method: string, requestPath: string): string | undefined {
       const known = byMethod.get(method);
       // "get" is checked as GET (as route limits count it): never the '*' rules alone, which may be wider.
       const upper = known === undefined ? upperCaseMethod(method) : method;
       const candidates = known ?? byMethod.get(upper) ?? anyMethod;
+      const path = ignoreCase ? caseless(requestPath) : requestPath;
       const end = pathEnd(path);
       for (const rule of candidates) {
-        if (matchPath(rule.segments, path, end)) return rule.action;
+        if (matchPath(rule.segments, path, end, ignoreCase)) return rule.action;
       }
-      return conventional ? conventionalAction(upper, path.slice(0, end)) : undefined;
+      if (!conventional) return undefined;
+      return conventionalAction(upper, ignoreCase ? path.slice(0, end).toLowerCase() : path.slice(0, end));
     },
     unmatched: unmatched as UnmatchedPolicy,
-    isExempt(path: string): boolean {
+    caseSensitive: !ignoreCase,
+    isExempt(requestPath: string): boolean {
+      const path = ignoreCase ? caseless(requestPath) : requestPath;
       const end = pathEnd(path);
       for (const segments of exempt) {
-        if (matchPath(segments, path, end)) return true;
+        if (matchPath(segments, path, end, ignoreCase)) return true;
       }
       return false;
     },

@@ -19,7 +19,7 @@
 import { combineLimits, rateLimitSpecProblem, type RateLimitSpec } from "../../../core/rate-limit.js";
 import type { RouteLimit } from "../../../engine/rate-limiter.js";
 import { describe, type Fail, mapping, onlyKeys } from "./fields.js";
-import { compilePathPattern, matchPath, pathEnd, type PathPattern } from "./path-pattern.js";
+import { caseless, compilePathPattern, matchPath, pathEnd, type PathPattern } from "./path-pattern.js";
 import { upperCaseMethod, withHead } from "./methods.js";
 
 const METHOD = /^[A-Z]+$/;
@@ -35,7 +35,10 @@ export interface RouteRateLimit extends RouteLimit {
 
 /** The compiled `rateLimits` section. */
 export interface RouteLimits {
-  /** The entry of the first route matching `method` and `path` (query and a trailing '/' ignored, method in any case), or undefined. */
+  /**
+   * The entry of the first route matching `method` and `path` (query and a trailing '/' ignored,
+   * method in any case, path in any case with caseSensitive: false), or undefined.
+   */
   forRequest(method: string, path: string): RouteRateLimit | undefined;
   /** Number of route entries. */
   readonly count: number;
@@ -49,8 +52,8 @@ interface Entry {
   readonly limit: RouteRateLimit;
 }
 
-/** Validates and compiles the `rateLimits` section. */
-export function compileRouteLimits(value: unknown, fail: Fail): RouteLimits {
+/** Validates and compiles the `rateLimits` section; `ignoreCase` matches routes as caseSensitive: false asks. */
+export function compileRouteLimits(value: unknown, ignoreCase: boolean, fail: Fail): RouteLimits {
   const section = value === undefined ? {} : mapping(value, "rateLimits", fail);
   onlyKeys(section, ["includeHeaders", "routes"], "rateLimits", fail);
   const includeHeaders = section.includeHeaders ?? false;
@@ -59,20 +62,21 @@ export function compileRouteLimits(value: unknown, fail: Fail): RouteLimits {
   const entries: Entry[] = [];
   for (const [key, spec] of Object.entries(routes)) {
     const where = `rateLimits.routes[${JSON.stringify(key)}]`;
-    const { methods, segments } = routeKey(key, where, fail);
+    const { methods, segments } = routeKey(key, ignoreCase, where, fail);
     entries.push({ methods, segments, limit: routeLimit(key, spec, where, fail) });
   }
   const list = Object.freeze(entries);
   return Object.freeze({
-    forRequest(method: string, path: string): RouteRateLimit | undefined {
+    forRequest(method: string, requestPath: string): RouteRateLimit | undefined {
       if (list.length === 0) return undefined;
+      const path = ignoreCase ? caseless(requestPath) : requestPath;
       const end = pathEnd(path);
       // Most upstreams serve "/login/" as "/login": a trailing '/' must not escape a route's limit.
       const slash = end > 1 && path.charCodeAt(end - 1) === 47; /* / */
       const upper = upperCaseMethod(method);
       for (const entry of list) {
         if (entry.methods !== undefined && !entry.methods.includes(upper)) continue;
-        if (matchPath(entry.segments, path, end) || (slash && matchPath(entry.segments, path, end - 1))) return entry.limit;
+        if (matchPath(entry.segments, path, end, ignoreCase) || (slash && matchPath(entry.segments, path, end - 1, ignoreCase))) return entry.limit;
       }
       return undefined;
     },
@@ -81,7 +85,7 @@ export function compileRouteLimits(value: unknown, fail: Fail): RouteLimits {
   });
 }
 
-function routeKey(key: string, where: string, fail: Fail): { methods: readonly string[] | undefined; segments: PathPattern } {
+function routeKey(key: string, ignoreCase: boolean, where: string, fail: Fail): { methods: readonly string[] | undefined; segments: PathPattern } {
   const trimmed = key.trim();
   const space = trimmed.indexOf(" ");
   let methods: string[] | undefined;
@@ -96,7 +100,7 @@ function routeKey(key: string, where: string, fail: Fail): { methods: readonly s
       }
     }
   }
-  const segments = compilePathPattern(pathPart);
+  const segments = compilePathPattern(pathPart, ignoreCase);
   if (typeof segments === "string") fail(where, `${segments} (a route is "<PATH>" or "<METHOD> <PATH>", for example "/api/chat/*")`);
   return { methods: methods === undefined ? undefined : Object.freeze(withHead(methods)), segments: segments as PathPattern };
 }

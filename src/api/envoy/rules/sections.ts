@@ -28,8 +28,13 @@ export interface ParsedRule {
   readonly rule: CompiledRule;
 }
 
-/** Validates and compiles the `rules` list. */
-export function compileRouteRules(value: unknown, mayBeEmpty: boolean, fail: Fail): { list: readonly ParsedRule[]; methods: ReadonlySet<string> } {
+/** Validates and compiles the `rules` list; `ignoreCase` compiles the paths for caseSensitive: false. */
+export function compileRouteRules(
+  value: unknown,
+  mayBeEmpty: boolean,
+  ignoreCase: boolean,
+  fail: Fail,
+): { list: readonly ParsedRule[]; methods: ReadonlySet<string> } {
   if (!Array.isArray(value) || (value.length === 0 && !mayBeEmpty)) {
     fail("rules", `must be a non-empty list (or set "unmatched: conventional"), got ${describe(value)}`);
   }
@@ -37,6 +42,7 @@ export function compileRouteRules(value: unknown, mayBeEmpty: boolean, fail: Fai
   const methods = new Set<string>();
   const seen = new Map<string, number>();
   const impliedHead = new Set<string>();
+  const seenAsWritten = new Set<string>();
   (value as unknown[]).forEach((entry, index) => {
     const label = `rules[${index}]`;
     const rule = mapping(entry, label, fail);
@@ -57,24 +63,28 @@ export function compileRouteRules(value: unknown, mayBeEmpty: boolean, fail: Fai
         if (!METHOD.test(method)) fail(named, `method ${JSON.stringify(method)} must be upper-case letters, a comma-separated list of them, or '*'`);
       }
     }
-    const segments = compilePathPattern(pathPart);
+    const segments = compilePathPattern(pathPart, ignoreCase);
     if (typeof segments === "string") fail(named, segments);
     if (!isValidAction(action)) fail(named, `action ${JSON.stringify(action)} is not "verb:resource" (for example "read:orders")`);
+    const samePath = ignoreCase ? pathPart.toLowerCase() : pathPart;
     for (const method of ruleMethods ?? ["*"]) {
-      const key = `${method} ${pathPart}`;
+      const key = `${method} ${samePath}`;
       const earlier = seen.get(key);
       if (earlier !== undefined) {
-        const why = impliedHead.has(key) ? " (a rule for GET applies to HEAD too: put the HEAD rule first)" : "";
+        const why = impliedHead.has(key)
+          ? " (a rule for GET applies to HEAD too: put the HEAD rule first)"
+          : ignoreCase && !seenAsWritten.has(`${method} ${pathPart}`) ? " (paths are compared ignoring case)" : "";
         fail(named, `duplicates rules[${earlier}] for ${key}${why}`);
       }
       seen.set(key, index);
+      seenAsWritten.add(`${method} ${pathPart}`);
       if (method !== "*") methods.add(method);
     }
     if (ruleMethods !== undefined && ruleMethods.includes("GET") && !ruleMethods.includes("HEAD")) {
       ruleMethods = withHead(ruleMethods);
       methods.add("HEAD");
       // A HEAD rule written before this one keeps HEAD (first match wins); one written after never could.
-      const head = `HEAD ${pathPart}`;
+      const head = `HEAD ${samePath}`;
       if (!seen.has(head)) {
         seen.set(head, index);
         impliedHead.add(head);
@@ -85,14 +95,14 @@ export function compileRouteRules(value: unknown, mayBeEmpty: boolean, fail: Fai
   return { list, methods };
 }
 
-/** Validates and compiles the `exempt` path patterns. */
-export function compileExempt(value: unknown, fail: Fail): readonly PathPattern[] {
-  if (value === undefined) return RULES_DEFAULTS.exempt.map((p) => compilePathPattern(p) as PathPattern);
+/** Validates and compiles the `exempt` path patterns (for caseSensitive: false with `ignoreCase`). */
+export function compileExempt(value: unknown, ignoreCase: boolean, fail: Fail): readonly PathPattern[] {
+  if (value === undefined) return RULES_DEFAULTS.exempt.map((p) => compilePathPattern(p, ignoreCase) as PathPattern);
   if (!Array.isArray(value)) fail("exempt", `must be a list of path patterns, got ${describe(value)}`);
   return (value as unknown[]).map((pattern, index) => {
     const where = `exempt[${index}]`;
     if (typeof pattern !== "string") fail(where, `must be a path pattern, got ${describe(pattern)}`);
-    const segments = compilePathPattern(pattern as string);
+    const segments = compilePathPattern(pattern as string, ignoreCase);
     if (typeof segments === "string") fail(`${where} (${JSON.stringify(pattern)})`, segments);
     return segments as PathPattern;
   });
