@@ -139,6 +139,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
             if (!ok) metrics.rateLimitSyncFailures.inc();
           },
           onDegraded: (seconds) => metrics.rateLimitDegradedSeconds.inc(seconds),
+          onBadReplies: (count) => metrics.rateLimitSyncBadReplies.inc(count),
         }
       : undefined,
   });

@@ -18,7 +18,11 @@ export interface FleetPush {
   readonly units: number;
 }
 
-/** The fleet's answer to one push: live replicas, and per credential (in push order) minute and hour totals. */
+/**
+ * The fleet's answer to one push: live replicas, and per credential (in push order) minute and hour
+ * totals. Any of them may be a value that is no count (-1, NaN) when Redis held something else
+ * than counts there: the caller checks each.
+ */
 export interface FleetTotals {
   readonly replicas: number;
   /** totals[2i] and totals[2i + 1]: units the whole fleet counts in credential i's minute and hour. */
@@ -55,27 +59,54 @@ export interface RedisRateLimitSyncOptions {
 
 // KEYS[1]: replicas; KEYS[2i], KEYS[2i+1]: credential i's minute and hour hashes.
 // ARGV: minute slot, hour slot, ring, minute ttl, hour ttl, replica id, now, live ms, units per credential...
+// A key of another type, or a hash holding anything but slot -> count in the window, answers -1
+// for it (and is left as it is) instead of failing the whole call or summing garbage.
 const SCRIPT = `
 local mslot, hslot, ring = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local mttl, httl, now, live = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7]), tonumber(ARGV[8])
-redis.call('ZADD', KEYS[1], now, ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - live)
-redis.call('PEXPIRE', KEYS[1], live * 2)
-local out = { redis.call('ZCARD', KEYS[1]) }
+local function count(text)
+  if type(text) ~= 'string' or #text > 10 or not string.match(text, '^%d+$') then return nil end
+  local n = tonumber(text)
+  if n > 4294967295 then return nil end
+  return n
+end
+local function kind(key)
+  return redis.call('TYPE', key)['ok']
+end
+local out
+local rkind = kind(KEYS[1])
+if rkind == 'zset' or rkind == 'none' then
+  redis.call('ZADD', KEYS[1], now, ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - live)
+  redis.call('PEXPIRE', KEYS[1], live * 2)
+  out = { redis.call('ZCARD', KEYS[1]) }
+else
+  out = { -1 }
+end
 local function window(key, slot, ttl, units)
+  local k = kind(key)
+  if k ~= 'hash' and k ~= 'none' then return -1 end
   if units > 0 then
+    local current = redis.call('HGET', key, slot)
+    if current and not count(current) then return -1 end
     redis.call('HINCRBY', key, slot, units)
     redis.call('PEXPIRE', key, ttl)
   end
   local fields = redis.call('HGETALL', key)
-  local total = 0
+  local total, bad = 0, false
   for j = 1, #fields, 2 do
-    if tonumber(fields[j]) <= slot - ring then
+    local s, n = count(fields[j]), count(fields[j + 1])
+    if not s then
+      bad = true
+    elseif s <= slot - ring then
       redis.call('HDEL', key, fields[j])
+    elseif not n then
+      bad = true
     else
-      total = total + tonumber(fields[j + 1])
+      total = total + n
     end
   end
+  if bad then return -1 end
   return total
 end
 for i = 1, #KEYS / 2 do
@@ -99,7 +130,7 @@ export function createRedisRateLimitSync(options: RedisRateLimitSyncOptions): Ra
   return {
     async push(pushes, minuteSlot, hourSlot, nowMs) {
       await firstAttempt;
-      let live = 1;
+      let live = Number.NaN;
       const totals: number[] = [];
       const calls: Array<Promise<number[]>> = [];
       const batches: Array<readonly FleetPush[]> = [];
@@ -112,10 +143,13 @@ export function createRedisRateLimitSync(options: RedisRateLimitSyncOptions): Ra
         const args = [minuteSlot, hourSlot, options.ring, options.minuteTtlMs, options.hourTtlMs, options.replicaId, nowMs, options.liveMs];
         calls.push(run.verdictRateLimitPush(keys.length, ...keys, ...args, ...batch.map((p) => p.units)));
       }
-      for (const out of await Promise.all(calls)) {
-        live = Math.max(live, Number(out[0]));
-        for (let i = 1; i < out.length; i++) totals.push(Number(out[i]));
-      }
+      (await Promise.all(calls)).forEach((out: unknown, b) => {
+        const expected = 1 + 2 * batches[b].length;
+        // An answer of another shape leaves this batch's totals unknown (NaN), still one per key.
+        const answer = Array.isArray(out) && out.length === expected ? out.map((v: unknown) => (typeof v === "number" ? v : Number.NaN)) : new Array<number>(expected).fill(Number.NaN);
+        if (Number.isNaN(live) || answer[0] > live) live = answer[0];
+        totals.push(...answer.slice(1));
+      });
       return { replicas: live, totals };
     },
     async close() {

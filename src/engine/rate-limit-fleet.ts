@@ -19,6 +19,10 @@
  * (the fleet admits up to N times the limit), fail closed answers RATE_LIMITED to every limited
  * credential; the exchange keeps retrying, and the first one that succeeds ends it (the units
  * admitted meanwhile are pushed then).
+ *
+ * An answer that is no count (Redis held something else than counts under a credential's key, or
+ * answered in another shape) is reported (onBadReplies, a log line at most once a minute) and
+ * skipped: that credential keeps what it knew of the others, and the replica count its last value.
  */
 import type { FleetPush, RateLimitSync } from "../bus/rate-limit-sync.js";
 import { CREDENTIAL_WORDS, type Others, type RateWindows } from "../core/rate-limit.js";
@@ -31,6 +35,13 @@ const REMOTE_MINUTE = CREDENTIAL_WORDS;
 const REMOTE_HOUR = CREDENTIAL_WORDS + 1;
 /** Offset of "units admitted here since the last push" in a credential's words. */
 export const SINCE_PUSH = CREDENTIAL_WORDS + 2;
+/** At most one log line a minute about answers that are no count. */
+const BAD_REPLY_LOG_MS = 60_000;
+
+/** A count of units as the counters hold them: an integer in 0 .. 2^32 - 1. */
+function isCount(value: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff;
+}
 
 /** What the exchange needs of a table of counters. */
 export interface FleetTable {
@@ -51,6 +62,8 @@ export interface FleetOptions {
   readonly onExchange?: (seconds: number, ok: boolean) => void;
   /** Called with the seconds spent degraded since the last call (while Redis is unreachable). */
   readonly onDegraded?: (seconds: number) => void;
+  /** Called after an exchange whose answer held values that are no count, with how many (each skipped). */
+  readonly onBadReplies?: (count: number) => void;
   readonly now?: () => number;
 }
 
@@ -61,6 +74,8 @@ export class FleetExchange {
   private degradedSince: number | undefined;
   private failingSince: number | undefined;
   private lastDegradedNote = 0;
+  private lastBadReplyLog = Number.NEGATIVE_INFINITY;
+  private badRepliesUnlogged = 0;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
@@ -145,9 +160,15 @@ export class FleetExchange {
     try {
       const answer = await this.options.sync.push(pushes, slotAt(minute, startedAt), slotAt(hour, startedAt), startedAt);
       this.options.onExchange?.((performance.now() - started) / 1000, true);
-      this.replicas = Math.max(1, answer.replicas);
+      const bad: string[] = [];
+      if (isCount(answer.replicas) && answer.replicas > 0) this.replicas = answer.replicas;
+      else bad.push("live replicas");
       const now = this.now();
       sent.forEach(({ table, id, at, units }, i) => {
+        const minuteTotal = answer.totals[2 * i];
+        const hourTotal = answer.totals[2 * i + 1];
+        if (!isCount(minuteTotal)) bad.push(`${pushes[i].name} minute`);
+        if (!isCount(hourTotal)) bad.push(`${pushes[i].name} hour`);
         const t = this.tables[table].table;
         if (t.find(id) !== at) return;
         const state = t.state;
@@ -155,9 +176,10 @@ export class FleetExchange {
         const unpushed = state[at + SINCE_PUSH];
         const ownMinute = advance(state, at, minute, now) - unpushed;
         const ownHour = advance(state, at + WINDOW_WORDS, hour, now) - unpushed;
-        state[at + REMOTE_MINUTE] = Math.max(0, answer.totals[2 * i] - ownMinute);
-        state[at + REMOTE_HOUR] = Math.max(0, answer.totals[2 * i + 1] - ownHour);
+        if (isCount(minuteTotal)) state[at + REMOTE_MINUTE] = Math.max(0, minuteTotal - ownMinute);
+        if (isCount(hourTotal)) state[at + REMOTE_HOUR] = Math.max(0, hourTotal - ownHour);
       });
+      if (bad.length > 0) this.reportBad(bad, now);
       this.failingSince = undefined;
       this.noteDegraded(now);
       if (this.degradedSince !== undefined) {
@@ -182,6 +204,18 @@ export class FleetExchange {
         this.noteDegraded(now);
       }
     }
+  }
+
+  private reportBad(bad: readonly string[], now: number): void {
+    this.options.onBadReplies?.(bad.length);
+    this.badRepliesUnlogged += bad.length;
+    if (now - this.lastBadReplyLog < BAD_REPLY_LOG_MS) return;
+    this.options.logger.warn("Redis answered values that are not counts for some rate-limit keys; skipped them (those keys hold another type or other data)", {
+      skipped: this.badRepliesUnlogged,
+      examples: bad.slice(0, 5),
+    });
+    this.lastBadReplyLog = now;
+    this.badRepliesUnlogged = 0;
   }
 
   private noteDegraded(now: number): void {

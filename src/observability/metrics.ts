@@ -49,6 +49,7 @@ export interface Metrics {
   /** Time one exchange of rate-limit counts with Redis takes, by outcome. */
   readonly rateLimitSyncDuration: Histogram<"outcome">;
   readonly rateLimitSyncFailures: Counter;
+  readonly rateLimitSyncBadReplies: Counter;
   /** Seconds spent unable to reach Redis for rate-limit counts (fail open or closed). */
   readonly rateLimitDegradedSeconds: Counter;
   /** Failed-login counts Redis did not answer (counted on the replica, or refused when failing closed). */
@@ -208,6 +209,10 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     rateLimitSyncFailures: counter("verdict_rate_limit_sync_failures_total", "Exchanges of rate-limit counts with Redis that failed."),
+    rateLimitSyncBadReplies: counter(
+      "verdict_rate_limit_sync_bad_replies_total",
+      "Values in Redis's answers to rate-limit exchanges that were not counts (a key of another type, or holding other data), skipped.",
+    ),
     rateLimitDegradedSeconds: counter(
       "verdict_rate_limit_degraded_seconds_total",
       "Seconds this replica could not reach Redis for rate-limit counts (limits per replica when failing open, RATE_LIMITED when failing closed).",

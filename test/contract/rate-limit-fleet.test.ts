@@ -2,12 +2,14 @@
  * One replica's exchange of rate-limit counts with the machine's Redis (through a proxy this file
  * cuts): the others' units come back into its counts, a failure shorter than the grace changes
  * nothing, a longer one degrades it (fail closed here), and the first exchange that works ends it.
+ * A credential whose keys hold something else than counts is reported and skipped, never counted.
  */
+import { Redis } from "ioredis";
 import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRedisRateLimitSync } from "../../src/bus/rate-limit-sync.js";
 import { CREDENTIAL_WORDS, STANDARD_WINDOWS, combineLimits, takeUnits } from "../../src/core/rate-limit.js";
-import { SLOTS } from "../../src/core/rate-window.js";
+import { SLOTS, slotAt } from "../../src/core/rate-window.js";
 import { FLEET_WORDS, FleetExchange, SINCE_PUSH } from "../../src/engine/rate-limit-fleet.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { type TcpProxy, startTcpProxy } from "../helpers/tcp-proxy.js";
@@ -85,5 +87,81 @@ describe("fleet exchange", () => {
     a.take(0);
     await a.fleet.exchange();
     expect(a.take(0).remaining).toBe(5);
+  });
+});
+
+describe("fleet exchange with garbage in Redis", () => {
+  const garbagePrefix = `verdict:it:${randomBytes(4).toString("hex")}`;
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+  afterAll(async () => {
+    const keys = await redis.keys(`${garbagePrefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  /** What each credential's minute key holds before the exchange, by credential id. */
+  /** A slot of the current minute window (what an older one holds is dropped, garbage or not). */
+  const slot = () => String(slotAt(STANDARD_WINDOWS.minute, Date.now()) - 1);
+  const garbage: Record<string, (key: string) => Promise<unknown>> = {
+    "a string": (key) => redis.set(key, "garbage"),
+    "a list": (key) => redis.rpush(key, "1", "2"),
+    "a count that is not a number": (key) => redis.hset(key, slot(), "lots"),
+    "a count of NaN": (key) => redis.hset(key, slot(), "nan"),
+    "an infinite count": (key) => redis.hset(key, slot(), "inf"),
+    "a negative count": (key) => redis.hset(key, slot(), "-7"),
+    "a count beyond 32 bits": (key) => redis.hset(key, slot(), String(2 ** 32 + 3)),
+    "a fractional count": (key) => redis.hset(key, slot(), "1.5"),
+    "a slot that is not a number": (key) => redis.hset(key, "slot", "3"),
+  };
+  const ids = ["good", ...Object.keys(garbage)];
+
+  async function follower(id: string, bad: number[]) {
+    const sync = createRedisRateLimitSync({ url: TEST_REDIS_URL, prefix: garbagePrefix, replicaId: id, ring: SLOTS + 1, minuteTtlMs: 70_000, hourTtlMs: 4_000_000, liveMs: 5000, timeoutMs: 500 });
+    const fleet = new FleetExchange(
+      { sync, intervalMs: 50, graceMs: 0, failOpen: false, logger: createLogger("error"), onBadReplies: (n) => bad.push(n) },
+      STANDARD_WINDOWS,
+    );
+    exchanges.push(fleet);
+    const state = new Uint32Array(WORDS * ids.length);
+    fleet.follow("k", { state, find: (key) => (ids.includes(key) ? ids.indexOf(key) * WORDS : undefined) });
+    const take = (id: string, cost = 1) => {
+      const at = ids.indexOf(id) * WORDS;
+      fleet.touch(0, id);
+      const answer = takeUnits(state, at, STANDARD_WINDOWS, limits, cost, Date.now(), true, fleet.others(state, at));
+      if (answer.allowed) state[at + SINCE_PUSH] += cost;
+      return answer;
+    };
+    return { fleet, state, take };
+  }
+
+  it("counts and skips a reply that is not a count, never folding it into the counts, and keeps the others fleet-wide", async () => {
+    await redis.connect();
+    for (const [id, put] of Object.entries(garbage)) await put(`${garbagePrefix}:k:${id}:m`);
+    const badA: number[] = [];
+    const badB: number[] = [];
+    const a = await follower("a", badA);
+    const b = await follower("b", badB);
+    for (const id of ids) for (let i = 0; i < 3; i++) expect({ id, allowed: a.take(id).allowed }).toEqual({ id, allowed: true });
+    for (const id of ids) b.take(id, 0);
+    await a.fleet.exchange();
+    await b.fleet.exchange();
+    await a.fleet.exchange();
+    // Redis answered: neither replica is degraded, and both count two live replicas.
+    for (const r of [a, b]) expect({ degraded: r.fleet.degraded, replicas: r.fleet.replicas }).toEqual({ degraded: false, replicas: 2 });
+    // B learnt A's 3 units of the good credential; of every other it knows nothing more, and no count is off.
+    expect(b.take("good", 0).remaining).toBe(7);
+    for (const id of Object.keys(garbage)) {
+      const others = b.fleet.others(b.state, ids.indexOf(id) * WORDS);
+      expect({ id, minute: others.minute, remaining: b.take(id, 0).remaining }).toEqual({ id, minute: 0, remaining: 10 });
+      // A's own counts stand: 3 used, 7 left, whatever Redis held.
+      expect({ id, remaining: a.take(id, 0).remaining }).toEqual({ id, remaining: 7 });
+    }
+    // Each exchange reported the minute window of every garbage credential as a bad reply.
+    expect(badA).toEqual([Object.keys(garbage).length]);
+    expect(badB).toEqual([Object.keys(garbage).length]);
+    // A's limit still holds for a garbage credential (no NaN that never denies): at most 7 more.
+    const allowed = Array.from({ length: 10 }, () => a.take("a count of NaN").allowed).filter(Boolean).length;
+    expect(allowed).toBeGreaterThan(0);
+    expect(allowed).toBeLessThanOrEqual(7);
   });
 });
