@@ -1,9 +1,11 @@
 /**
  * The CLI's stored session: what `verdict login` saves in the user's config directory
  * ($XDG_CONFIG_HOME/verdict, else ~/.config/verdict), readable by the user only (0600 in a 0700
- * directory), written atomically.
+ * directory), written atomically. A directory or file found with wider permissions is tightened
+ * before the session is written or read; one that belongs to another user is refused (as ssh
+ * refuses its files), since that user could read the tokens or point the CLI at another server.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -32,9 +34,33 @@ export function credentialsPath(env: NodeJS.ProcessEnv): string {
   return join(configDir(env), "credentials.json");
 }
 
+/**
+ * Makes an existing directory or file of the CLI's private to this user (`mode`, when group or
+ * others had any access); throws naming it when it belongs to another user, or when `directory`
+ * and it is none. Nothing to do where modes and owners are not Unix ones.
+ */
+function keepPrivate(path: string, mode: number, directory: boolean): void {
+  if (process.platform === "win32") return;
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  if (directory && !stats.isDirectory()) throw new Error(`${path} is not a directory; the CLI keeps its session there: move it away or set XDG_CONFIG_HOME`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stats.uid !== uid) {
+    throw new Error(`${path} belongs to another user (uid ${stats.uid}), who could read or replace your session: remove it, or set XDG_CONFIG_HOME to a directory of yours`);
+  }
+  if ((stats.mode & 0o077) !== 0) chmodSync(path, mode);
+}
+
 /** Reads the stored session; undefined when there is none. A damaged file is an error naming it. */
 export function readSession(env: NodeJS.ProcessEnv): StoredSession | undefined {
   const path = credentialsPath(env);
+  keepPrivate(configDir(env), 0o700, true);
+  keepPrivate(path, 0o600, false);
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -56,10 +82,13 @@ export function readSession(env: NodeJS.ProcessEnv): StoredSession | undefined {
 /** Saves the session, readable and writable by the user only. */
 export function writeSession(env: NodeJS.ProcessEnv, session: StoredSession): string {
   const dir = configDir(env);
+  keepPrivate(dir, 0o700, true);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = credentialsPath(env);
   const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(session, null, 2)}\n`, { mode: 0o600 });
+  // A new file (never one left behind, which keeps its own mode until chmod) holds the tokens.
+  rmSync(temporary, { force: true });
+  writeFileSync(temporary, `${JSON.stringify(session, null, 2)}\n`, { mode: 0o600, flag: "wx" });
   chmodSync(temporary, 0o600);
   renameSync(temporary, path);
   return path;
