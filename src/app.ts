@@ -280,6 +280,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     health,
     healthMetadata: options.healthMetadata,
     maxRequestBytes: config.maxRequestBytes,
+    fastLane: config.grpcFastLane ? [`/${DecisionService.typeName}/Check`, `/${DecisionService.typeName}/CheckBatch`, extAuthz.grpcService.definition.check.path] : [],
     limits: config.grpcLimits,
     onConnectionRefused: () => metrics.grpcConnectionsRefused.inc(),
     onRequestTimeout: () => metrics.grpcRequestTimeouts.inc(),

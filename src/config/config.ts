@@ -77,6 +77,11 @@ export const settings = {
     doc: "a bundle of defaults (see [Presets](#presets)); variables set explicitly override it",
   }),
   grpcAddr: address({ env: "VERDICT_GRPC_ADDR", default: "0.0.0.0:50051", doc: "gRPC listen address (Check, CheckBatch, Admin, health, Envoy ext_authz)" }),
+  grpcFastLane: bool({
+    env: "VERDICT_GRPC_FAST_LANE",
+    default: true,
+    doc: "answer Check, CheckBatch, ext_authz Check and health Check on the gRPC port straight from the HTTP/2 stream instead of through grpc-js's per-call machinery (same answers, about a third less CPU per call; `false` sends every call through grpc-js)",
+  }),
   grpcLimits: {
     maxConcurrentStreams: int({
       env: "VERDICT_GRPC_MAX_CONCURRENT_STREAMS",

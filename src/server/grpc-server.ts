@@ -4,6 +4,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, status } from "@grpc/grpc-js";
 import { type AddressInfo, createServer } from "node:net";
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import {
   type HealthCheckRequest,
   HealthCheckRequestSchema,
@@ -16,6 +17,7 @@ import type { HealthState } from "../api/health.js";
 import { malformedRequest, toGrpcError } from "../api/errors.js";
 import { type GrpcService, toGrpcService } from "../api/rpc.js";
 import { createRequestDeadline } from "./request-deadline.js";
+import { type FastLane, type FastMethod, createFastLane } from "./fast-lane.js";
 
 /** A running gRPC server. */
 export interface RunningGrpcServer {
@@ -32,6 +34,11 @@ export interface GrpcServerOptions {
   /** Response metadata every Health.Check answer carries (which worker answered on a connection). */
   readonly healthMetadata?: Readonly<Record<string, string>>;
   readonly maxRequestBytes: number;
+  /**
+   * Paths of unary methods answered by the fast lane (fast-lane.ts) instead of grpc-js's per-call
+   * machinery; grpc.health.v1 Health/Check is always on it. Empty: every call goes through grpc-js.
+   */
+  readonly fastLane?: readonly string[];
   /** HTTP/2 limits: streams per connection, connections, and how long a call's request may take to arrive. */
   readonly limits: { readonly maxConcurrentStreams: number; readonly maxConnections: number; readonly requestTimeoutMs: number };
   /** Called for each connection closed at once because `limits.maxConnections` are open. */
@@ -87,6 +94,28 @@ function healthService(health: HealthState, logger: Logger, metadata: Readonly<R
   };
 }
 
+/** grpc-js's per-stream entry points (one is used, by whether channelz is on). */
+const STREAM_HANDLERS = ["_streamHandler", "_channelzHandler"] as const;
+
+type StreamHandler = (this: Server, extraInterceptors: unknown, stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+
+/**
+ * Puts the fast lane in front of grpc-js's per-stream handler: grpc-js picks that handler (a method
+ * of the Server) when a connection injector is created, so this must run before. It is grpc-js's
+ * internal API (checked by test/integration/grpc-fast-lane.test.ts, which fails if an upgrade
+ * renames it); if it is missing the server refuses to start rather than silently losing the lane.
+ */
+function installFastLane(server: Server, lane: FastLane): void {
+  const target = server as unknown as Record<(typeof STREAM_HANDLERS)[number], StreamHandler>;
+  for (const name of STREAM_HANDLERS) {
+    const original = target[name];
+    if (typeof original !== "function") throw new Error(`@grpc/grpc-js has no ${name}: the gRPC fast lane cannot be installed (set VERDICT_GRPC_FAST_LANE=false)`);
+    target[name] = function (this: Server, extraInterceptors, stream, headers) {
+      if (!lane.take(stream, headers)) original.call(this, extraInterceptors, stream, headers);
+    };
+  }
+}
+
 /**
  * Starts the gRPC server with the given services plus grpc.health.v1. Connections are accepted by
  * a plain TCP listener that closes those beyond `limits.maxConnections` and hands the others to
@@ -104,10 +133,22 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.keepalive_permit_without_calls": 1,
     interceptors: [deadline.interceptor],
   });
-  for (const s of [...options.services, healthService(options.health, options.logger, options.healthMetadata)]) {
+  const health = healthService(options.health, options.logger, options.healthMetadata);
+  for (const s of [...options.services, health]) {
     server.addService(s.definition, s.implementation);
     // Health answers for every service mounted here: the name is the first part of a method's path.
     for (const m of Object.values(s.definition)) options.health.register(m.path.split("/")[1]);
+  }
+  if (options.fastLane === undefined || options.fastLane.length > 0) {
+    const paths = new Set([...(options.fastLane ?? []), `/${Health.typeName}/Check`]);
+    const methods: FastMethod[] = [];
+    for (const s of [...options.services, health]) {
+      for (const [name, m] of Object.entries(s.definition)) {
+        if (!paths.has(m.path) || m.requestStream || m.responseStream) continue;
+        methods.push({ path: m.path, handler: s.implementation[name], serialize: m.responseSerialize as (r: unknown) => Buffer });
+      }
+    }
+    installFastLane(server, createFastLane({ methods, maxRequestBytes: options.maxRequestBytes, deadline }));
   }
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
   const listener = createServer((socket) => injector.injectConnection(socket));

@@ -11,10 +11,15 @@
 import { type ServerInterceptingCall, type ServerInterceptingCallInterface, type ServerInterceptor, status } from "@grpc/grpc-js";
 import { type ServerHttp2Stream, constants } from "node:http2";
 
+/** Ends a call whose request did not arrive, with DEADLINE_EXCEEDED and these details. */
+export type Expire = (details: string) => void;
+
 /** The running deadline. */
 export interface RequestDeadline {
   /** The interceptor to give the grpc-js Server (`interceptors` option). */
   readonly interceptor: ServerInterceptor;
+  /** Notes a call answered outside grpc-js (fast-lane.ts): `expire` ends it if its request does not arrive. */
+  track(stream: ServerHttp2Stream, expire: Expire): void;
   /** Stops the sweeps. */
   close(): void;
 }
@@ -35,33 +40,35 @@ export function createRequestDeadline(options: { readonly timeoutMs: number; rea
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new Error(`timeoutMs must be a positive integer, got ${timeoutMs}`);
   const details = `the request message did not arrive within ${timeoutMs} ms`;
   // Calls noted since the last sweep, and those noted before it: the latter are at least one timeout old at the next sweep.
-  let recent = new Map<ServerHttp2Stream, ServerInterceptingCallInterface>();
-  let older = new Map<ServerHttp2Stream, ServerInterceptingCallInterface>();
+  let recent = new Map<ServerHttp2Stream, Expire>();
+  let older = new Map<ServerHttp2Stream, Expire>();
   function forget(this: ServerHttp2Stream): void {
     recent.delete(this);
     older.delete(this);
   }
   const sweep = setInterval(() => {
-    for (const [stream, call] of older) {
+    for (const [stream, expire] of older) {
       if (stream.readableEnded || stream.closed || stream.destroyed) continue;
       options.onTimeout?.();
-      call.sendStatus({ code: status.DEADLINE_EXCEEDED, details });
+      expire(details);
       stream.close(constants.NGHTTP2_NO_ERROR);
     }
     older.clear();
     [older, recent] = [recent, older];
   }, timeoutMs);
   sweep.unref();
+  const track = (stream: ServerHttp2Stream, expire: Expire) => {
+    recent.set(stream, expire);
+    stream.once("close", forget);
+  };
   return {
     interceptor(_method, call) {
       const stream = streamOf(call);
-      if (stream !== undefined) {
-        recent.set(stream, call);
-        stream.on("close", forget);
-      }
+      if (stream !== undefined) track(stream, (text) => call.sendStatus({ code: status.DEADLINE_EXCEEDED, details: text }));
       // The call itself, unwrapped (no object per call): grpc-js only needs its interface.
       return call as ServerInterceptingCall;
     },
+    track,
     close() {
       clearInterval(sweep);
       recent.clear();

@@ -35,9 +35,8 @@ export interface CheckResponse {
 /** The ext_authz client. */
 export type EnvoyClient = Client & { Check(request: unknown, callback: (error: ServiceError | null, response: CheckResponse) => void): void };
 
-/** Connects to ext_authz at `address` (host:port). */
-export function envoyClient(address: string): EnvoyClient {
-  const definition = loadSync("envoy/service/auth/v3/external_auth.proto", {
+function loadDefinition() {
+  return loadSync("envoy/service/auth/v3/external_auth.proto", {
     includeDirs: [PROTO_ROOT],
     keepCase: true,
     enums: String,
@@ -45,6 +44,17 @@ export function envoyClient(address: string): EnvoyClient {
     defaults: true,
     oneofs: true,
   });
+}
+
+/** A CheckRequest (as envoyRequest builds it) encoded by the same independent encoder, for raw HTTP/2 tests. */
+export function envoyRequestBytes(request: unknown): Buffer {
+  const method = loadDefinition()["envoy.service.auth.v3.Authorization"] as unknown as { Check: { requestSerialize(r: unknown): Buffer } };
+  return method.Check.requestSerialize(request);
+}
+
+/** Connects to ext_authz at `address` (host:port). */
+export function envoyClient(address: string): EnvoyClient {
+  const definition = loadDefinition();
   const loaded = loadPackageDefinition(definition) as unknown as { envoy: { service: { auth: { v3: { Authorization: new (a: string, c: unknown) => EnvoyClient } } } } };
   return new loaded.envoy.service.auth.v3.Authorization(address, credentials.createInsecure());
 }
