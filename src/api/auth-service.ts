@@ -18,7 +18,8 @@ import { createCallerAuth } from "./caller-auth.js";
 import { REFRESH_TOKEN, createSessionTokens, hashRefreshToken } from "./session-tokens.js";
 import { ApiError } from "./errors.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
-import { type Handlers, callerCredential } from "./rpc.js";
+import { presentedCredential } from "./presented-credential.js";
+import type { Handlers } from "./rpc.js";
 import { refusingControlCharacters } from "./text-fields.js";
 
 /** Settings of the auth service. */
@@ -138,7 +139,7 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
         if (!session) throw invalidRefresh();
         return create(pb.LogoutResponseSchema, { version: await revoke(session, { userId: session.userId }) });
       }
-      const credential = callerCredential(ctx);
+      const credential = presentedCredential(ctx);
       if (credential === "") throw new ApiError("unauthenticated", "send the refresh token, or the access token as 'authorization: Bearer <token>'");
       const result = await tokens.verify(credential, now());
       if (!result.ok || !result.claims.own || result.claims.sessionId === "") throw new ApiError("unauthenticated", "invalid access token");

@@ -9,7 +9,8 @@ import type { Engine, Resolved } from "../engine/engine.js";
 import type { Actor } from "../store/store.js";
 import { ApiError } from "./errors.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
-import { type CallContext, callerCredential } from "./rpc.js";
+import { presentedCredential } from "./presented-credential.js";
+import type { CallContext } from "./rpc.js";
 import { controlCharacterProblem } from "./text-fields.js";
 
 /**
@@ -84,7 +85,7 @@ export function createCallerAuth(options: { readonly engine: Engine; readonly pa
       const userId = resolved.kind === "user" ? resolved.userId : "";
       return { caller: { actor: { userId }, userId, limits: PASSWORD_LIMITS }, resolved };
     }
-    const credential = callerCredential(ctx);
+    const credential = presentedCredential(ctx);
     if (credential === "") {
       throw new ApiError(
         "unauthenticated",

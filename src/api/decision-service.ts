@@ -18,7 +18,8 @@ import {
 import { toPrincipal, toProtoReason, toRateLimitStatus } from "./convert.js";
 import { createDecisionIds } from "./decision-ids.js";
 import { ApiError } from "./errors.js";
-import { type CallContext, type Handlers, callerCredential } from "./rpc.js";
+import { presentedCredential } from "./presented-credential.js";
+import type { CallContext, Handlers } from "./rpc.js";
 
 /** Most actions one CheckBatch may ask about. */
 export const MAX_BATCH_ACTIONS = 256;
@@ -50,7 +51,7 @@ export function createDecisionService(options: DecisionServiceOptions): Handlers
 
   const callerDenial = (ctx: CallContext, tenant: string): Decision | Promise<Decision | undefined> | undefined => {
     if (!requireCaller) return undefined;
-    const resolved = engine.resolve(callerCredential(ctx));
+    const resolved = engine.resolve(presentedCredential(ctx));
     const judge = (r: Resolved) => {
       const d = engine.decideResolved(r, CHECK_CALLER_PERMISSION, tenant);
       return d.allowed ? undefined : deny(d.reason === "FORBIDDEN" ? "FORBIDDEN" : "UNAUTHENTICATED", `caller may not ask: ${d.message}`, d.version);

@@ -170,18 +170,3 @@ export function toConnectService<S extends DescService>(service: S, handlers: Ha
   }
   return impl as ServiceImpl<S>;
 }
-
-/**
- * The credential a caller presents: `authorization: Bearer ...`, `x-api-key`, or (over HTTP) the
- * session cookie.
- */
-export function callerCredential(ctx: CallContext): string {
-  const auth = ctx.header("authorization");
-  if (auth !== undefined) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    return m ? m[1] : "";
-  }
-  const key = ctx.header("x-api-key");
-  if (key !== undefined) return key.trim();
-  return ctx.sessionCookie?.() ?? "";
-}

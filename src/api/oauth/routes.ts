@@ -22,6 +22,7 @@ import type { Logger } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { Store } from "../../store/store.js";
 import { TokenPairSchema } from "../../../gen/verdict/v1/auth_pb.js";
+import { presentedCredential } from "../presented-credential.js";
 import { cookieHeader, readCookie } from "../session-cookie.js";
 import { type ProviderClient, SignInError, createProviderClient } from "./providers.js";
 import { allowedReturnUrl } from "./return-url.js";
@@ -93,10 +94,20 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
     sendJson(res, e.status, { code: e.code, message: e.message }, cookies);
   }
 
+  /** The credential a request presents (a bearer token, else an API key header, else the session cookie), as the RPC services find it. */
+  function credentialOf(req: IncomingMessage): string {
+    return presentedCredential({
+      header: (name) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
+      sessionCookie: () => readCookie(req.headers.cookie, cookie.name),
+    });
+  }
+
   /** The user of a Verdict session presented as the cookie or a bearer token, for linking. */
   async function signedInUser(req: IncomingMessage): Promise<string> {
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
-    const credential = bearer ?? readCookie(req.headers.cookie, cookie.name);
+    const credential = credentialOf(req);
     if (credential === "") throw new SignInError("link_requires_session", "linking an identity needs a signed-in session (cookie or bearer token)", 401);
     // Only Verdict's own session tokens: an external issuer's token must not make a lasting link.
     const verified = await tokens.verify(credential, now());
@@ -161,8 +172,7 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
   }
 
   async function logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
-    const credential = bearer ?? readCookie(req.headers.cookie, cookie.name);
+    const credential = credentialOf(req);
     const clear = cookieHeader(cookie, cookie.name, "/", "", 0);
     const result = credential === "" ? undefined : await tokens.verify(credential, now());
     if (result?.ok && result.claims.own && result.claims.sessionId !== "") {
