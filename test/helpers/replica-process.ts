@@ -83,9 +83,14 @@ export function spawnReplica(name: string, main: string, env: Record<string, str
   });
 }
 
-/** Reads one replica's /metrics as a map from series (name plus labels) to value. */
-export async function scrapeMetrics(httpBase: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${httpBase}/metrics`)).text();
+/**
+ * Reads one replica's /metrics as a map from series (name plus labels) to value; with `timeoutMs`,
+ * rejects when the answer takes longer (a connection node:cluster handed to a worker dying at
+ * that instant is never answered).
+ */
+export async function scrapeMetrics(httpBase: string, timeoutMs?: number): Promise<Map<string, number>> {
+  const signal = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
+  const text = await (await fetch(`${httpBase}/metrics`, { signal })).text();
   const series = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;

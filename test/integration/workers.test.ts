@@ -188,12 +188,13 @@ function workersSuite(title: string, redis: boolean) {
       process.kill(killed, "SIGKILL");
       // node:cluster can hand a connection that arrives in the instant a worker dies to that worker
       // (it then hangs until the client's deadline): the fresh connections below start once the
-      // primary has noticed the death, which the summed metrics show.
-      await until("the primary noticed", async () => sum(await scrapeMetrics(proc.httpBase), "verdict_worker_info", [`pid="${killed}"`]) === 0);
+      // primary has noticed the death, which the summed metrics show. A scrape can itself reach the
+      // dying worker: each has a timeout, and until() tries again.
+      await until("the primary noticed", async () => sum(await scrapeMetrics(proc.httpBase, 2000), "verdict_worker_info", [`pid="${killed}"`]) === 0);
       const watch = until(
         "worker 2 replaced",
         async () => {
-          const m = await scrapeMetrics(proc.httpBase);
+          const m = await scrapeMetrics(proc.httpBase, 2000);
           replaced = sum(m, "verdict_worker_info") === 2;
           return replaced;
         },
