@@ -10,11 +10,10 @@ import { type MeteredBus, openBus } from "./bus/index.js";
 import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
 import { RateLimiter, rateLimitApplier } from "./engine/rate-limiter.js";
-import { createRedisRateLimitSync } from "./bus/rate-limit-sync.js";
+import { type RateLimitSync, fleetSyncSettings } from "./bus/rate-limit-sync.js";
+import { createRedisRateLimitSync } from "./bus/rate-limit-sync-redis.js";
 import { createRedisAttemptCounter } from "./bus/attempt-counter-redis.js";
 import { createMemoryAttemptCounter } from "./authn/attempt-counter.js";
-import { STANDARD_WINDOWS } from "./core/rate-limit.js";
-import { SLOTS } from "./core/rate-window.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
 import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
@@ -102,6 +101,11 @@ export interface StartOptions {
    * siblings serve: connections it would take meanwhile could only be refused or fail closed).
    */
   readonly listenAfterLoad?: boolean;
+  /**
+   * Where rate-limit counts are shared when no Redis is configured (a worker's exchange with its
+   * siblings through the primary); with neither, each replica counts alone.
+   */
+  readonly rateLimitSync?: RateLimitSync;
   /** Response metadata on every gRPC Health.Check answer (a worker's number and pid). */
   readonly healthMetadata?: Readonly<Record<string, string>>;
 }
@@ -114,22 +118,22 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const store: Store = options.store ?? openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema });
   const bus = options.bus ?? openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
   const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256, maxWaitingPerSource: 16 });
+  // With Redis every replica (every worker) shares counts there; without it, a worker shares them with its siblings.
+  const rateLimitSync = config.redisUrl
+    ? createRedisRateLimitSync({
+        ...fleetSyncSettings(config.rateLimit.syncIntervalMs),
+        url: config.redisUrl,
+        prefix: config.rateLimit.redisPrefix,
+        replicaId: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
+      })
+    : options.rateLimitSync;
   const rateLimiter = new RateLimiter({
     defaults: { perMinute: config.rateLimit.perMinute, perHour: config.rateLimit.perHour, burst: config.rateLimit.burst, shadow: false },
     maxTracked: config.rateLimit.maxTracked,
     onEvicted: () => metrics.rateLimitEvictions.inc(),
-    fleet: config.redisUrl
+    fleet: rateLimitSync
       ? {
-          sync: createRedisRateLimitSync({
-            url: config.redisUrl,
-            prefix: config.rateLimit.redisPrefix,
-            replicaId: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
-            ring: SLOTS + 1,
-            minuteTtlMs: STANDARD_WINDOWS.minute.periodMs + 2 * STANDARD_WINDOWS.minute.slotMs,
-            hourTtlMs: STANDARD_WINDOWS.hour.periodMs + 2 * STANDARD_WINDOWS.hour.slotMs,
-            liveMs: Math.max(2000, 20 * config.rateLimit.syncIntervalMs),
-            timeoutMs: Math.max(500, 10 * config.rateLimit.syncIntervalMs),
-          }),
+          sync: rateLimitSync,
           intervalMs: config.rateLimit.syncIntervalMs,
           graceMs: Math.max(1000, 20 * config.rateLimit.syncIntervalMs),
           failOpen: config.rateLimit.failOpen,

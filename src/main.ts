@@ -43,7 +43,13 @@ async function main(): Promise<void> {
   if (cluster.isPrimary) {
     const workers = workerCount(config);
     if (workers > 1) {
-      runPrimary({ workers, shutdownGraceMs: config.shutdownGraceMs, relayBus: !config.redisUrl, logger: logger.child({ component: "primary" }) });
+      runPrimary({
+        workers,
+        shutdownGraceMs: config.shutdownGraceMs,
+        relayBus: !config.redisUrl,
+        rateLimitSyncMs: config.rateLimit.syncIntervalMs,
+        logger: logger.child({ component: "primary" }),
+      });
       return;
     }
     if (config.workers === "auto" && !config.databaseUrl) logger.info("VERDICT_WORKERS=auto runs one worker on the embedded database (it belongs to one process)");

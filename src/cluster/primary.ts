@@ -1,13 +1,15 @@
 /**
  * The primary process of VERDICT_WORKERS > 1: forks the workers (node:cluster, which shares the
  * gRPC and HTTP ports between them and hands out connections round-robin), restarts a worker that
- * dies (with a backoff) while the others keep serving, relays invalidations between workers when
- * there is no Redis, sums the metrics of every serving worker for /metrics, tells the workers when worker 1 has
+ * dies (with a backoff) while the others keep serving, relays invalidations between workers and
+ * sums their rate-limit counts when there is no Redis, sums the metrics of every serving worker for /metrics, tells the workers when worker 1 has
  * run the start-up duties, and drains all workers on SIGTERM / SIGINT. It serves nothing itself.
  */
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry } from "prom-client";
 import { relayClusterBus } from "../bus/cluster.js";
+import { fleetSyncSettings } from "../bus/rate-limit-sync.js";
+import { serveClusterRateLimits } from "../bus/rate-limit-sync-cluster.js";
 import type { Logger } from "../observability/logger.js";
 import { type ClusterMessage, WORKER_LISTEN_AFTER_LOAD_ENV, WORKER_SLOT_ENV, isClusterMessage } from "./messages.js";
 
@@ -17,8 +19,10 @@ export interface PrimaryOptions {
   readonly workers: number;
   /** How long a worker may take to drain after SIGTERM (VERDICT_SHUTDOWN_GRACE_MS). */
   readonly shutdownGraceMs: number;
-  /** Relay invalidations between the workers (no Redis configured). */
+  /** Relay invalidations between the workers and sum their rate-limit counts (no Redis configured). */
   readonly relayBus: boolean;
+  /** VERDICT_RATE_LIMIT_SYNC_MS: how the workers exchange rate-limit counts with the primary. */
+  readonly rateLimitSyncMs: number;
   readonly logger: Logger;
 }
 
@@ -46,6 +50,7 @@ export function runPrimary(options: PrimaryOptions): void {
   const { logger } = options;
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const stopRelay = options.relayBus ? relayClusterBus(cluster) : () => undefined;
+  const stopRateLimits = options.relayBus ? serveClusterRateLimits(cluster, fleetSyncSettings(options.rateLimitSyncMs)) : () => undefined;
   const slots = new Map<number, Slot>();
   let dutiesDone = false;
   let stopping = false;
@@ -169,6 +174,7 @@ export function runPrimary(options: PrimaryOptions): void {
     void Promise.all(exits).then(() => {
       clearTimeout(kill);
       stopRelay();
+      stopRateLimits();
       process.exit(failed ? 1 : 0);
     });
   };

@@ -1,10 +1,12 @@
 /**
- * The worker side of VERDICT_WORKERS > 1: what a worker process passes to startVerdict (its bus,
- * its part in the start-up duties, the summed /metrics, the Health.Check metadata naming it), and
+ * The worker side of VERDICT_WORKERS > 1: what a worker process passes to startVerdict (its bus
+ * and its exchange of rate-limit counts when there is no Redis, its part in the start-up duties, the summed /metrics, the Health.Check metadata naming it), and
  * the IPC it answers once serving (the primary's metrics collections).
  */
 import type { Registry } from "prom-client";
 import { createClusterBus } from "../bus/cluster.js";
+import { fleetSyncSettings } from "../bus/rate-limit-sync.js";
+import { createClusterRateLimitSync } from "../bus/rate-limit-sync-cluster.js";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { registerWorkerInfo } from "../observability/metrics.js";
@@ -22,7 +24,7 @@ export interface WorkerSetup {
   /** This worker's number, 1..VERDICT_WORKERS (worker 1 runs the start-up duties). */
   readonly slot: number;
   /** What this worker passes to startVerdict. */
-  readonly startOptions: Pick<StartOptions, "bus" | "duties" | "metricsExposition" | "healthMetadata" | "listenAfterLoad">;
+  readonly startOptions: Pick<StartOptions, "bus" | "rateLimitSync" | "duties" | "metricsExposition" | "healthMetadata" | "listenAfterLoad">;
   /** Call once the worker serves: it answers the primary's metrics collections from `registry`. */
   started(registry: Registry): void;
 }
@@ -73,6 +75,7 @@ export function setUpWorker(config: Config, logger: Logger): WorkerSetup {
     slot,
     startOptions: {
       bus: config.redisUrl ? undefined : createClusterBus({ logger: logger.child({ component: "bus" }) }),
+      rateLimitSync: config.redisUrl ? undefined : createClusterRateLimitSync({ timeoutMs: fleetSyncSettings(config.rateLimit.syncIntervalMs).timeoutMs }),
       duties: slot === 1 ? { run: true, done: () => send({ type: "verdict:duties", done: true }) } : { run: false, done: duties },
       listenAfterLoad: process.env[WORKER_LISTEN_AFTER_LOAD_ENV] === "1",
       healthMetadata: { "verdict-worker": `${slot}/${process.pid}` },

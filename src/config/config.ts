@@ -277,14 +277,14 @@ export const settings = {
     failOpen: bool({
       env: "VERDICT_RATE_LIMIT_FAIL_OPEN",
       default: true,
-      doc: "with `REDIS_URL`, while Redis cannot be reached: `true` keeps answering from this replica's own counts (the fleet may admit up to N times a limit), `false` answers `RATE_LIMITED` to every limited credential",
+      doc: "with `REDIS_URL` (or `VERDICT_WORKERS` above 1 without it), while Redis (the primary process) cannot be reached: `true` keeps answering from this replica's (worker's) own counts (the fleet may admit up to N times a limit), `false` answers `RATE_LIMITED` to every limited credential",
     }),
     syncIntervalMs: int({
       env: "VERDICT_RATE_LIMIT_SYNC_MS",
       default: 50,
       min: 5,
       max: 10_000,
-      doc: "with `REDIS_URL`, how often each replica exchanges its counts with the fleet (the overshoot across replicas grows with it)",
+      doc: "with `REDIS_URL`, how often each replica (each worker) exchanges its counts with the fleet; with `VERDICT_WORKERS` above 1 and no Redis, how often each worker exchanges them with the primary process (the overshoot across replicas and workers grows with it)",
     }),
     redisPrefix: text({
       env: "VERDICT_RATE_LIMIT_REDIS_PREFIX",

@@ -1,8 +1,10 @@
 /**
  * Fleet-wide rate limits: what one replica needs to count against the limit of the whole fleet
  * without any I/O on the Check path. Checks count in memory (rate-limiter.ts); every `intervalMs`
- * this exchange sends Redis the units admitted here since the last push, for the credentials
- * seen since, and learns back the fleet's totals and the number of live replicas N.
+ * this exchange sends the fleet (Redis, or without it the primary process of VERDICT_WORKERS: see
+ * bus/rate-limit-sync.ts) the units admitted here since the last push, for the credentials seen
+ * since, and learns back the fleet's totals and the number of live replicas N (workers count as
+ * replicas).
  *
  * A Check adds to its own counts the units the other replicas had at the last exchange, plus an
  * estimate of what they admitted since: (N - 1) times what this replica admitted since. When the
@@ -12,9 +14,9 @@
  * bench/RESULTS.md). When the load is uneven, a busy replica under-admits by at most (N - 1)
  * times its own admissions within one interval, and catches up at the next exchange.
  *
- * Redis unreachable: while exchanges have failed for less than `graceMs`, nothing changes (the
- * units admitted meanwhile wait to be pushed and keep counting in the estimate, which only makes
- * it stricter), so a slow or lost exchange on a busy machine does not loosen the limit. After
+ * Redis (or the primary) unreachable: while exchanges have failed for less than `graceMs`,
+ * nothing changes (the units admitted meanwhile wait to be pushed and keep counting in the
+ * estimate, which only makes it stricter), so a slow or lost exchange on a busy machine does not loosen the limit. After
  * that the replica is degraded: fail open (default) counts with this replica's own counts only
  * (the fleet admits up to N times the limit), fail closed answers RATE_LIMITED to every limited
  * credential; the exchange keeps retrying, and the first one that succeeds ends it (the units
@@ -55,12 +57,12 @@ export interface FleetOptions {
   readonly intervalMs: number;
   /** How long exchanges may fail before the replica is degraded. */
   readonly graceMs: number;
-  /** While Redis cannot be reached: true counts locally, false denies every limited credential. */
+  /** While the fleet cannot be reached: true counts locally, false denies every limited credential. */
   readonly failOpen: boolean;
   readonly logger: Logger;
   /** Called after each exchange with its duration and whether it succeeded. */
   readonly onExchange?: (seconds: number, ok: boolean) => void;
-  /** Called with the seconds spent degraded since the last call (while Redis is unreachable). */
+  /** Called with the seconds spent degraded since the last call (while the fleet is unreachable). */
   readonly onDegraded?: (seconds: number) => void;
   /** Called after an exchange whose answer held values that are no count, with how many (each skipped). */
   readonly onBadReplies?: (count: number) => void;
@@ -100,7 +102,7 @@ export class FleetExchange {
     return this.degradedSince !== undefined && !this.options.failOpen;
   }
 
-  /** Follows a table of counters; its credentials are named `<prefix>:<id>` in Redis. */
+  /** Follows a table of counters; its credentials are named `<prefix>:<id>` in the fleet's counts. */
   follow(prefix: string, table: FleetTable): void {
     this.tables.push({ prefix, table, dirty: new Set() });
   }
@@ -183,7 +185,7 @@ export class FleetExchange {
       this.failingSince = undefined;
       this.noteDegraded(now);
       if (this.degradedSince !== undefined) {
-        this.options.logger.info("rate-limit counts reach Redis again; limits are fleet-wide again", { degradedSeconds: (now - this.degradedSince) / 1000 });
+        this.options.logger.info(`rate-limit counts reach ${this.options.sync.via} again; limits are fleet-wide again`, { degradedSeconds: (now - this.degradedSince) / 1000 });
         this.degradedSince = undefined;
       }
     } catch (error) {
@@ -196,8 +198,8 @@ export class FleetExchange {
         this.lastDegradedNote = now;
         this.options.logger.warn(
           this.options.failOpen
-            ? "cannot reach Redis for rate-limit counts; counting on this replica alone (fail open)"
-            : "cannot reach Redis for rate-limit counts; denying limited credentials (fail closed)",
+            ? `cannot reach ${this.options.sync.via} for rate-limit counts; counting on this replica alone (fail open)`
+            : `cannot reach ${this.options.sync.via} for rate-limit counts; denying limited credentials (fail closed)`,
           { error },
         );
       } else if (this.degradedSince !== undefined) {

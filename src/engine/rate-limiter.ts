@@ -49,7 +49,7 @@ export interface RateLimiterOptions {
   readonly sweepBatch?: number;
   /** Called when a tracked credential is evicted to make room (its counts are lost). */
   readonly onEvicted?: () => void;
-  /** Count against the limit of the whole fleet, exchanging counts through Redis in the background. */
+  /** Count against the limit of the whole fleet, exchanging counts (through Redis or the primary process) in the background. */
   readonly fleet?: FleetOptions;
 }
 

@@ -7,7 +7,7 @@
 import { Redis } from "ioredis";
 import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
-import { createRedisRateLimitSync } from "../../src/bus/rate-limit-sync.js";
+import { createRedisRateLimitSync } from "../../src/bus/rate-limit-sync-redis.js";
 import { CREDENTIAL_WORDS, STANDARD_WINDOWS, combineLimits, takeUnits } from "../../src/core/rate-limit.js";
 import { SLOTS, slotAt } from "../../src/core/rate-window.js";
 import { FLEET_WORDS, FleetExchange, SINCE_PUSH } from "../../src/engine/rate-limit-fleet.js";

@@ -178,6 +178,31 @@ function workersSuite(title: string, redis: boolean) {
       expect(sum(after, "verdict_ready")).toBe(1);
     });
 
+    it("holds a key's rate limit for the whole process: 100 a minute driven at 300 over connections to both workers admits about 100", async () => {
+      const key = await keyFor("dave");
+      const { version } = await A.admin.setRateLimit({ target: { target: { case: "keyId", value: key.apiKey!.id } }, limit: { perMinute: 100 } }, ROOT);
+      // Two more connections (they land on either worker): four in all, both workers among them.
+      const more = [await connect(proc.grpcAddress), await connect(proc.grpcAddress)];
+      conns.push(...more);
+      const drivers = [A, B, ...more];
+      for (const c of drivers) expect((await c.decision.check({ credential: key.secret, action: "read:orders", tenant: "acme", cost: 0, minVersion: version })).allowed).toBe(true);
+      const started = performance.now();
+      const answers: Array<Promise<{ worker: string; allowed: boolean }>> = [];
+      for (let i = 0; i < 300; i++) {
+        await new Promise((r) => setTimeout(r, Math.max(0, started + i * 10 - performance.now())));
+        const c = drivers[i % drivers.length];
+        answers.push(check(c, key.secret).then((a) => ({ worker: c.worker.split("/")[0], allowed: a.allowed })));
+      }
+      const settled = await Promise.all(answers);
+      const admitted = settled.filter((a) => a.allowed);
+      const byWorker = (w: string) => admitted.filter((a) => a.worker === w).length;
+      console.log(`workers overshoot (${redis ? "Redis" : "IPC"}): 300 Checks in ${((performance.now() - started) / 1000).toFixed(1)} s, admitted ${admitted.length} (worker 1: ${byWorker("1")}, worker 2: ${byWorker("2")}), limit 100`);
+      expect(byWorker("1")).toBeGreaterThan(0);
+      expect(byWorker("2")).toBeGreaterThan(0);
+      expect(admitted.length).toBeGreaterThanOrEqual(95);
+      expect(admitted.length).toBeLessThanOrEqual(105);
+    }, 60_000);
+
     it("replaces a killed worker while Checks keep succeeding", async () => {
       const key = await keyFor("carol");
       expect((await check(A, key.secret, key.version)).allowed).toBe(true);

@@ -13,7 +13,7 @@ const WORDS = CREDENTIAL_WORDS + FLEET_WORDS;
 const limits = combineLimits([], { perMinute: 10, perHour: 100, burst: 0, shadow: false });
 
 function exchangeAnswering(answers: FleetTotals[]) {
-  const sync: RateLimitSync = { push: async () => answers.shift()!, close: async () => undefined };
+  const sync: RateLimitSync = { via: "Redis", push: async () => answers.shift()!, close: async () => undefined };
   const bad: number[] = [];
   const logged: string[] = [];
   const logger = createLogger("warn", {}, (line) => void logged.push(line));
@@ -73,7 +73,7 @@ describe("fleet exchange answers that are no count", () => {
   it("logs at most once a minute while answers stay bad, and counts each", async () => {
     let now = 1_000_000;
     const answers = Array.from({ length: 4 }, () => ({ replicas: 1, totals: [Number.NaN, 1] }));
-    const sync: RateLimitSync = { push: async () => answers.shift()!, close: async () => undefined };
+    const sync: RateLimitSync = { via: "Redis", push: async () => answers.shift()!, close: async () => undefined };
     const bad: number[] = [];
     const logged: string[] = [];
     const fleet = new FleetExchange(
