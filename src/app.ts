@@ -193,6 +193,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
         onFailure: () => metrics.loginAttemptCounterFailures.inc(),
       })
     : undefined;
+  const clientAddress = createClientAddress(config.trustedProxies);
   const passwordCheck = createPasswordCheck({
     store,
     passwords,
@@ -202,7 +203,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       windowMs: config.tokens.loginWindowMs,
       counter: loginAttempts,
     }),
-    clientAddress: createClientAddress(config.trustedProxies),
+    clientAddress,
   });
   const admin = createAdminService({
     store,
@@ -230,7 +231,19 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const countAdmin: CountRequests = (method, transport) => metrics.adminRequestCounter(method, transport);
   const countDecisions: CountRequests = (method, transport) => metrics.decisionRequestCounter(method, transport);
   const signIn = createSignIn({ store, engine, sessions: createSessionTokens(tokens, config.tokens.refreshTtlMs), logger });
-  const oauth = createOAuthRoutes({ settings: config.oauth, store, engine, tokens, signIn, metrics, logger, fetch: options.providerFetch });
+  const oauth = createOAuthRoutes({
+    settings: config.oauth,
+    store,
+    engine,
+    tokens,
+    signIn,
+    metrics,
+    logger,
+    // Counted with the failed logins: in Redis for the whole fleet when there is one.
+    signInStarts: loginAttempts ?? createMemoryAttemptCounter(),
+    clientAddress,
+    fetch: options.providerFetch,
+  });
   const cookieName = config.oauth.cookie.name;
 
   const duties = options.duties ?? { run: true };

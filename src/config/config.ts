@@ -360,6 +360,20 @@ export const settings = {
     publicUrl,
     returnUrls,
     stateTtlMs: seconds({ env: "VERDICT_OAUTH_STATE_TTL_SECONDS", default: 600, min: 10, max: 3600, doc: "how long a started sign-in may take before its state expires" }),
+    authorizeMaxPerAddress: int({
+      env: "VERDICT_OAUTH_AUTHORIZE_MAX_PER_ADDRESS",
+      default: 60,
+      min: 1,
+      max: 1_000_000,
+      doc: "sign-ins one client address may start and leave unfinished within `VERDICT_OAUTH_STATE_TTL_SECONDS` (a finished one gives its place back); beyond that `/authorize` answers 429 with `Retry-After`",
+    }),
+    maxPending: int({
+      env: "VERDICT_OAUTH_MAX_PENDING",
+      default: 10_000,
+      min: 1,
+      max: 10_000_000,
+      doc: "started sign-ins kept at once (the whole deployment); a new one beyond it drops the oldest (`verdict_oauth_pending_dropped_total`), whose callback then answers `state_invalid`",
+    }),
     cookie: {
       name: text({
         env: "VERDICT_SESSION_COOKIE_NAME",

@@ -68,6 +68,7 @@ export interface Metrics {
   readonly loginAttempts: Counter<"outcome">;
   /** Sign-ins through identity providers: provider id (from the configuration) and outcome code. */
   readonly oauthSignIns: Counter<"provider" | "outcome">;
+  readonly oauthPendingDropped: Counter;
   /** Connections to the gRPC port closed at once because VERDICT_GRPC_MAX_CONNECTIONS were open. */
   readonly grpcConnectionsRefused: Counter;
   /** gRPC calls ended because their request did not arrive within VERDICT_GRPC_REQUEST_TIMEOUT_MS. */
@@ -219,7 +220,7 @@ export function createMetrics(): Metrics {
     ),
     loginAttemptCounterFailures: counter(
       "verdict_login_attempt_counter_failures_total",
-      "Failed-login counts Redis did not answer (counted on this replica when VERDICT_RATE_LIMIT_FAIL_OPEN, else the attempt is refused).",
+      "Failed-login and sign-in-start counts Redis did not answer (counted on this replica when VERDICT_RATE_LIMIT_FAIL_OPEN, else the attempt is refused).",
     ),
     rateLimitEvictions: counter("verdict_rate_limit_evictions_total", "Credentials whose rate-limit counts were forgotten to stay within VERDICT_RATE_LIMIT_MAX_TRACKED."),
     adminRequests,
@@ -233,6 +234,10 @@ export function createMetrics(): Metrics {
     },
     loginAttempts: counter("verdict_login_attempts_total", "Login attempts by outcome.", ["outcome"]),
     oauthSignIns: counter("verdict_oauth_sign_ins_total", "Sign-ins through identity providers by provider and outcome.", ["provider", "outcome"]),
+    oauthPendingDropped: counter(
+      "verdict_oauth_pending_dropped_total",
+      "Started sign-ins dropped before their callback because VERDICT_OAUTH_MAX_PENDING were pending (the oldest go first).",
+    ),
     extAuthzRulesReloads: counter(
       "verdict_ext_authz_rules_reloads_total",
       "Reloads of the ext_authz rules file after a change, by outcome (failure keeps the last good rules).",

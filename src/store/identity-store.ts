@@ -48,8 +48,13 @@ export interface IdentitySessionInput {
 
 /** Linked identities, their sessions and pending authorizations. */
 export interface IdentityStore {
-  /** Stores a started authorization and deletes the expired ones. */
-  savePendingAuthorization(pending: PendingAuthorization, nowMs: number): Promise<void>;
+  /**
+   * Stores a started authorization and deletes the expired ones; when more than `maxRows` would
+   * then be kept, deletes the ones closest to expiry (the oldest started) to make room. Returns how
+   * many unexpired authorizations were deleted so. Concurrent saves may overshoot `maxRows` by their
+   * number, never more.
+   */
+  savePendingAuthorization(pending: PendingAuthorization, nowMs: number, maxRows: number): Promise<number>;
   /**
    * Deletes and returns the authorization with this state hash (single use: a second call for
    * the same state finds nothing). Returns undefined when it is unknown, used or expired.

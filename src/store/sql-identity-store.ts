@@ -68,10 +68,21 @@ export function createSqlIdentityStore(run: SqlRunner): IdentityStore {
   }
 
   return {
-    async savePendingAuthorization(p, nowMs) {
-      await read(() =>
+    savePendingAuthorization(p, nowMs, maxRows) {
+      if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`maxRows must be a positive integer, got ${maxRows}`);
+      return read(() =>
         db.transaction(async (tx) => {
           await tx.query("DELETE FROM oauth_pending WHERE expires_at <= $1", [Math.trunc(nowMs)]);
+          // Full: the ones expiring first (a short walk of the expiry index) make room for the new one.
+          const { rows } = await tx.query<{ n: string | number }>("SELECT count(*) AS n FROM oauth_pending");
+          const excess = toNumber(rows[0].n) - maxRows + 1;
+          const dropped =
+            excess > 0
+              ? await tx.query(
+                  "DELETE FROM oauth_pending WHERE state_hash IN (SELECT state_hash FROM oauth_pending ORDER BY expires_at LIMIT $1) RETURNING state_hash",
+                  [excess],
+                )
+              : { rows: [] };
           await tx.query(`INSERT INTO oauth_pending (${PENDING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
             p.stateHash,
             p.provider,
@@ -81,6 +92,7 @@ export function createSqlIdentityStore(run: SqlRunner): IdentityStore {
             p.linkUserId,
             p.expiresAtMs,
           ]);
+          return dropped.rows.length;
         }),
       );
     },

@@ -12,6 +12,8 @@ import type { StoreContractTarget } from "./store.contract.js";
 
 const SYSTEM: Actor = { userId: "system" };
 const NOW = 1_800_000_000_000;
+/** A cap on pending authorizations that these tests never reach. */
+const ROOMY = 1000;
 
 function hashOf(text: string): string {
   return createHash("sha256").update(text).digest("hex");
@@ -65,27 +67,40 @@ export function describeIdentityStoreContract(name: string, target: StoreContrac
 
     it("a pending authorization is taken once, and never after it expired", async () => {
       const p = pending();
-      await store.identities.savePendingAuthorization(p, NOW);
+      await store.identities.savePendingAuthorization(p, NOW, ROOMY);
       expect(await store.identities.takePendingAuthorization(p.stateHash, NOW)).toEqual(p);
       expect(await store.identities.takePendingAuthorization(p.stateHash, NOW)).toBeUndefined();
 
       const old = pending({ expiresAtMs: NOW + 10 });
-      await store.identities.savePendingAuthorization(old, NOW);
+      await store.identities.savePendingAuthorization(old, NOW, ROOMY);
       expect(await store.identities.takePendingAuthorization(old.stateHash, NOW + 10)).toBeUndefined();
       expect(await store.identities.takePendingAuthorization(hashOf("never stored"), NOW)).toBeUndefined();
     });
 
     it("saving a pending authorization deletes the expired ones", async () => {
       const old = pending({ expiresAtMs: NOW + 5 });
-      await store.identities.savePendingAuthorization(old, NOW);
-      await store.identities.savePendingAuthorization(pending(), NOW + 10);
+      await store.identities.savePendingAuthorization(old, NOW, ROOMY);
+      await store.identities.savePendingAuthorization(pending(), NOW + 10, ROOMY);
       // Taken before its expiry time, it is gone all the same: the second save removed it.
       expect(await store.identities.takePendingAuthorization(old.stateHash, NOW)).toBeUndefined();
     });
 
+    it("saving beyond maxRows drops the authorizations closest to expiry (the oldest started) and says how many", async () => {
+      // Later than every other test's rows: they are expired and deleted by the first save.
+      const later = NOW + 86_400_000;
+      const rows = [1, 2, 3, 4, 5].map((n) => pending({ expiresAtMs: later + n * 1000 }));
+      expect(await store.identities.savePendingAuthorization(rows[0], later, 3)).toBe(0);
+      expect(await store.identities.savePendingAuthorization(rows[1], later, 3)).toBe(0);
+      expect(await store.identities.savePendingAuthorization(rows[2], later, 3)).toBe(0);
+      expect(await store.identities.savePendingAuthorization(rows[3], later, 3)).toBe(1);
+      expect(await store.identities.savePendingAuthorization(rows[4], later, 2)).toBe(2);
+      const taken = await Promise.all(rows.map((r) => store.identities.takePendingAuthorization(r.stateHash, later)));
+      expect(taken.map((t) => t !== undefined)).toEqual([false, false, false, true, true]);
+    });
+
     it("two concurrent takes of one state: exactly one gets it", async () => {
       const p = pending();
-      await store.identities.savePendingAuthorization(p, NOW);
+      await store.identities.savePendingAuthorization(p, NOW, ROOMY);
       const both = await Promise.all([store.identities.takePendingAuthorization(p.stateHash, NOW), store.identities.takePendingAuthorization(p.stateHash, NOW)]);
       expect(both.filter((x) => x !== undefined)).toHaveLength(1);
     });

@@ -63,6 +63,8 @@ describe("loadConfig defaults", () => {
         publicUrl: "",
         returnUrls: [],
         stateTtlMs: 600_000,
+        authorizeMaxPerAddress: 60,
+        maxPending: 10_000,
         cookie: { name: "verdict_session", secure: true, domain: "" },
       },
       cors: { origins: [], allowCredentials: false },

@@ -30,6 +30,8 @@ export class SignInError extends Error {
     readonly code: string,
     message: string,
     readonly status = 400,
+    /** For a 429: the Retry-After in whole seconds. */
+    readonly retryAfterSeconds = 0,
   ) {
     super(message);
     this.name = "SignInError";

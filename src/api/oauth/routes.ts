@@ -4,7 +4,9 @@
  * - GET /oauth2/{provider}/authorize?return_to=...[&link=true]: redirects to the provider with
  *   state, nonce and an S256 PKCE challenge; the state, nonce and verifier are kept in the database
  *   (single use, short TTL) so any replica can finish, and the state is bound to this browser by a
- *   short-lived cookie (a sign-in started elsewhere cannot be finished here).
+ *   short-lived cookie (a sign-in started elsewhere cannot be finished here). Each stores a row, so
+ *   a client address may leave only so many unfinished (429 beyond), and the table keeps at most
+ *   so many (the oldest go).
  * - GET /oauth2/{provider}/callback: checks the state, exchanges the code, signs the identity in,
  *   then sets the session cookie and redirects to return_to, or answers the tokens as JSON.
  * - POST /oauth2/logout: revokes the session of the cookie (or bearer token) and clears the cookie.
@@ -15,6 +17,7 @@
 import { toJson } from "@bufbuild/protobuf";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AttemptCounter } from "../../authn/attempt-counter.js";
 import type { OAuthProviderSettings, OAuthSettings } from "../../config/config.js";
 import type { Engine } from "../../engine/engine.js";
 import type { TokenAuthority } from "../../engine/token-authority.js";
@@ -23,8 +26,9 @@ import type { Metrics } from "../../observability/metrics.js";
 import type { Store } from "../../store/store.js";
 import { TokenPairSchema } from "../../../gen/verdict/v1/auth_pb.js";
 import { presentedCredential } from "../presented-credential.js";
+import type { CallContext } from "../rpc.js";
 import { cookieHeader, readCookie } from "../session-cookie.js";
-import { type ProviderClient, SignInError, createProviderClient } from "./providers.js";
+import { type ProviderClient, SignInError, type StartedAuthorization, createProviderClient } from "./providers.js";
 import { allowedReturnUrl } from "./return-url.js";
 import type { SignIn } from "./sign-in.js";
 
@@ -37,6 +41,13 @@ export interface OAuthRoutesOptions {
   readonly signIn: SignIn;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /**
+   * Where sign-ins started per client address are counted (shared by the fleet when it is Redis's):
+   * at most settings.authorizeMaxPerAddress unfinished per settings.stateTtlMs.
+   */
+  readonly signInStarts: AttemptCounter;
+  /** The client address of a request (X-Forwarded-For believed only from trusted proxies). */
+  readonly clientAddress: (ctx: CallContext) => string;
   /** The fetch used towards providers (tests may wrap it). */
   readonly fetch?: typeof globalThis.fetch;
   readonly now?: () => number;
@@ -60,10 +71,29 @@ function sameText(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, cookies: string[] = []): void {
-  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...(cookies.length ? { "set-cookie": cookies } : {}) });
+function sendJson(res: ServerResponse, status: number, body: unknown, cookies: string[] = [], retryAfterSeconds = 0): void {
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "cache-control": "no-store",
+    ...(cookies.length ? { "set-cookie": cookies } : {}),
+    ...(retryAfterSeconds > 0 ? { "retry-after": String(retryAfterSeconds) } : {}),
+  });
   res.end(`${JSON.stringify(body)}\n`);
 }
+
+/** The request as the client-address function reads a call. */
+function callContext(req: IncomingMessage): CallContext {
+  return {
+    peer: req.socket.remoteAddress ?? "",
+    header(name) {
+      const value = req.headers[name];
+      return Array.isArray(value) ? value.join(", ") : value;
+    },
+  };
+}
+
+/** Between two warnings that the pending table is full. */
+const FULL_WARNING_INTERVAL_MS = 60_000;
 
 function redirect(res: ServerResponse, status: 302 | 303, location: string, cookies: string[]): void {
   res.writeHead(status, { location, "cache-control": "no-store", "set-cookie": cookies });
@@ -72,7 +102,7 @@ function redirect(res: ServerResponse, status: 302 | 303, location: string, cook
 
 /** Creates the routes over the configured providers. */
 export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
-  const { settings, store, engine, tokens, signIn, metrics } = options;
+  const { settings, store, engine, tokens, signIn, metrics, signInStarts } = options;
   const now = options.now ?? Date.now;
   const log = options.logger.child({ component: "oauth" });
   const providers = new Map<string, ProviderClient>(
@@ -82,6 +112,8 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
   const flowCookie = `${cookie.name}_flow`;
   const stateTtlSeconds = Math.floor(settings.stateTtlMs / 1000);
   const clearFlow = () => cookieHeader(cookie, flowCookie, "/oauth2/", "", 0);
+  const startsKey = (req: IncomingMessage) => `oauth-authorize\u0000${options.clientAddress(callContext(req))}`;
+  let lastFullWarningMs = -Infinity;
 
   function fail(res: ServerResponse, provider: string, error: unknown, cookies: string[] = []): void {
     const e =
@@ -90,8 +122,10 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
         : new SignInError("internal", "the sign-in could not be completed; try again", 500);
     metrics.oauthSignIns.labels(provider, e.code).inc();
     if (e.status >= 500) log.error("sign-in failed", { provider, code: e.code, error: error instanceof SignInError ? e.message : `${(error as Error)?.name}: ${(error as Error)?.message}` });
+    // A flood's refusals are counted in the metric, not written one log line each.
+    else if (e.status === 429) log.debug("sign-in refused", { provider, code: e.code, message: e.message });
     else log.info("sign-in refused", { provider, code: e.code, message: e.message });
-    sendJson(res, e.status, { code: e.code, message: e.message }, cookies);
+    sendJson(res, e.status, { code: e.code, message: e.message }, cookies, e.retryAfterSeconds);
   }
 
   /** The credential a request presents (a bearer token, else an API key header, else the session cookie), as the RPC services find it. */
@@ -133,21 +167,44 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
     }
     const link = query.get("link");
     if (link !== null && link !== "true") throw new SignInError("invalid_request", "link must be true or absent");
-    const linkUserId = link === "true" ? await signedInUser(req) : "";
-    const started = await provider.start();
-    const nowMs = now();
-    await store.identities.savePendingAuthorization(
-      {
-        stateHash: sha256(started.state),
-        provider: settingsOf.id,
-        nonce: started.nonce,
-        codeVerifier: started.codeVerifier,
-        returnTo,
-        linkUserId,
-        expiresAtMs: nowMs + settings.stateTtlMs,
-      },
-      nowMs,
-    );
+    // Every start stores a row until its callback or expiry: an address may leave only so many unfinished.
+    const key = startsKey(req);
+    const count = await signInStarts.take(key, settings.authorizeMaxPerAddress, settings.stateTtlMs, now());
+    if (!count.counted) {
+      const seconds = Math.max(1, Math.ceil((count.resetAtMs - now()) / 1000));
+      throw new SignInError("rate_limited", `too many sign-ins started from this address; retry in ${seconds} s`, 429, seconds);
+    }
+    let started: StartedAuthorization;
+    let dropped: number;
+    try {
+      const linkUserId = link === "true" ? await signedInUser(req) : "";
+      started = await provider.start();
+      const nowMs = now();
+      dropped = await store.identities.savePendingAuthorization(
+        {
+          stateHash: sha256(started.state),
+          provider: settingsOf.id,
+          nonce: started.nonce,
+          codeVerifier: started.codeVerifier,
+          returnTo,
+          linkUserId,
+          expiresAtMs: nowMs + settings.stateTtlMs,
+        },
+        nowMs,
+        settings.maxPending,
+      );
+    } catch (error) {
+      // Nothing was stored: the start does not count.
+      await signInStarts.giveBack(key, now());
+      throw error;
+    }
+    if (dropped > 0) {
+      metrics.oauthPendingDropped.inc(dropped);
+      if (now() - lastFullWarningMs >= FULL_WARNING_INTERVAL_MS) {
+        lastFullWarningMs = now();
+        log.warn("pending sign-ins at VERDICT_OAUTH_MAX_PENDING: dropping the oldest", { maxPending: settings.maxPending, dropped });
+      }
+    }
     metrics.oauthSignIns.labels(settingsOf.id, "started").inc();
     redirect(res, 302, started.url.href, [cookieHeader(cookie, flowCookie, "/oauth2/", started.state, stateTtlSeconds)]);
   }
@@ -159,6 +216,8 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
     const bound = readCookie(req.headers.cookie, flowCookie);
     if (bound === "" || !sameText(bound, state)) throw new SignInError("state_invalid", "the state does not belong to a sign-in started in this browser");
     const pending = await store.identities.takePendingAuthorization(sha256(state), now());
+    // Its row is gone: the start no longer counts against the address (a finished sign-in gives its place back).
+    if (pending) await signInStarts.giveBack(startsKey(req), now());
     if (!pending || pending.provider !== id) throw new SignInError("state_invalid", "the state is unknown, already used or expired");
     const identity = await provider.finish(query, { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier });
     const signedIn = await signIn.signIn(provider.settings, identity, pending.linkUserId);
