@@ -18,6 +18,7 @@ describe("loadConfig defaults", () => {
     expect(loadConfig({})).toEqual({
       preset: "",
       grpcAddr: { host: "0.0.0.0", port: 50051 },
+      grpcFastLane: true,
       grpcLimits: { maxConcurrentStreams: 100, maxConnections: 1000, requestTimeoutMs: 5000 },
       httpAddr: { host: "0.0.0.0", port: 8080 },
       workers: 1,
