@@ -11,8 +11,6 @@ import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
 import { RateLimiter, rateLimitApplier } from "./engine/rate-limiter.js";
 import { type RateLimitSync, fleetSyncSettings } from "./bus/rate-limit-sync.js";
-import { createRedisRateLimitSync } from "./bus/rate-limit-sync-redis.js";
-import { createRedisAttemptCounter } from "./bus/attempt-counter-redis.js";
 import { createMemoryAttemptCounter } from "./authn/attempt-counter.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
 import { createTokenAuthority } from "./engine/token-authority.js";
@@ -115,12 +113,13 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const logger = options.logger ?? createLogger(config.logLevel, { service: "verdict" });
   const metrics = createMetrics();
   const schema = options.schema ?? (config.databaseSchema || undefined);
-  const store: Store = options.store ?? openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema });
-  const bus = options.bus ?? openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) });
+  // Drivers are loaded when chosen: the embedded default loads neither pg nor ioredis, Postgres not PGlite.
+  const store: Store = options.store ?? (await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema }));
+  const bus = options.bus ?? (await openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) }));
   const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256, maxWaitingPerSource: 16 });
   // With Redis every replica (every worker) shares counts there; without it, a worker shares them with its siblings.
   const rateLimitSync = config.redisUrl
-    ? createRedisRateLimitSync({
+    ? (await import("./bus/rate-limit-sync-redis.js")).createRedisRateLimitSync({
         ...fleetSyncSettings(config.rateLimit.syncIntervalMs),
         url: config.redisUrl,
         prefix: config.rateLimit.redisPrefix,
@@ -185,7 +184,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const decision = createDecisionService({ engine, metrics, requireCaller: config.checkRequireCaller, minVersionWaitMs: config.minVersionWaitMs, audit });
   // With Redis, failed logins are counted for the whole fleet (N replicas must not mean N times the guesses).
   const loginAttempts = config.redisUrl
-    ? createRedisAttemptCounter({
+    ? (await import("./bus/attempt-counter-redis.js")).createRedisAttemptCounter({
         url: config.redisUrl,
         prefix: config.rateLimit.redisPrefix,
         timeoutMs: 250,

@@ -4,7 +4,6 @@
  */
 import type { BusLogger, MeteredBus } from "./bus.js";
 import { createMemoryBus } from "./memory.js";
-import { createRedisBus } from "./redis.js";
 
 /** Options for {@link openBus}. */
 export interface OpenBusOptions {
@@ -18,15 +17,17 @@ export interface OpenBusOptions {
   readonly onError?: (error: Error) => void;
 }
 
-/** Opens the Redis driver when `redisUrl` is set, the in-memory driver otherwise. */
-export function openBus(options: OpenBusOptions = {}): MeteredBus {
+/** Opens the Redis driver when `redisUrl` is set (loading ioredis only then), the in-memory driver otherwise. */
+export async function openBus(options: OpenBusOptions = {}): Promise<MeteredBus> {
   const { redisUrl, ...rest } = options;
-  if (redisUrl) return createRedisBus({ url: redisUrl, ...rest });
+  if (redisUrl) {
+    const { createRedisBus } = await import("./redis.js");
+    return createRedisBus({ url: redisUrl, ...rest });
+  }
   return createMemoryBus({ logger: rest.logger, onError: rest.onError });
 }
 
 export type { BusLogger, BusStats, MeteredBus } from "./bus.js";
 export { createMemoryBus } from "./memory.js";
 export type { MemoryBusOptions } from "./memory.js";
-export { createRedisBus } from "./redis.js";
 export type { RedisBusOptions } from "./redis.js";

@@ -46,7 +46,7 @@ export async function resetRoot(env: NodeJS.ProcessEnv, options: { password?: st
     throw new CliError(`no embedded database in ${config.dataDir}: set VERDICT_DATA_DIR (or DATABASE_URL) as the server has it`, EXIT.usage);
   }
   const where = config.databaseUrl ? "the database at DATABASE_URL" : `the embedded database in ${config.dataDir}`;
-  const store = openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema || undefined });
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema || undefined });
   try {
     let root;
     try {

@@ -1,8 +1,8 @@
 /**
  * Opens the configured store: Postgres when a database URL is given, embedded PGlite otherwise.
+ * Only the chosen driver is loaded (pg on the embedded default, PGlite with Postgres, would only
+ * cost start-up time and memory).
  */
-import { createPgliteStore } from "./pglite.js";
-import { createPostgresStore } from "./postgres.js";
 import type { SqlStore } from "./sql-store.js";
 
 /** Where the policy lives. */
@@ -16,12 +16,16 @@ export interface OpenStoreOptions {
 }
 
 /**
- * Opens the Postgres store when `databaseUrl` is set, the PGlite store otherwise. Connects lazily:
+ * Opens the Postgres store when `databaseUrl` is set, the PGlite store otherwise (loading only that
+ * driver). Connects lazily:
  * an unreachable database fails the first call (migrate() or ping()) as StoreError("unavailable"),
  * so a replica can start its servers and retry. Call migrate() before anything else.
  */
-export function openStore(options: OpenStoreOptions): SqlStore {
-  return options.databaseUrl
-    ? createPostgresStore({ connectionString: options.databaseUrl, schema: options.schema })
-    : createPgliteStore({ dataDir: options.dataDir, schema: options.schema });
+export async function openStore(options: OpenStoreOptions): Promise<SqlStore> {
+  if (options.databaseUrl) {
+    const { createPostgresStore } = await import("./postgres.js");
+    return createPostgresStore({ connectionString: options.databaseUrl, schema: options.schema });
+  }
+  const { createPgliteStore } = await import("./pglite.js");
+  return createPgliteStore({ dataDir: options.dataDir, schema: options.schema });
 }

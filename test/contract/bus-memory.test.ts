@@ -35,7 +35,7 @@ describe("memory bus", () => {
   });
 
   it("is what openBus opens without a Redis URL", async () => {
-    for (const bus of [openBus(), openBus({ redisUrl: "", logger: quietLogger })]) {
+    for (const bus of [await openBus(), await openBus({ redisUrl: "", logger: quietLogger })]) {
       expect(bus.driver).toBe("memory");
       await bus.close();
     }

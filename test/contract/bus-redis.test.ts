@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { MeteredBus } from "../../src/bus/index.js";
-import { createRedisBus, openBus } from "../../src/bus/index.js";
+import { openBus } from "../../src/bus/index.js";
+import { createRedisBus } from "../../src/bus/redis.js";
 import { TEST_REDIS_URL as url } from "../helpers/verdict.js";
 import { invalidation, quietLogger, record, runBusContract, waitFor } from "./bus.contract.js";
 
@@ -139,7 +140,7 @@ describe("redis bus", () => {
   });
 
   it("is what openBus opens with a Redis URL, and rejects other URL schemes", async () => {
-    const bus = openBus({ redisUrl: url, logger: quietLogger });
+    const bus = await openBus({ redisUrl: url, logger: quietLogger });
     opened.push(bus);
     expect(bus.driver).toBe("redis");
     expect(() => createRedisBus({ url: "http://127.0.0.1:6379" })).toThrow(/unsupported URL scheme/);

@@ -28,7 +28,7 @@ describeStoreContract("postgres", {
 
 describe("Postgres driver", () => {
   it("is chosen by openStore when a database URL is set", async () => {
-    const store = openStore({ databaseUrl: url, dataDir: "unused", schema: freshSchema() });
+    const store = await openStore({ databaseUrl: url, dataDir: "unused", schema: freshSchema() });
     try {
       expect(store.driver).toBe("postgres");
     } finally {
@@ -37,7 +37,7 @@ describe("Postgres driver", () => {
   });
 
   it("reports an unreachable server as unavailable on first use", async () => {
-    const store = openStore({ databaseUrl: "postgres://postgres@127.0.0.1:1/test", dataDir: "unused" });
+    const store = await openStore({ databaseUrl: "postgres://postgres@127.0.0.1:1/test", dataDir: "unused" });
     const err = await store.ping().then(
       () => undefined,
       (e: unknown) => e,

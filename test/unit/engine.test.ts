@@ -22,8 +22,8 @@ const stores: Array<{ close(): Promise<void> }> = [];
 const engines: Engine[] = [];
 let store: Store;
 
-function openTestStore() {
-  const s = openStore({ databaseUrl: TEST_DATABASE_URL, dataDir: "unused", schema });
+async function openTestStore() {
+  const s = await openStore({ databaseUrl: TEST_DATABASE_URL, dataDir: "unused", schema });
   stores.push(s);
   return s;
 }
@@ -79,7 +79,7 @@ async function apiKeyOf(engine: Engine, owner: UserRecord): Promise<{ secret: st
 }
 
 beforeAll(async () => {
-  const s = openTestStore();
+  const s = await openTestStore();
   await s.migrate();
   store = s;
 });
@@ -213,7 +213,7 @@ describe("engine", () => {
   });
 
   it("keeps serving the last good policy when the store cannot be read, and counts the failure", async () => {
-    const own = openTestStore();
+    const own = await openTestStore();
     const writer = newEngine();
     const cut = newEngine({ store: own });
     await writer.load();
