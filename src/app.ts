@@ -281,54 +281,74 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   // A worker started beside serving siblings takes connections only once it can answer them.
   if (options.listenAfterLoad) await loaded;
 
-  const extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger, audit, sessionCookie: cookieName });
-  const grpc = await startGrpcServer({
-    addr: config.grpcAddr,
-    services: [
-      toGrpcService(DecisionService, decision, logger, {
-        codecs: { check: { deserialize: decodeCheckRequest, serialize: encodeCheckResponse } as unknown as WireCodec },
-        count: countDecisions,
-      }),
-      toGrpcService(AdminService, admin, logger, { count: countAdmin }),
-      toGrpcService(AuthService, auth, logger, { count: countAdmin }),
-      extAuthz.grpcService,
-    ],
-    health,
-    healthMetadata: options.healthMetadata,
-    maxRequestBytes: config.maxRequestBytes,
-    fastLane: config.grpcFastLane ? [`/${DecisionService.typeName}/Check`, `/${DecisionService.typeName}/CheckBatch`, extAuthz.grpcService.definition.check.path] : [],
-    limits: config.grpcLimits,
-    onConnectionRefused: () => metrics.grpcConnectionsRefused.inc(),
-    onRequestTimeout: () => metrics.grpcRequestTimeouts.inc(),
-    logger,
-  });
-  const http = await startHttpServer({
-    addr: config.httpAddr,
-    services: [
-      { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger, { count: countDecisions, sessionCookie: cookieName }) },
-      { service: AdminService, implementation: toConnectService(AdminService, admin, logger, { count: countAdmin, sessionCookie: cookieName }) },
-      { service: AuthService, implementation: toConnectService(AuthService, auth, logger, { count: countAdmin, sessionCookie: cookieName }) },
-      { service: Health, implementation: toConnectService(Health, healthHandlers, logger) },
-    ].map((s) => s as never),
-    metrics: options.metricsExposition ?? metrics.registry,
-    routes: {
-      "/.well-known/jwks.json": (_req, res) => {
-        res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=60" });
-        res.end(JSON.stringify(tokens.jwks(Date.now())));
+  // What start opened before a failure here (a bad rules file, a port in use) is closed again:
+  // the load loop stops and the engine, bus and database close, so a failed start leaks nothing.
+  let extAuthz: Awaited<ReturnType<typeof createExtAuthzService>> | undefined;
+  let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
+  let http: Awaited<ReturnType<typeof startHttpServer>>;
+  try {
+    extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger, audit, sessionCookie: cookieName });
+    grpc = await startGrpcServer({
+      addr: config.grpcAddr,
+      services: [
+        toGrpcService(DecisionService, decision, logger, {
+          codecs: { check: { deserialize: decodeCheckRequest, serialize: encodeCheckResponse } as unknown as WireCodec },
+          count: countDecisions,
+        }),
+        toGrpcService(AdminService, admin, logger, { count: countAdmin }),
+        toGrpcService(AuthService, auth, logger, { count: countAdmin }),
+        extAuthz.grpcService,
+      ],
+      health,
+      healthMetadata: options.healthMetadata,
+      maxRequestBytes: config.maxRequestBytes,
+      fastLane: config.grpcFastLane ? [`/${DecisionService.typeName}/Check`, `/${DecisionService.typeName}/CheckBatch`, extAuthz.grpcService.definition.check.path] : [],
+      limits: config.grpcLimits,
+      onConnectionRefused: () => metrics.grpcConnectionsRefused.inc(),
+      onRequestTimeout: () => metrics.grpcRequestTimeouts.inc(),
+      logger,
+    });
+    http = await startHttpServer({
+      addr: config.httpAddr,
+      services: [
+        { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger, { count: countDecisions, sessionCookie: cookieName }) },
+        { service: AdminService, implementation: toConnectService(AdminService, admin, logger, { count: countAdmin, sessionCookie: cookieName }) },
+        { service: AuthService, implementation: toConnectService(AuthService, auth, logger, { count: countAdmin, sessionCookie: cookieName }) },
+        { service: Health, implementation: toConnectService(Health, healthHandlers, logger) },
+      ].map((s) => s as never),
+      metrics: options.metricsExposition ?? metrics.registry,
+      routes: {
+        "/.well-known/jwks.json": (_req, res) => {
+          res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=60" });
+          res.end(JSON.stringify(tokens.jwks(Date.now())));
+        },
       },
-    },
-    handle: oauth.handle,
-    ready: () => engine.ready && health.status === ServingStatus.SERVING,
-    maxRequestBytes: config.maxRequestBytes,
-    logger,
-    cors: config.cors,
-  });
+      handle: oauth.handle,
+      ready: () => engine.ready && health.status === ServingStatus.SERVING,
+      maxRequestBytes: config.maxRequestBytes,
+      logger,
+      cors: config.cors,
+    });
+  } catch (error) {
+    stopping = true;
+    extAuthz?.close();
+    await grpc?.close(0);
+    await loaded.catch(() => undefined);
+    await engine.close();
+    await rateLimiter.close();
+    await loginAttempts?.close();
+    audit?.close();
+    await bus.close();
+    await store.close();
+    throw error;
+  }
+  const ext = extAuthz;
+  const grpcServer = grpc;
 
-
-  logger.info("listening", { grpc: `${config.grpcAddr.host}:${grpc.port}`, http: `${config.httpAddr.host}:${http.port}`, store: store.driver, bus: bus.driver });
+  logger.info("listening", { grpc: `${config.grpcAddr.host}:${grpcServer.port}`, http: `${config.httpAddr.host}:${http.port}`, store: store.driver, bus: bus.driver });
 
   return {
-    grpcPort: grpc.port,
+    grpcPort: grpcServer.port,
     httpPort: http.port,
     engine,
     store,
@@ -340,10 +360,10 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       const deadline = performance.now() + graceMs - Math.min(SHUTDOWN_EXIT_MAX_MS, graceMs * SHUTDOWN_EXIT_SHARE);
       stopping = true;
       health.drain();
-      extAuthz.close();
+      ext.close();
       // Calls in flight get the grace less a reserve in which the engine, bus and database close.
       const drainMs = graceMs - Math.min(SHUTDOWN_RESERVE_MAX_MS, Math.floor(graceMs * SHUTDOWN_RESERVE_SHARE));
-      await Promise.all([grpc.close(drainMs), http.close(drainMs)]);
+      await Promise.all([grpcServer.close(drainMs), http.close(drainMs)]);
       const rest = (async () => {
         await engine.close();
         await rateLimiter.close();
