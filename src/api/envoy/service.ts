@@ -136,10 +136,15 @@ function authorizationService(check: ExtAuthzHandler, rules: RulesSource): GrpcS
         callback({ code: Code.InvalidArgument as number, details: "malformed envoy.service.auth.v3.CheckRequest" });
         return;
       }
-      check(request, current).then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(error as Error),
-      );
+      let answer: CheckResponse | Promise<CheckResponse>;
+      try {
+        answer = check(request, current);
+      } catch (error) {
+        callback(error as Error);
+        return;
+      }
+      if (answer instanceof Promise) answer.then((response) => callback(null, response), (error: unknown) => callback(error as Error));
+      else callback(null, answer);
     },
   };
   return { definition, implementation };
