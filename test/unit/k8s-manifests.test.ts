@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { loadConfig } from "../../src/config/config.js";
 import { parseRules } from "../../src/api/envoy/rules/parse.js";
+import { usableCpus } from "../../src/cluster/cpu-count.js";
 
 const K8S = join(import.meta.dirname, "../../k8s");
 
@@ -18,6 +19,19 @@ async function manifests(file: string): Promise<Doc[]> {
   const docs = parseAllDocuments(await readFile(join(K8S, file), "utf8"), { uniqueKeys: true });
   for (const doc of docs) expect(doc.errors.map((e) => e.message)).toEqual([]);
   return docs.map((d) => d.toJS() as Doc);
+}
+
+/** A Kubernetes CPU quantity ("2", "2500m") in cores. */
+function cores(quantity: string | number): number {
+  const text = String(quantity);
+  return text.endsWith("m") ? Number(text.slice(0, -1)) / 1000 : Number(text);
+}
+
+/** A Kubernetes memory quantity ("512Mi", "1Gi") in MiB. */
+function mebibytes(quantity: string): number {
+  const found = /^(\d+)(Mi|Gi)$/.exec(quantity);
+  if (!found) throw new Error(`unexpected memory quantity ${quantity}`);
+  return Number(found[1]) * (found[2] === "Gi" ? 1024 : 1);
 }
 
 function find(docs: Doc[], kind: string, name: string): Doc {
@@ -73,6 +87,25 @@ describe("k8s manifests", () => {
     // Utilization targets are relative to the request: without one the HPA cannot act.
     expect(hpa.spec.metrics[0].resource.name).toBe("cpu");
     expect(container.resources.requests.cpu).toBeDefined();
+  });
+
+  it("Verdict: VERDICT_WORKERS=auto runs one worker per requested core (from the CPU limit), and memory covers them all", async () => {
+    const container = find(await manifests("verdict.yaml"), "Deployment", "verdict").spec.template.spec.containers[0];
+    const env: Record<string, string> = Object.fromEntries(container.env.filter((e: Doc) => "value" in e).map((e: Doc) => [e.name, e.value]));
+    expect(loadConfig({ ...env, DATABASE_URL: "postgres://verdict@db:5432/verdict" }).workers).toBe("auto");
+    const { requests, limits } = container.resources;
+    // What `auto` reads in the pod: the kubelet sets cgroup v2 cpu.max to the limit times a 100 ms period.
+    const limit = cores(limits.cpu);
+    const cgroup = (path: string) => (path === "/proc/self/cgroup" ? "0::/\n" : path === "/sys/fs/cgroup/cpu.max" ? `${Math.round(limit * 100_000)} 100000\n` : undefined);
+    const workers = usableCpus(cgroup, 64);
+    expect(workers).toBeGreaterThanOrEqual(2);
+    expect(workers).toBe(cores(requests.cpu));
+    // Beyond the workers' cores, less than one more: room for GC and libuv threads, never a third worker.
+    expect(limit - workers).toBeGreaterThanOrEqual(0);
+    expect(limit - workers).toBeLessThan(1);
+    // bench/RESULTS.md: about 70 MiB for the primary and 150 MiB per worker, plus the policy per worker.
+    expect(mebibytes(requests.memory)).toBeGreaterThanOrEqual(70 + workers * 150);
+    expect(mebibytes(limits.memory)).toBeGreaterThanOrEqual(1.25 * mebibytes(requests.memory));
   });
 
   it("the example Secret has exactly the keys the Deployment reads, and placeholders only", async () => {
