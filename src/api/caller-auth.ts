@@ -95,6 +95,9 @@ export function createCallerAuth(options: { readonly engine: Engine; readonly pa
     requireLoaded();
     const resolved = await engine.resolve(credential);
     if (resolved.kind === "denied") throw new ApiError("unauthenticated", `credential rejected: ${resolved.decision.reason}: ${resolved.decision.message}`);
+    // A revoked or expired key, or a disabled user's credential, proves nothing, even to calls that need no permission.
+    const rejected = engine.credentialRejection(resolved);
+    if (rejected) throw new ApiError("unauthenticated", `credential rejected: ${rejected.reason}: ${rejected.message}`);
     if (resolved.kind === "key") {
       const { key } = resolved;
       const limits: CredentialLimits = { via: "api_key", tenant: key.tenant, permissions: key.permissions, expiresAtMs: key.expiresAtMs, sessionId: "" };

@@ -204,13 +204,30 @@ export class Policy {
 
   /** Decides for an API key already found by its hash, at time `nowMs`. */
   decideForKey(key: ApiKeyGrant, action: string, tenant: string, nowMs: number): Decision {
+    const owner = this.keyOwner(key, nowMs);
+    return "reason" in owner ? owner : this.decide(owner, key, action, tenant);
+  }
+
+  /**
+   * Why a credential already found (an API key, else a token of user `userId`) is no good for any
+   * action in any tenant at time `nowMs`: the denial REVOKED, EXPIRED, DISABLED or
+   * UNKNOWN_CREDENTIAL a decision would give; undefined when the credential is good.
+   */
+  credentialRejection(userId: string, key: ApiKeyGrant | undefined, nowMs: number): Decision | undefined {
+    const user = key ? this.keyOwner(key, nowMs) : this.users.get(userId);
+    if (!user) return deny("UNKNOWN_CREDENTIAL", "the user no longer exists", this.version);
+    if ("reason" in user) return user;
+    if (user.disabled) return deny("DISABLED", `user ${user.username} is disabled`, this.version);
+    return undefined;
+  }
+
+  /** The owner of a key that is neither revoked nor expired at `nowMs`, else the denial. */
+  private keyOwner(key: ApiKeyGrant, nowMs: number): UserRecord | Decision {
     if (key.revokedAtMs !== 0) return deny("REVOKED", `API key ${key.id} was revoked`, this.version);
     if (key.expiresAtMs !== 0 && nowMs >= key.expiresAtMs) {
       return deny("EXPIRED", `API key ${key.id} expired`, this.version);
     }
-    const user = this.users.get(key.ownerUserId);
-    if (!user) return deny("REVOKED", `the owner of API key ${key.id} was deleted`, this.version);
-    return this.decide(user, key, action, tenant);
+    return this.users.get(key.ownerUserId) ?? deny("REVOKED", `the owner of API key ${key.id} was deleted`, this.version);
   }
 
   /** The permission patterns a user holds in a tenant: ["*"] for root, [] for a non-member. */

@@ -233,6 +233,21 @@ export class Engine {
     return rate;
   }
 
+  /**
+   * Why a resolved credential is no good for any action in any tenant (unknown, malformed, revoked,
+   * expired, its user disabled or deleted); undefined when it is good.
+   */
+  credentialRejection(resolved: Resolved): Decision | undefined {
+    switch (resolved.kind) {
+      case "denied":
+        return resolved.decision;
+      case "key":
+        return this.policy.credentialRejection(resolved.key.ownerUserId, resolved.key, this.now());
+      case "user":
+        return this.policy.credentialRejection(resolved.userId, undefined, this.now());
+    }
+  }
+
   /** Decides for an already resolved principal (CheckBatch and admin authorization use it). */
   decideResolved(resolved: Resolved, action: string, tenant: string): Decision {
     switch (resolved.kind) {

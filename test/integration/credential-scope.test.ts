@@ -177,6 +177,41 @@ describe("a credential never mints a credential wider than itself", () => {
     await admin.putRole({ name: "order-browser", permissions: ["read:orders"] }, { "x-api-key": narrowed.secret });
   });
 
+  it("a revoked or expired key, or a disabled user's, authenticates no admin call: it mints, rotates and revokes nothing", async () => {
+    await admin.createUser({ username: "erin", password: "erin-password-1" }, ROOT);
+    await admin.bindRole({ tenant: "acme", user: "erin", role: "READ" }, ROOT);
+    const erin = basic("erin", "erin-password-1");
+    const revoked = await admin.createApiKey({ name: "revoked" }, erin);
+    await admin.revokeApiKey({ id: revoked.apiKey!.id }, erin);
+    const expiring = await admin.createApiKey({ name: "expiring", expireTimeUnixMs: BigInt(Date.now() + 1000) }, erin);
+    const sibling = await admin.createApiKey({ name: "sibling" }, erin);
+    const spare = await admin.createApiKey({ name: "spare" }, erin);
+    await new Promise((r) => setTimeout(r, 1100));
+    const calls = (h: Record<string, string>): Array<[string, () => Promise<unknown>]> => [
+      ["CreateApiKey", () => admin.createApiKey({ name: "minted" }, h)],
+      ["RotateApiKey", () => admin.rotateApiKey({ id: sibling.apiKey!.id }, h)],
+      ["RevokeApiKey", () => admin.revokeApiKey({ id: sibling.apiKey!.id }, h)],
+      ["ListApiKeys", () => admin.listApiKeys({}, h)],
+      ["GetPolicyVersion", () => admin.getPolicyVersion({}, h)],
+      ["ChangePassword", () => admin.changePassword({ newPassword: "erin-password-2", currentPassword: "erin-password-1" }, h)],
+    ];
+    for (const [what, secret] of [["revoked", revoked.secret], ["expired", expiring.secret]]) {
+      for (const [method, call] of calls({ "x-api-key": secret })) {
+        const err = await grpcError(call()).catch((e: Error) => ({ code: -1, details: e.message }));
+        expect.soft({ what, method, code: err.code, details: err.details }).toEqual({ what, method, code: status.UNAUTHENTICATED, details: expect.stringMatching(/REVOKED|EXPIRED/) });
+      }
+    }
+    expect((await admin.listApiKeys({}, erin)).apiKeys.map((k) => k.name).sort()).toEqual(["expiring", "revoked", "sibling", "spare"]);
+    expect((await check(sibling.secret, "acme")).allowed).toBe(true);
+
+    await admin.setUserDisabled({ user: "erin", disabled: true }, ROOT);
+    for (const [method, call] of calls({ "x-api-key": spare.secret })) {
+      const err = await grpcError(call()).catch((e: Error) => ({ code: -1, details: e.message }));
+      expect.soft({ method, code: err.code, details: err.details }).toEqual({ method, code: status.UNAUTHENTICATED, details: expect.stringContaining("DISABLED") });
+    }
+    expect((await admin.listApiKeys({ owner: "erin" }, ROOT)).apiKeys.map((k) => k.name).sort()).toEqual(["expiring", "revoked", "sibling", "spare"]);
+  });
+
   it("refuses an expiry the database cannot hold with INVALID_ARGUMENT", async () => {
     for (const ms of [9_223_372_036_854_775_807n, 253_402_300_800_000n]) {
       expect((await grpcError(key({ expireTimeUnixMs: ms }))).code).toBe(status.INVALID_ARGUMENT);
