@@ -22,7 +22,7 @@ import { openStore } from "./store/index.js";
 import type { Store } from "./store/store.js";
 import { createAdminService } from "./api/admin-service.js";
 import { createAuthService } from "./api/auth-service.js";
-import { createClientAddress } from "./api/client-address.js";
+import { createClientBucket } from "./api/client-address.js";
 import { createPasswordCheck } from "./api/password-check.js";
 import { createDecisionService } from "./api/decision-service.js";
 import { createExtAuthzService } from "./api/envoy/service.js";
@@ -192,7 +192,8 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
         onFailure: () => metrics.loginAttemptCounterFailures.inc(),
       })
     : undefined;
-  const clientAddress = createClientAddress(config.trustedProxies);
+  // Every per-address limit counts an IPv6 client by its prefix (one subscriber holds a whole /64).
+  const clientBucket = createClientBucket(config.trustedProxies, config.ipv6LimitPrefix);
   const passwordCheck = createPasswordCheck({
     store,
     passwords,
@@ -202,7 +203,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       windowMs: config.tokens.loginWindowMs,
       counter: loginAttempts,
     }),
-    clientAddress,
+    clientBucket,
   });
   const admin = createAdminService({
     store,
@@ -240,7 +241,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     logger,
     // Counted with the failed logins: in Redis for the whole fleet when there is one.
     signInStarts: loginAttempts ?? createMemoryAttemptCounter(),
-    clientAddress,
+    clientBucket,
     fetch: options.providerFetch,
   });
   const cookieName = config.oauth.cookie.name;
@@ -287,7 +288,15 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
   let http: Awaited<ReturnType<typeof startHttpServer>>;
   try {
-    extAuthz = await createExtAuthzService({ decider: engine, settings: config.extAuthz, metrics, logger, audit, sessionCookie: cookieName });
+    extAuthz = await createExtAuthzService({
+      decider: engine,
+      settings: config.extAuthz,
+      metrics,
+      logger,
+      audit,
+      sessionCookie: cookieName,
+      ipv6LimitPrefix: config.ipv6LimitPrefix,
+    });
     grpc = await startGrpcServer({
       addr: config.grpcAddr,
       services: [

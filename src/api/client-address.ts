@@ -1,11 +1,13 @@
 /**
- * The client address a call comes from, for the login limits: the address of the socket, or,
- * when that socket belongs to a trusted proxy (VERDICT_TRUSTED_PROXIES), the last address in
+ * The client address a call comes from, for the per-address limits: the address of the socket,
+ * or, when that socket belongs to a trusted proxy (VERDICT_TRUSTED_PROXIES), the last address in
  * X-Forwarded-For that is not itself a trusted proxy. A client can prepend anything to the header,
- * but only what trusted proxies appended is believed.
+ * but only what trusted proxies appended is believed. The limits count it by its bucket
+ * (core/address-bucket.ts: an IPv6 client by its /64, VERDICT_IPV6_LIMIT_PREFIX).
  */
 import { BlockList, isIP } from "node:net";
 import type { Cidr } from "../config/config.js";
+import { addressBucket } from "../core/address-bucket.js";
 import type { CallContext } from "./rpc.js";
 
 /** "::ffff:10.0.0.1" (an IPv4 client on a dual-stack socket) is 10.0.0.1. */
@@ -38,4 +40,14 @@ export function createClientAddress(trustedProxies: readonly Cidr[]): (ctx: Call
     }
     return client;
   };
+}
+
+/**
+ * Creates the function giving what the per-address limits (login, sign-in starts) count a call
+ * against: its client address (createClientAddress) in its bucket, an IPv6 one cut to `ipv6Prefix` bits.
+ */
+export function createClientBucket(trustedProxies: readonly Cidr[], ipv6Prefix: number): (ctx: CallContext) => string {
+  addressBucket("::", ipv6Prefix); // a bad prefix throws now, not at the first IPv6 call
+  const clientAddress = createClientAddress(trustedProxies);
+  return (ctx) => addressBucket(clientAddress(ctx), ipv6Prefix);
 }

@@ -2,6 +2,7 @@
  * The one password check behind Login and behind Basic credentials on admin calls: the attempt is
  * reserved with the login limiter (per username and client address, and per address) before the
  * store lookup and the argon2 work, and the argon2 slot is shared out in turn between addresses.
+ * An address here is the client's bucket (an IPv6 client's /64: client-address.ts).
  */
 import type { LoginLimiter } from "../authn/login-limiter.js";
 import type { PasswordHasher } from "../authn/password.js";
@@ -24,7 +25,8 @@ export interface PasswordCheckOptions {
   readonly store: Store;
   readonly passwords: PasswordHasher;
   readonly limiter: LoginLimiter;
-  readonly clientAddress: (ctx: CallContext) => string;
+  /** What the limits and the argon2 turns count a call as: its client address's bucket (createClientBucket). */
+  readonly clientBucket: (ctx: CallContext) => string;
   readonly now?: () => number;
 }
 
@@ -38,10 +40,10 @@ export function tooManyFailures(retryAfterMs: number): ApiError {
  * an external user (no password) and a wrong password cost the same argon2 work and answer "wrong".
  */
 export function createPasswordCheck(options: PasswordCheckOptions): PasswordCheck {
-  const { store, passwords, limiter, clientAddress } = options;
+  const { store, passwords, limiter, clientBucket } = options;
   const now = options.now ?? Date.now;
   return async (ctx, username, password) => {
-    const address = clientAddress(ctx);
+    const address = clientBucket(ctx);
     const attempt = await limiter.reserve(username, address, now());
     if (!attempt.allowed) return { kind: "limited", retryAfterMs: attempt.retryAfterMs };
     let user: UserRecord | undefined;

@@ -13,6 +13,7 @@ import { parseJwtSecret, parseKeyEncryptionKey } from "./secrets.js";
 import { type Cidr, parseCidrList } from "./cidr-list.js";
 import { parseOidcIssuers } from "./oidc-issuers.js";
 import { PRESETS, PRESET_NAMES, type PresetName } from "./presets.js";
+import { DEFAULT_IPV6_LIMIT_PREFIX } from "../core/address-bucket.js";
 import { rateLimitSpecProblem } from "../core/rate-limit.js";
 import { ConfigError, address, bool, custom, fraction, int, oneOf, readSettings, secret, seconds, text, url, type Env, type Resolved } from "./setting.js";
 
@@ -120,7 +121,14 @@ export const settings = {
     shown: "(none)",
     rule: "addresses or CIDR ranges, comma-separated",
     parse: (value: string) => parseCidrList("VERDICT_TRUSTED_PROXIES", value),
-    doc: "proxies (Envoy, a load balancer) whose `X-Forwarded-For` names the client address that login limits count; from any other peer the header is ignored",
+    doc: "proxies (Envoy, a load balancer) whose `X-Forwarded-For` names the client address that the login and sign-in limits count; from any other peer the header is ignored",
+  }),
+  ipv6LimitPrefix: int({
+    env: "VERDICT_IPV6_LIMIT_PREFIX",
+    default: DEFAULT_IPV6_LIMIT_PREFIX,
+    min: 48,
+    max: 128,
+    doc: "the per-address limits (failed logins, sign-ins started, anonymous requests to rate-limited exempt routes) count an IPv6 client by this many leading bits of its address, since one subscriber normally holds a whole /64 (often a /56 or /48); 128: each address alone. IPv4 clients, and IPv4-mapped IPv6 addresses, count by their IPv4 address",
   }),
   dataDir: text({ env: "VERDICT_DATA_DIR", default: "./data", rule: "a directory", doc: "embedded database directory (PGlite), used when `DATABASE_URL` is unset" }),
   databaseUrl: url({ env: "DATABASE_URL", schemes: ["postgres:", "postgresql:"], doc: "use this Postgres instead of the embedded database" }),

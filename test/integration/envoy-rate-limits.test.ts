@@ -167,6 +167,18 @@ describe("envoy ext_authz rate limits against a real server", () => {
     expectLimited(await check({ ...from("10.0.3.7"), headers: { "x-api-key": await newKey(), "x-tenant-id": "acme" } }), 2, "route", "minute");
   });
 
+  it("an exempt path's per-address count takes an IPv6 client by its /64", async () => {
+    const from = (address: string): EnvoyRequest => ({ method: "POST", path: "/login", source: address, headers: { "x-tenant-id": "acme" } });
+    expectAllowed(await check(from("2001:db8:9:1::1")));
+    expectAllowed(await check(from("2001:db8:9:1:abcd::2")));
+    expectLimited(await check(from("2001:db8:9:1:ffff:ffff:ffff:ffff")), 2, "route", "minute");
+    expectAllowed(await check(from("2001:db8:9:2::1")));
+    // An IPv4-mapped address is its IPv4 address.
+    expectAllowed(await check(from("10.0.9.9")));
+    expectAllowed(await check(from("::ffff:10.0.9.9")));
+    expectLimited(await check(from("::ffff:a00:909")), 2, "route", "minute");
+  });
+
   it("HEAD counts against a GET route's limit and is checked as GET, with a credential and on an exempt path", async () => {
     const key = await newKey();
     expectAllowed(await check(withKey(key, "/v1/feed", { method: "HEAD" })));

@@ -117,6 +117,30 @@ describe("login limiter", () => {
     expect((await httpLogin("alice", password("alice"), "127.0.0.5")).status).toBe(200);
   });
 
+  it("counts an IPv6 client by its /64: every address of one /64 shares the per-address budget", async () => {
+    // Each guess from another address of 2001:db8:77:1::/64, spelled every way (as a proxy may forward it).
+    const spellings = (i: number) => [`2001:db8:77:1::${i.toString(16)}`, `2001:0DB8:0077:0001:0000:${i.toString(16).padStart(4, "0")}:0000:0001`, `2001:db8:77:1:${i.toString(16)}:${i.toString(16)}::`];
+    const answers = [];
+    for (let i = 1; i <= 14; i++) answers.push((await httpLogin(`nobody6-${i}`, "some-password-123", "127.0.0.1", { "x-forwarded-for": spellings(i)[i % 3] })).status);
+    expect(answers).toEqual([...Array(12).fill(401), 429, 429]);
+    expect((await httpLogin("alice", password("alice"), "127.0.0.1", { "x-forwarded-for": "2001:db8:77:1:ffff:ffff:ffff:fffe" })).status).toBe(429);
+    expect((await grpcError(auth.login({ username: "alice", password: password("alice") }, { "x-forwarded-for": "2001:db8:77:1::abcd" }))).code).toBe(status.RESOURCE_EXHAUSTED);
+    // The next /64 is another client.
+    expect((await httpLogin("alice", password("alice"), "127.0.0.1", { "x-forwarded-for": "2001:db8:77:2::1" })).status).toBe(200);
+  });
+
+  it("counts a username's failures per /64 too, and an IPv4-mapped address as its IPv4 address", async () => {
+    for (let i = 1; i <= 5; i++) expect((await httpLogin("bob", `wrong-password-${i}`, "127.0.0.1", { "x-forwarded-for": `2001:db8:78:1::${i}` })).status).toBe(401);
+    expect((await httpLogin("bob", password("bob"), "127.0.0.1", { "x-forwarded-for": "2001:db8:78:1:1:2:3:4" })).status).toBe(429);
+    expect((await httpLogin("bob", password("bob"), "127.0.0.1", { "x-forwarded-for": "2001:db8:78:2::1" })).status).toBe(200);
+    // 10.8.8.8 three ways: dotted, mapped and dotted, mapped and in hex.
+    for (const from of ["10.8.8.8", "::ffff:10.8.8.8", "::ffff:a08:808", "10.8.8.8", "0:0:0:0:0:ffff:0a08:0808"]) {
+      expect((await httpLogin("dave", "wrong-password-x", "127.0.0.1", { "x-forwarded-for": from })).status).toBe(401);
+    }
+    expect((await httpLogin("dave", password("dave"), "127.0.0.1", { "x-forwarded-for": "::ffff:a08:808" })).status).toBe(429);
+    expect((await httpLogin("dave", password("dave"), "127.0.0.1", { "x-forwarded-for": "10.8.8.9" })).status).toBe(200);
+  });
+
   it("reserves the attempt before the password work: 40 concurrent guesses, at most 5 evaluated", async () => {
     // From a client of its own behind the trusted proxy, so that the earlier tests' failures do not count.
     const from = { "x-forwarded-for": "10.5.5.5" };

@@ -97,6 +97,12 @@ describe("sign-in floods against a real server and a real OpenID Provider", () =
     expect((await authorize("203.0.113.8")).status).toBe(302);
   });
 
+  it("addresses of one IPv6 /64 share one budget: an IPv6 client holds the whole /64", async () => {
+    for (let i = 1; i <= PER_ADDRESS; i++) expect((await authorize(`2001:db8:5:1::${i}`)).status).toBe(302);
+    expect((await authorize("2001:0db8:0005:0001:ffff:0000:0000:0001")).status).toBe(429);
+    expect((await authorize("2001:db8:5:2::1")).status).toBe(302);
+  });
+
   it("a finished sign-in gives its place back", async () => {
     const browser = new BrowserLike();
     // From the socket's own address (no X-Forwarded-For): two started and left, one finished.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createClientAddress } from "../../src/api/client-address.js";
+import { createClientAddress, createClientBucket } from "../../src/api/client-address.js";
 import type { CallContext } from "../../src/api/rpc.js";
 import { ConfigError, loadConfig } from "../../src/config/config.js";
 import { parseCidrList } from "../../src/config/cidr-list.js";
@@ -31,6 +31,18 @@ describe("client address", () => {
     expect(behind(ctx("10.1.2.3", "198.51.100.1, garbage"))).toBe("10.1.2.3");
     expect(behind(ctx("10.1.2.3", "garbage, 10.0.0.5"))).toBe("10.0.0.5");
     expect(behind(ctx("10.1.2.3"))).toBe("10.1.2.3");
+  });
+});
+
+describe("client bucket", () => {
+  it("is the client address in its bucket: an IPv6 client by its prefix, from the socket or a trusted proxy's header", () => {
+    const bucket = createClientBucket(parseCidrList("T", "10.0.0.0/8"), 64);
+    expect(bucket(ctx("2001:db8:1:2::7"))).toBe("2001:db8:1:2::/64");
+    expect(bucket(ctx("10.1.2.3", "2001:db8:1:3:a:b:c:d"))).toBe("2001:db8:1:3::/64");
+    expect(bucket(ctx("192.0.2.7", "2001:db8:1:3:a:b:c:d"))).toBe("192.0.2.7");
+    expect(bucket(ctx("::ffff:c000:207"))).toBe("192.0.2.7");
+    expect(createClientBucket([], 128)(ctx("2001:db8::7"))).toBe("2001:db8::7/128");
+    expect(() => createClientBucket([], 129)).toThrow(RangeError);
   });
 });
 

@@ -23,6 +23,7 @@ describe("loadConfig defaults", () => {
       httpAddr: { host: "0.0.0.0", port: 8080 },
       workers: 1,
       trustedProxies: [],
+      ipv6LimitPrefix: 64,
       dataDir: "./data",
       databaseUrl: "",
       databaseSchema: "",

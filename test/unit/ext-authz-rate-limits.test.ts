@@ -180,6 +180,27 @@ describe("ext_authz rate limits: exempt paths, per client address", () => {
     }
   });
 
+  it("counts an IPv6 client by its /64 (ipv6LimitPrefix, default 64) and an IPv4-mapped one as IPv4", async () => {
+    const per64 = createExtAuthzHandler({ decider: decider(undefined, true, newLimiter()), rules: rules() });
+    const login64 = (source: string) => per64(request("/login", { method: "POST", source }));
+    expect((await login64("2001:db8:1:2::1")).status!.code).toBe(0);
+    expect((await login64("2001:DB8:1:2:ffff::2")).status!.code).toBe(0);
+    expect(denial(await login64("2001:db8:1:2:3:4:5:6")).http).toBe(429);
+    expect((await login64("2001:db8:1:3::1")).status!.code).toBe(0);
+    expect((await login64("::ffff:10.0.0.9")).status!.code).toBe(0);
+    expect((await login64("10.0.0.9")).status!.code).toBe(0);
+    expect(denial(await login64("::ffff:a00:9")).http).toBe(429);
+
+    const per48 = createExtAuthzHandler({ decider: decider(undefined, true, newLimiter()), rules: rules(), ipv6LimitPrefix: 48 });
+    await per48(request("/login", { method: "POST", source: "2001:db8:1:2::1" }));
+    await per48(request("/login", { method: "POST", source: "2001:db8:1:3::1" }));
+    expect(denial(await per48(request("/login", { method: "POST", source: "2001:db8:1:4::1" }))).http).toBe(429);
+
+    const alone = createExtAuthzHandler({ decider: decider(undefined, true, newLimiter()), rules: rules(), ipv6LimitPrefix: 128 });
+    for (let i = 1; i <= 4; i++) expect((await alone(request("/login", { method: "POST", source: `2001:db8:1:2::${i}` }))).status!.code).toBe(0);
+    expect(() => createExtAuthzHandler({ decider: decider(undefined), rules: rules(), ipv6LimitPrefix: 129 })).toThrow(RangeError);
+  });
+
   it("a trailing '/' (which most upstreams serve as the same route) does not escape a route's limit", async () => {
     const trailing = parseRules(`
 rules:

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { CheckResponse } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { Decision, PrincipalView, ReasonCode } from "../../core/decision.js";
+import { DEFAULT_IPV6_LIMIT_PREFIX, addressBucket } from "../../core/address-bucket.js";
 import type { RateAnswer } from "../../core/rate-limit.js";
 import { isValidTenantId } from "../../core/names.js";
 import { isValidAction } from "../../core/patterns.js";
@@ -41,6 +42,11 @@ export interface ExtAuthzOptions {
    * `normalize` matches the rules against the normalised path. See request-path.ts.
    */
   readonly ambiguousPaths?: AmbiguousPathPolicy;
+  /**
+   * Anonymous requests to a rate-limited exempt path are counted per client address, an IPv6 one
+   * by this many leading bits (VERDICT_IPV6_LIMIT_PREFIX; default 64: one subscriber's /64).
+   */
+  readonly ipv6LimitPrefix?: number;
   /** How long to wait for an asynchronous decision before failing closed; default 150 ms (Envoy waits 200 ms). */
   readonly timeoutMs?: number;
   /** Makes decision ids; default crypto.randomUUID. */
@@ -102,6 +108,8 @@ export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler
   const pathPolicy = options.ambiguousPaths ?? "deny";
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`);
+  const ipv6Prefix = options.ipv6LimitPrefix ?? DEFAULT_IPV6_LIMIT_PREFIX;
+  addressBucket("::", ipv6Prefix); // a bad prefix throws now, not at the first IPv6 request
   const newDecisionId = options.newDecisionId ?? randomUUID;
   const source = options.rules;
   const currentRules: () => CompiledRules = isRulesSource(source) ? () => source.current() : () => source;
@@ -152,7 +160,7 @@ export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler
     const fail = (caught: unknown): CheckResponse => finish(failure(caught), caught);
     let judged: Judgement | Promise<Judgement>;
     try {
-      judged = judge(request, rules, decider, timeoutMs, pathPolicy, seen);
+      judged = judge(request, rules, decider, timeoutMs, pathPolicy, ipv6Prefix, seen);
     } catch (caught) {
       return fail(caught);
     }
@@ -192,10 +200,13 @@ function quoted(value: string): string {
   return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}...` : value);
 }
 
-/** An exempt path: counted per client address when its route has limits (decider.limitAnonymous). */
-function exempt(request: CheckRequestView, decider: Decider, route: RouteRateLimit | undefined, strip: UpstreamStrip): Judgement {
+/**
+ * An exempt path: counted per client address when its route has limits (decider.limitAnonymous),
+ * an IPv6 client by its network of `ipv6Prefix` bits, as the login limits count it.
+ */
+function exempt(request: CheckRequestView, decider: Decider, route: RouteRateLimit | undefined, ipv6Prefix: number, strip: UpstreamStrip): Judgement {
   if (route === undefined || route.off || decider.limitAnonymous === undefined) return { kind: "exempt", strip };
-  const rate = decider.limitAnonymous(clientAddress(request), route, 1);
+  const rate = decider.limitAnonymous(addressBucket(clientAddress(request), ipv6Prefix), route, 1);
   if (rate.allowed) return { kind: "exempt", strip, rate: rate.bound === undefined && rate.shadow === undefined ? undefined : rate };
   const b = rate.bound!;
   const message = rate.unavailable
@@ -211,6 +222,7 @@ function judge(
   decider: Decider,
   timeoutMs: number,
   pathPolicy: AmbiguousPathPolicy,
+  ipv6Prefix: number,
   seen: Seen,
 ): Judgement | Promise<Judgement> {
   const attributes = request.attributes;
@@ -229,7 +241,7 @@ function judge(
   const method = http.method || headers[":method"] || "";
   const route = rules.rateLimits.forRequest(method, path);
   const cookies = sessionCookies(headers, rules);
-  if (rules.isExempt(path)) return exempt(request, decider, route, upstreamStrip(headers, rules, cookies, undefined));
+  if (rules.isExempt(path)) return exempt(request, decider, route, ipv6Prefix, upstreamStrip(headers, rules, cookies, undefined));
   // Which of two session cookies would the upstream read? Verdict cannot know: refuse both.
   if (cookies !== undefined && cookies.values.length > 1) return rejected("INVALID_REQUEST", `the ${rules.cookieName} cookie is sent more than once`);
 

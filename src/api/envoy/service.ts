@@ -30,6 +30,8 @@ export interface ExtAuthzServiceOptions {
   readonly audit?: DecisionAudit;
   /** The session cookie the built-in rules read as a credential (a rules file names its own). */
   readonly sessionCookie?: string;
+  /** How anonymous requests to rate-limited exempt paths count an IPv6 client (VERDICT_IPV6_LIMIT_PREFIX). */
+  readonly ipv6LimitPrefix?: number;
 }
 
 /** The running ext_authz service. */
@@ -85,6 +87,7 @@ export async function createExtAuthzService(options: ExtAuthzServiceOptions): Pr
     rules,
     timeoutMs: settings.timeoutMs,
     ambiguousPaths: settings.ambiguousPaths,
+    ipv6LimitPrefix: options.ipv6LimitPrefix,
     onOutcome: observe,
     newDecisionId: createDecisionIds(),
   });

@@ -46,8 +46,8 @@ export interface OAuthRoutesOptions {
    * at most settings.authorizeMaxPerAddress unfinished per settings.stateTtlMs.
    */
   readonly signInStarts: AttemptCounter;
-  /** The client address of a request (X-Forwarded-For believed only from trusted proxies). */
-  readonly clientAddress: (ctx: CallContext) => string;
+  /** What the per-address count takes a request as: its client address's bucket (createClientBucket; an IPv6 client by its /64). */
+  readonly clientBucket: (ctx: CallContext) => string;
   /** The fetch used towards providers (tests may wrap it). */
   readonly fetch?: typeof globalThis.fetch;
   readonly now?: () => number;
@@ -81,7 +81,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, cookies: s
   res.end(`${JSON.stringify(body)}\n`);
 }
 
-/** The request as the client-address function reads a call. */
+/** The request as the client-bucket function reads a call. */
 function callContext(req: IncomingMessage): CallContext {
   return {
     peer: req.socket.remoteAddress ?? "",
@@ -112,7 +112,7 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
   const flowCookie = `${cookie.name}_flow`;
   const stateTtlSeconds = Math.floor(settings.stateTtlMs / 1000);
   const clearFlow = () => cookieHeader(cookie, flowCookie, "/oauth2/", "", 0);
-  const startsKey = (req: IncomingMessage) => `oauth-authorize\u0000${options.clientAddress(callContext(req))}`;
+  const startsKey = (req: IncomingMessage) => `oauth-authorize\u0000${options.clientBucket(callContext(req))}`;
   let lastFullWarningMs = -Infinity;
 
   function fail(res: ServerResponse, provider: string, error: unknown, cookies: string[] = []): void {
