@@ -9,33 +9,17 @@
 import type { Cluster, Worker } from "node:cluster";
 import type { WorkerChannel } from "./cluster.js";
 import { FleetCounts, type FleetCountsSettings } from "./fleet-counts.js";
+import { answerIpcRequests, createIpcRequester } from "./ipc-request.js";
 import type { FleetPush, FleetTotals, RateLimitSync } from "./rate-limit-sync.js";
 
 const PUSH = "verdict:rate-limits-push";
-const TOTALS = "verdict:rate-limits-totals";
 
-/** Worker to primary: one exchange's pushes. */
-interface PushEnvelope {
-  readonly type: typeof PUSH;
-  readonly id: number;
+/** One exchange's pushes, worker to primary. */
+interface PushRequest {
   readonly pushes: readonly FleetPush[];
   readonly minuteSlot: number;
   readonly hourSlot: number;
   readonly nowMs: number;
-}
-
-/** Primary to the worker that pushed: the answer. */
-interface TotalsEnvelope extends FleetTotals {
-  readonly type: typeof TOTALS;
-  readonly id: number;
-}
-
-function isPush(value: unknown): value is PushEnvelope {
-  return typeof value === "object" && value !== null && (value as { type?: unknown }).type === PUSH;
-}
-
-function isTotals(value: unknown): value is TotalsEnvelope {
-  return typeof value === "object" && value !== null && (value as { type?: unknown }).type === TOTALS;
 }
 
 /** Options of createClusterRateLimitSync. */
@@ -52,45 +36,15 @@ export interface ClusterRateLimitSyncOptions {
  * it as it treats Redis being unreachable).
  */
 export function createClusterRateLimitSync(options: ClusterRateLimitSyncOptions): RateLimitSync {
-  const channel: WorkerChannel = options.channel ?? process;
-  const pending = new Map<number, { resolve: (totals: FleetTotals) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
-  let pushes = 0;
-  const onMessage = (raw: unknown): void => {
-    if (!isTotals(raw)) return;
-    const waiting = pending.get(raw.id);
-    if (!waiting) return;
-    pending.delete(raw.id);
-    clearTimeout(waiting.timer);
-    waiting.resolve({ replicas: raw.replicas, totals: raw.totals });
-  };
-  channel.on("message", onMessage);
-
+  const requester = createIpcRequester(PUSH, options.channel);
   return {
     via: "the primary process",
-    push(batch, minuteSlot, hourSlot, nowMs) {
-      return new Promise((resolve, reject) => {
-        if (!channel.send || channel.connected !== true) return reject(new Error("no IPC channel to the primary process"));
-        const id = ++pushes;
-        const timer = setTimeout(() => {
-          pending.delete(id);
-          reject(new Error(`the primary process did not answer a rate-limit push within ${options.timeoutMs} ms`));
-        }, options.timeoutMs);
-        pending.set(id, { resolve, reject, timer });
-        const envelope: PushEnvelope = { type: PUSH, id, pushes: batch, minuteSlot, hourSlot, nowMs };
-        channel.send(envelope, undefined, undefined, (error) => {
-          if (!error || !pending.delete(id)) return;
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
+    async push(pushes, minuteSlot, hourSlot, nowMs) {
+      const request: PushRequest = { pushes, minuteSlot, hourSlot, nowMs };
+      return (await requester.request(request, options.timeoutMs)) as FleetTotals;
     },
     async close() {
-      channel.off("message", onMessage);
-      for (const { reject, timer } of pending.values()) {
-        clearTimeout(timer);
-        reject(new Error("rate-limit exchange closed"));
-      }
-      pending.clear();
+      requester.close();
     },
   };
 }
@@ -100,17 +54,14 @@ export function createClusterRateLimitSync(options: ClusterRateLimitSyncOptions)
  * function that stops answering.
  */
 export function serveClusterRateLimits(cluster: Pick<Cluster, "on" | "off">, settings: FleetCountsSettings, counts = new FleetCounts(settings)): () => void {
-  const onMessage = (worker: Worker, raw: unknown): void => {
-    if (!isPush(raw)) return;
-    const answer = counts.push(String(worker.id), raw.pushes, raw.minuteSlot, raw.hourSlot, raw.nowMs);
-    const envelope: TotalsEnvelope = { type: TOTALS, id: raw.id, replicas: answer.replicas, totals: answer.totals };
-    if (worker.isConnected()) worker.send(envelope, () => undefined);
-  };
+  const stopAnswering = answerIpcRequests(cluster, PUSH, (worker, body) => {
+    const { pushes, minuteSlot, hourSlot, nowMs } = body as PushRequest;
+    return counts.push(String(worker.id), pushes, minuteSlot, hourSlot, nowMs);
+  });
   const onExit = (worker: Worker): void => counts.forget(String(worker.id));
-  cluster.on("message", onMessage);
   cluster.on("exit", onExit);
   return () => {
-    cluster.off("message", onMessage);
+    stopAnswering();
     cluster.off("exit", onExit);
   };
 }
