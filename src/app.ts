@@ -11,7 +11,7 @@ import type { Config } from "./config/config.js";
 import { Engine } from "./engine/engine.js";
 import { RateLimiter, rateLimitApplier } from "./engine/rate-limiter.js";
 import { type RateLimitSync, fleetSyncSettings } from "./bus/rate-limit-sync.js";
-import { createMemoryAttemptCounter } from "./authn/attempt-counter.js";
+import { type AttemptCounter, type ClosableAttemptCounter, createMemoryAttemptCounter } from "./authn/attempt-counter.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
 import { createTokenAuthority } from "./engine/token-authority.js";
 import { type Logger, createLogger } from "./observability/logger.js";
@@ -73,6 +73,14 @@ export interface RunningVerdict {
   close(): Promise<void>;
 }
 
+/** How a shared failed-login counter behaves when the other side does not answer. */
+export interface SharedAttemptCounting {
+  /** Where to count meanwhile (fail open); undefined refuses attempts (fail closed). */
+  readonly fallback: AttemptCounter | undefined;
+  /** Called on every call that was not answered. */
+  readonly onFailure: (error: unknown) => void;
+}
+
 /** Options for tests and embedding. */
 export interface StartOptions {
   readonly logger?: Logger;
@@ -104,6 +112,11 @@ export interface StartOptions {
    * siblings through the primary); with neither, each replica counts alone.
    */
   readonly rateLimitSync?: RateLimitSync;
+  /**
+   * Opens the failed-login counter shared with other processes when no Redis is configured (a
+   * worker's, kept by its primary); with neither, each replica counts alone.
+   */
+  readonly loginAttempts?: (counting: SharedAttemptCounting) => ClosableAttemptCounter;
   /** Response metadata on every gRPC Health.Check answer (a worker's number and pid). */
   readonly healthMetadata?: Readonly<Record<string, string>>;
 }
@@ -182,16 +195,20 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     ? createDecisionAudit({ ...config.audit, write: (lines) => process.stdout.write(lines), onDropped: () => metrics.auditDropped.inc() })
     : undefined;
   const decision = createDecisionService({ engine, metrics, requireCaller: config.checkRequireCaller, minVersionWaitMs: config.minVersionWaitMs, audit });
-  // With Redis, failed logins are counted for the whole fleet (N replicas must not mean N times the guesses).
+  // With Redis, failed logins are counted for the whole fleet (N replicas must not mean N times the
+  // guesses); without it, a worker's are counted by its primary for all its siblings.
+  const sharedCounting: SharedAttemptCounting = {
+    fallback: config.rateLimit.failOpen ? createMemoryAttemptCounter() : undefined,
+    onFailure: () => metrics.loginAttemptCounterFailures.inc(),
+  };
   const loginAttempts = config.redisUrl
     ? (await import("./bus/attempt-counter-redis.js")).createRedisAttemptCounter({
         url: config.redisUrl,
         prefix: config.rateLimit.redisPrefix,
         timeoutMs: 250,
-        fallback: config.rateLimit.failOpen ? createMemoryAttemptCounter() : undefined,
-        onFailure: () => metrics.loginAttemptCounterFailures.inc(),
+        ...sharedCounting,
       })
-    : undefined;
+    : options.loginAttempts?.(sharedCounting);
   // Every per-address limit counts an IPv6 client by its prefix (one subscriber holds a whole /64).
   const clientBucket = createClientBucket(config.trustedProxies, config.ipv6LimitPrefix);
   const passwordCheck = createPasswordCheck({

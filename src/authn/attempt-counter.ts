@@ -25,6 +25,11 @@ export interface AttemptCounter {
   clear(key: string): Promise<void>;
 }
 
+/** A shared counter, which also closes its connection. */
+export interface ClosableAttemptCounter extends AttemptCounter {
+  close(): Promise<void>;
+}
+
 interface Window {
   readonly startMs: number;
   readonly windowMs: number;

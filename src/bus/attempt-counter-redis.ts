@@ -9,7 +9,7 @@
  * Redis unreachable: fail open counts on this replica (the fallback counter; up to N times the
  * guesses while it lasts), fail closed refuses every attempt for a second at a time.
  */
-import type { AttemptCount, AttemptCounter } from "../authn/attempt-counter.js";
+import type { AttemptCount, AttemptCounter, ClosableAttemptCounter } from "../authn/attempt-counter.js";
 import { createRedisScriptConnection } from "./redis-script-connection.js";
 
 /** Options of createRedisAttemptCounter. */
@@ -25,10 +25,6 @@ export interface RedisAttemptCounterOptions {
   readonly onFailure?: (error: unknown) => void;
 }
 
-/** A counter that also closes its connection. */
-export interface ClosableAttemptCounter extends AttemptCounter {
-  close(): Promise<void>;
-}
 
 // KEYS[1]: the key's counter. ARGV: limit, window ms. Returns {counted (0/1), ms left in the window}.
 const TAKE = `

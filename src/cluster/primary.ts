@@ -1,12 +1,14 @@
 /**
  * The primary process of VERDICT_WORKERS > 1: forks the workers (node:cluster, which shares the
  * gRPC and HTTP ports between them and hands out connections round-robin), restarts a worker that
- * dies (with a backoff) while the others keep serving, relays invalidations between workers and
- * sums their rate-limit counts when there is no Redis, sums the metrics of every serving worker for /metrics, tells the workers when worker 1 has
- * run the start-up duties, and drains all workers on SIGTERM / SIGINT. It serves nothing itself.
+ * dies (with a backoff) while the others keep serving; when there is no Redis, relays
+ * invalidations between the workers, sums their rate-limit counts and counts their failed logins;
+ * sums the metrics of every serving worker for /metrics, tells the workers when worker 1 has run
+ * the start-up duties, and drains all workers on SIGTERM / SIGINT. It serves nothing itself.
  */
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry } from "prom-client";
+import { serveClusterAttempts } from "../bus/attempt-counter-cluster.js";
 import { relayClusterBus } from "../bus/cluster.js";
 import { fleetSyncSettings } from "../bus/rate-limit-sync.js";
 import { serveClusterRateLimits } from "../bus/rate-limit-sync-cluster.js";
@@ -19,7 +21,7 @@ export interface PrimaryOptions {
   readonly workers: number;
   /** How long a worker may take to drain after SIGTERM (VERDICT_SHUTDOWN_GRACE_MS). */
   readonly shutdownGraceMs: number;
-  /** Relay invalidations between the workers and sum their rate-limit counts (no Redis configured). */
+  /** Relay invalidations between the workers, sum their rate-limit counts, count their failed logins (no Redis configured). */
   readonly relayBus: boolean;
   /** VERDICT_RATE_LIMIT_SYNC_MS: how the workers exchange rate-limit counts with the primary. */
   readonly rateLimitSyncMs: number;
@@ -51,6 +53,7 @@ export function runPrimary(options: PrimaryOptions): void {
   cluster.schedulingPolicy = cluster.SCHED_RR;
   const stopRelay = options.relayBus ? relayClusterBus(cluster) : () => undefined;
   const stopRateLimits = options.relayBus ? serveClusterRateLimits(cluster, fleetSyncSettings(options.rateLimitSyncMs)) : () => undefined;
+  const stopAttempts = options.relayBus ? serveClusterAttempts(cluster) : () => undefined;
   const slots = new Map<number, Slot>();
   let dutiesDone = false;
   let stopping = false;
@@ -175,6 +178,7 @@ export function runPrimary(options: PrimaryOptions): void {
       clearTimeout(kill);
       stopRelay();
       stopRateLimits();
+      stopAttempts();
       process.exit(failed ? 1 : 0);
     });
   };

@@ -1,9 +1,10 @@
 /**
  * The worker side of VERDICT_WORKERS > 1: what a worker process passes to startVerdict (its bus
- * and its exchange of rate-limit counts when there is no Redis, its part in the start-up duties, the summed /metrics, the Health.Check metadata naming it), and
+ * and its shared rate-limit and failed-login counts when there is no Redis, its part in the start-up duties, the summed /metrics, the Health.Check metadata naming it), and
  * the IPC it answers once serving (the primary's metrics collections).
  */
 import type { Registry } from "prom-client";
+import { createClusterAttemptCounter } from "../bus/attempt-counter-cluster.js";
 import { createClusterBus } from "../bus/cluster.js";
 import { fleetSyncSettings } from "../bus/rate-limit-sync.js";
 import { createClusterRateLimitSync } from "../bus/rate-limit-sync-cluster.js";
@@ -14,6 +15,8 @@ import type { StartOptions } from "../app.js";
 import type { ClusterMessage } from "./messages.js";
 import { WORKER_LISTEN_AFTER_LOAD_ENV, WORKER_SLOT_ENV, isClusterMessage } from "./messages.js";
 
+/** How long a failed-login count waits for the primary (as long as for Redis). */
+const LOGIN_ATTEMPT_TIMEOUT_MS = 250;
 /** How long a worker's /metrics waits for the primary's sum. */
 const METRICS_TIMEOUT_MS = 5_000;
 /** Prometheus text format 0.0.4, what prom-client's registries serve. */
@@ -24,7 +27,7 @@ export interface WorkerSetup {
   /** This worker's number, 1..VERDICT_WORKERS (worker 1 runs the start-up duties). */
   readonly slot: number;
   /** What this worker passes to startVerdict. */
-  readonly startOptions: Pick<StartOptions, "bus" | "rateLimitSync" | "duties" | "metricsExposition" | "healthMetadata" | "listenAfterLoad">;
+  readonly startOptions: Pick<StartOptions, "bus" | "rateLimitSync" | "loginAttempts" | "duties" | "metricsExposition" | "healthMetadata" | "listenAfterLoad">;
   /** Call once the worker serves: it answers the primary's metrics collections from `registry`. */
   started(registry: Registry): void;
 }
@@ -76,6 +79,7 @@ export function setUpWorker(config: Config, logger: Logger): WorkerSetup {
     startOptions: {
       bus: config.redisUrl ? undefined : createClusterBus({ logger: logger.child({ component: "bus" }) }),
       rateLimitSync: config.redisUrl ? undefined : createClusterRateLimitSync({ timeoutMs: fleetSyncSettings(config.rateLimit.syncIntervalMs).timeoutMs }),
+      loginAttempts: config.redisUrl ? undefined : (counting) => createClusterAttemptCounter({ timeoutMs: LOGIN_ATTEMPT_TIMEOUT_MS, ...counting }),
       duties: slot === 1 ? { run: true, done: () => send({ type: "verdict:duties", done: true }) } : { run: false, done: duties },
       listenAfterLoad: process.env[WORKER_LISTEN_AFTER_LOAD_ENV] === "1",
       healthMetadata: { "verdict-worker": `${slot}/${process.pid}` },

@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { createMemoryAttemptCounter } from "../../src/authn/attempt-counter.js";
 import { createLoginLimiter } from "../../src/authn/login-limiter.js";
-import { type ClosableAttemptCounter, createRedisAttemptCounter } from "../../src/bus/attempt-counter-redis.js";
+import type { ClosableAttemptCounter } from "../../src/authn/attempt-counter.js";
+import { createRedisAttemptCounter } from "../../src/bus/attempt-counter-redis.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
 import { TEST_REDIS_URL } from "../helpers/verdict.js";
 

@@ -9,11 +9,12 @@
  */
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
-import { Channel, Client, Metadata, credentials } from "@grpc/grpc-js";
+import { Channel, Client, Metadata, credentials, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
+import { AuthService } from "../../gen/verdict/v1/auth_pb.js";
 import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
-import { type TestClient, grpcClient } from "../helpers/grpc.js";
+import { type TestClient, grpcClient, grpcError } from "../helpers/grpc.js";
 import { type ReplicaProcess, buildReplica, replicaEnv, scrapeMetrics, spawnReplica } from "../helpers/replica-process.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, TEST_REDIS_URL, dropSchema, freshSchema } from "../helpers/verdict.js";
 
@@ -27,6 +28,7 @@ interface Conn {
   readonly pid: number;
   readonly admin: TestClient<typeof AdminService>;
   readonly decision: TestClient<typeof DecisionService>;
+  readonly auth: TestClient<typeof AuthService>;
   close(): void;
 }
 
@@ -58,14 +60,17 @@ async function connect(address: string): Promise<Conn> {
   });
   const admin = grpcClient(AdminService, address, { channelOverride: channel });
   const decision = grpcClient(DecisionService, address, { channelOverride: channel });
+  const auth = grpcClient(AuthService, address, { channelOverride: channel });
   return {
     worker,
     pid: Number(worker.split("/")[1]),
     admin,
     decision,
+    auth,
     close() {
       admin.close();
       decision.close();
+      auth.close();
       raw.close();
       channel.close();
     },
@@ -112,7 +117,7 @@ function workersSuite(title: string, redis: boolean) {
           VERDICT_WORKERS: "2",
           DATABASE_URL: TEST_DATABASE_URL,
           VERDICT_DATABASE_SCHEMA: schema,
-          ...(redis ? { REDIS_URL: TEST_REDIS_URL, VERDICT_REDIS_CHANNEL: `verdict:it:${schema}` } : {}),
+          ...(redis ? { REDIS_URL: TEST_REDIS_URL, VERDICT_REDIS_CHANNEL: `verdict:it:${schema}`, VERDICT_RATE_LIMIT_REDIS_PREFIX: `verdict:it:${schema}:rl` } : {}),
           VERDICT_POLL_INTERVAL_MS: "600000",
           VERDICT_SHUTDOWN_GRACE_MS: String(GRACE_MS),
         }),
@@ -202,6 +207,14 @@ function workersSuite(title: string, redis: boolean) {
       expect(admitted.length).toBeGreaterThanOrEqual(95);
       expect(admitted.length).toBeLessThanOrEqual(105);
     }, 60_000);
+
+    it("counts failed logins for the whole process: two workers allow the guesses of one", async () => {
+      await keyFor("erin");
+      const codes = [];
+      for (let i = 0; i < 8; i++) codes.push((await grpcError([A, B][i % 2].auth.login({ username: "erin", password: `wrong-password-${i}`, tenant: "" }))).code);
+      // VERDICT_LOGIN_MAX_ATTEMPTS (5) failures per username and address in the whole process, then refused.
+      expect(codes).toEqual([...Array(5).fill(status.UNAUTHENTICATED), ...Array(3).fill(status.RESOURCE_EXHAUSTED)]);
+    });
 
     it("replaces a killed worker while Checks keep succeeding", async () => {
       const key = await keyFor("carol");
