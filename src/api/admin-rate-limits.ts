@@ -18,7 +18,8 @@ import type { CallContext, Handlers } from "./rpc.js";
 export interface RateLimitAdminOptions {
   readonly store: Store;
   readonly engine: Engine;
-  readonly authorize: CallerAuth["authorize"];
+  readonly authenticate: CallerAuth["authenticate"];
+  readonly authorizeAuthenticated: CallerAuth["authorizeAuthenticated"];
   /** Applies a committed version here, announces it and audits the change; returns the version. */
   readonly commit: (version: number, what: string, caller: Caller, fields: Record<string, unknown>) => Promise<bigint>;
 }
@@ -42,14 +43,18 @@ function toTarget(scope: ConfigurableScope, id: string): pb.RateLimitTarget {
 
 /** Creates the SetRateLimit, GetRateLimit, DeleteRateLimit and ListRateLimits handlers. */
 export function createRateLimitAdmin(options: RateLimitAdminOptions): RateLimitHandlers {
-  const { store, engine, authorize, commit } = options;
+  const { store, engine, authenticate, authorizeAuthenticated, commit } = options;
 
-  /** The scope and id a target names, checked to exist, and the caller allowed to manage it. */
+  /**
+   * The scope and id a target names, and the caller allowed to manage it; the target is checked to
+   * exist only then, so that only such a caller learns whether it does.
+   */
   async function resolve(target: pb.RateLimitTarget | undefined, ctx: CallContext): Promise<{ scope: ConfigurableScope; id: string; caller: Caller }> {
+    const authenticated = await authenticate(ctx);
     const t = target?.target;
     if (!t?.case) throw new ApiError("invalid_argument", "target is required: key_id, role or tenant");
     const scope: ConfigurableScope = t.case === "keyId" ? "key" : t.case;
-    const caller = await authorize(ctx, PERMISSION[scope], ALL_TENANTS);
+    const caller = authorizeAuthenticated(authenticated, PERMISSION[scope], ALL_TENANTS);
     const p = engine.current;
     if (scope === "key") {
       if (!isKeyId(t.value)) throw new ApiError("invalid_argument", "key_id must be an API key id (12 characters of a-z, 2-7)");
@@ -85,7 +90,8 @@ export function createRateLimitAdmin(options: RateLimitAdminOptions): RateLimitH
       return create(pb.DeleteRateLimitResponseSchema, { version: await commit(version, "rate limit deleted", caller, { scope, subject: id }) });
     },
     async listRateLimits(_req, ctx) {
-      for (const permission of Object.values(PERMISSION)) await authorize(ctx, permission, ALL_TENANTS);
+      const authenticated = await authenticate(ctx);
+      for (const permission of Object.values(PERMISSION)) authorizeAuthenticated(authenticated, permission, ALL_TENANTS);
       const limits = await store.listRateLimits();
       return create(pb.ListRateLimitsResponseSchema, {
         limits: limits.map((l) => create(pb.TargetRateLimitSchema, { target: toTarget(l.scope, l.id), limit: toWire(l.spec) })),

@@ -10,7 +10,7 @@ import { isKeyId, mintApiKey } from "../authn/api-key.js";
 import { type PasswordHasher, passwordProblem } from "../authn/password.js";
 import { SUPER_ROLE, builtinRoleIgnoringCase, isBuiltinRole } from "../core/builtin-roles.js";
 import { parseGrant } from "../core/grant.js";
-import { ALL_TENANTS, type BindingRecord, type UserRecord } from "../core/model.js";
+import { ALL_TENANTS, type ApiKeyGrant, type BindingRecord, type UserRecord } from "../core/model.js";
 import { isValidRoleName, isValidTenantId, isValidUsername, MAX_NAME_LENGTH } from "../core/names.js";
 import { patternsCover, validatePatterns } from "../core/patterns.js";
 import type { Engine } from "../engine/engine.js";
@@ -19,7 +19,7 @@ import type { Store } from "../store/store.js";
 import * as pb from "../../gen/verdict/v1/admin_pb.js";
 import { createRateLimitAdmin } from "./admin-rate-limits.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
-import { type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
+import { type Authenticated, type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
 import { keyScopeWithin, requireKeyWithin, requireTenantWithin, withinTenant } from "./credential-limits.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { ApiError } from "./errors.js";
@@ -66,10 +66,37 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     return user;
   }
 
-  function requireTenant(tenant: string, allowAll: boolean): void {
+  function requireTenantId(tenant: string, allowAll: boolean): void {
     if (tenant === ALL_TENANTS && allowAll) return;
     if (!isValidTenantId(tenant)) throw new ApiError("invalid_argument", "tenant must be 1 to 63 of a-z, 0-9, '-', '_'" + (allowAll ? ', or "*"' : ""));
+  }
+
+  function requireTenant(tenant: string): void {
+    requireTenantId(tenant, false);
     if (!engine.current.getTenant(tenant)) throw new ApiError("not_found", `tenant ${tenant} not found`);
+  }
+
+  /**
+   * Authenticates the caller, then checks `action` in `tenant` ("*": in every tenant). Whether the
+   * tenant exists is told only to a caller allowed the action in every tenant (caller-auth.ts).
+   */
+  async function authorizeInTenant(ctx: CallContext, action: string, tenant: string): Promise<Caller> {
+    const authenticated = await authenticate(ctx);
+    requireTenantId(tenant, true);
+    return authorizeAuthenticated(authenticated, action, tenant);
+  }
+
+  /**
+   * The user `ref` names ("" for the caller): the caller itself, or another user once the caller
+   * is allowed `action` in every tenant; whether another user exists is told to no one else.
+   */
+  function userActedOn(authenticated: Authenticated, ref: string, action: string): UserRecord {
+    const { caller } = authenticated;
+    const p = engine.current;
+    const user = ref === "" ? p.getUser(caller.userId) : (p.getUser(ref) ?? p.getUserByUsername(ref));
+    if (user?.id !== caller.userId) authorizeAuthenticated(authenticated, action, ALL_TENANTS);
+    if (!user) throw new ApiError("not_found", `user ${JSON.stringify(ref.slice(0, MAX_NAME_LENGTH))} not found`);
+    return user;
   }
 
   function requireRole(name: string): void {
@@ -142,21 +169,22 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
    */
   async function authorizeKeyOwner(ctx: CallContext, ownerRef: string): Promise<{ caller: Caller; ownerId: string }> {
     const authenticated = await authenticate(ctx);
-    const { caller } = authenticated;
-    const ownerId = ownerRef === "" ? caller.userId : findUser(ownerRef).id;
-    if (ownerId !== caller.userId) authorizeAuthenticated(authenticated, "admin:keys", ALL_TENANTS);
-    return { caller, ownerId };
+    return { caller: authenticated.caller, ownerId: userActedOn(authenticated, ownerRef, "admin:keys").id };
   }
 
-  async function keyFor(ctx: CallContext, id: string): Promise<{ caller: Caller; ownerId: string }> {
-    if (!isKeyId(id)) throw new ApiError("invalid_argument", "id must be an API key id (12 characters of a-z, 2-7)");
-    const key = engine.current.getApiKey(id);
-    if (!key) throw new ApiError("not_found", `API key ${id} not found`);
+  /**
+   * The key a caller revokes or rotates: its own, or any with admin:keys in every tenant. Whether
+   * a key of another user, or no key, has that id is told only to the latter.
+   */
+  async function keyFor(ctx: CallContext, id: string): Promise<{ caller: Caller; key: ApiKeyGrant }> {
     const authenticated = await authenticate(ctx);
     const { caller } = authenticated;
-    if (key.ownerUserId !== caller.userId) authorizeAuthenticated(authenticated, "admin:keys", ALL_TENANTS);
+    if (!isKeyId(id)) throw new ApiError("invalid_argument", "id must be an API key id (12 characters of a-z, 2-7)");
+    const key = engine.current.getApiKey(id);
+    if (key?.ownerUserId !== caller.userId) authorizeAuthenticated(authenticated, "admin:keys", ALL_TENANTS);
+    if (!key) throw new ApiError("not_found", `API key ${id} not found`);
     requireTenantWithin(caller.limits, key.tenant, `cannot manage API key ${id}, which is`);
-    return { caller, ownerId: key.ownerUserId };
+    return { caller, key };
   }
 
   const handlers: Handlers<typeof pb.AdminService> = {
@@ -173,13 +201,13 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     },
     async setTenantDisabled(req, ctx) {
       const caller = await authorize(ctx, "admin:tenants", ALL_TENANTS);
-      requireTenant(req.id, false);
+      requireTenant(req.id);
       const { version } = await store.setTenantDisabled(req.id, req.disabled, caller.actor);
       return create(pb.SetTenantDisabledResponseSchema, { version: await commit(version, "tenant disabled set", caller, { tenant: req.id, disabled: req.disabled }) });
     },
     async deleteTenant(req, ctx) {
       const caller = await authorize(ctx, "admin:tenants", ALL_TENANTS);
-      requireTenant(req.id, false);
+      requireTenant(req.id);
       const { version } = await store.deleteTenant(req.id, caller.actor);
       return create(pb.DeleteTenantResponseSchema, { version: await commit(version, "tenant deleted", caller, { tenant: req.id }) });
     },
@@ -241,9 +269,8 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       const authenticated = await authenticate(ctx);
       const { caller } = authenticated;
       const { limits } = caller;
-      const user = req.user === "" ? findUser(caller.userId) : findUser(req.user);
+      const user = userActedOn(authenticated, req.user, "admin:users");
       const own = user.id === caller.userId;
-      if (!own) authorizeAuthenticated(authenticated, "admin:users", ALL_TENANTS);
       // A password holds in every tenant, and a change revokes the user's sessions in all of them.
       requireTenantWithin(limits, "", "cannot change a password, which is");
       if (limits.permissions.length > 0) throw new ApiError("permission_denied", "an API key narrowed to some permissions cannot change passwords");
@@ -289,30 +316,25 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     },
 
     async bindRole(req, ctx) {
-      requireTenant(req.tenant, true);
-      const caller = await authorize(ctx, "admin:bindings", req.tenant);
+      const caller = await authorizeInTenant(ctx, "admin:bindings", req.tenant);
       const user = findUser(req.user);
       requireRole(req.role);
       const version = await changeBindings(caller, "grant", [{ tenant: req.tenant, userId: user.id, role: req.role }]);
       return create(pb.BindRoleResponseSchema, { version });
     },
     async unbindRole(req, ctx) {
-      requireTenant(req.tenant, true);
-      const caller = await authorize(ctx, "admin:bindings", req.tenant);
+      const caller = await authorizeInTenant(ctx, "admin:bindings", req.tenant);
       const user = findUser(req.user);
       const version = await changeBindings(caller, "revoke", [{ tenant: req.tenant, userId: user.id, role: req.role }]);
       return create(pb.UnbindRoleResponseSchema, { version });
     },
     async listRoleBindings(req, ctx) {
-      const tenant = req.tenant === "" ? ALL_TENANTS : req.tenant;
-      if (req.tenant !== "") requireTenant(tenant, true);
-      await authorize(ctx, "admin:bindings", tenant);
+      await authorizeInTenant(ctx, "admin:bindings", req.tenant === "" ? ALL_TENANTS : req.tenant);
       const bindings = await store.listBindings(req.tenant === "" ? undefined : req.tenant);
       return create(pb.ListRoleBindingsResponseSchema, { bindings: bindings.map(toBinding) });
     },
     async grant(req, ctx) {
-      requireTenant(req.tenant, true);
-      const caller = await authorize(ctx, "admin:bindings", req.tenant);
+      const caller = await authorizeInTenant(ctx, "admin:bindings", req.tenant);
       const statement = parseGrant(req.statement);
       const user = findUser(statement.user);
       if (statement.op === "grant") for (const role of statement.roles) requireRole(role);
@@ -325,7 +347,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       const { caller, ownerId } = await authorizeKeyOwner(ctx, req.owner);
       if (req.name === "" || req.name.length > MAX_NAME_LENGTH) throw new ApiError("invalid_argument", `name is required (at most ${MAX_NAME_LENGTH} characters)`);
       checkPermissions(req.permissions);
-      if (req.tenant !== "") requireTenant(req.tenant, false);
+      if (req.tenant !== "") requireTenant(req.tenant);
       const asked = Number(req.expireTimeUnixMs);
       if (asked !== 0 && asked <= now()) throw new ApiError("invalid_argument", "expire_time_unix_ms lies in the past");
       if (asked > MAX_TIME_MS) throw new ApiError("invalid_argument", "expire_time_unix_ms lies after the year 9999");
@@ -365,8 +387,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       return create(pb.RevokeApiKeyResponseSchema, { version: await commit(version, "api key revoked", caller, { key: req.id }) });
     },
     async rotateApiKey(req, ctx) {
-      const { caller } = await keyFor(ctx, req.id);
-      const key = engine.current.getApiKey(req.id)!;
+      const { caller, key } = await keyFor(ctx, req.id);
       if (key.revokedAtMs !== 0) throw new ApiError("failed_precondition", `API key ${req.id} is revoked`);
       requireKeyWithin(await mintingLimits(caller), key);
       const minted = mintApiKey(req.id);
@@ -378,7 +399,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       });
     },
 
-    ...createRateLimitAdmin({ store, engine, authorize, commit }),
+    ...createRateLimitAdmin({ store, engine, authenticate, authorizeAuthenticated, commit }),
 
     async getPolicyVersion(_req, ctx) {
       await authenticate(ctx);

@@ -5,6 +5,7 @@
  */
 import { ALL_TENANTS } from "../core/model.js";
 import { MAX_NAME_LENGTH } from "../core/names.js";
+import type { Decision } from "../core/decision.js";
 import type { Engine, Resolved } from "../engine/engine.js";
 import type { Actor } from "../store/store.js";
 import { ApiError } from "./errors.js";
@@ -45,7 +46,11 @@ export interface CallerAuth {
   authenticate(ctx: CallContext): Promise<Authenticated>;
   /** Authenticates the caller and checks `action` in `tenant` (ALL_TENANTS: in every tenant). */
   authorize(ctx: CallContext, action: string, tenant: string): Promise<Caller>;
-  /** Checks `action` in `tenant` for a caller already authenticated (no second password check). */
+  /**
+   * Checks `action` in `tenant` for a caller already authenticated (no second password check). A
+   * tenant that does not exist is NOT_FOUND to a caller allowed `action` in every tenant, and
+   * PERMISSION_DENIED to any other, as a tenant where it holds nothing is.
+   */
   authorizeAuthenticated(authenticated: Authenticated, action: string, tenant: string): Caller;
 }
 
@@ -108,16 +113,25 @@ export function createCallerAuth(options: { readonly engine: Engine; readonly pa
     return { caller: { actor: { userId }, userId, limits }, resolved };
   }
 
+  function refuse(d: Decision, action: string, tenant: string): never {
+    if (d.reason === "REVOKED" || d.reason === "EXPIRED" || d.reason === "DISABLED" || d.reason === "UNKNOWN_CREDENTIAL") {
+      throw new ApiError("unauthenticated", `credential rejected: ${d.reason}: ${d.message}`);
+    }
+    const where = tenant === ALL_TENANTS ? "in every tenant" : `in tenant ${tenant}`;
+    throw new ApiError("permission_denied", `${action} ${where} is not allowed for this caller (${d.reason})`);
+  }
+
   function authorizeAuthenticated({ caller, resolved }: Authenticated, action: string, tenant: string): Caller {
     const d = engine.decideResolved(resolved, action, tenant);
-    if (!d.allowed) {
-      if (d.reason === "REVOKED" || d.reason === "EXPIRED" || d.reason === "DISABLED" || d.reason === "UNKNOWN_CREDENTIAL") {
-        throw new ApiError("unauthenticated", `credential rejected: ${d.reason}: ${d.message}`);
-      }
-      const where = tenant === ALL_TENANTS ? "in every tenant" : `in tenant ${tenant}`;
-      throw new ApiError("permission_denied", `${action} ${where} is not allowed for this caller (${d.reason})`);
+    if (d.allowed) return caller;
+    if (d.reason === "UNKNOWN_TENANT") {
+      // Whether a tenant exists (or is disabled) is told only to a caller allowed the action in
+      // every tenant; any other is refused as in a tenant where it holds nothing.
+      const everywhere = engine.decideResolved(resolved, action, ALL_TENANTS);
+      if (!everywhere.allowed) refuse(everywhere, action, tenant);
+      if (!engine.current.getTenant(tenant)) throw new ApiError("not_found", `tenant ${tenant} not found`);
     }
-    return caller;
+    refuse(d, action, tenant);
   }
 
   return {
