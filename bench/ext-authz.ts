@@ -10,7 +10,7 @@
  *
  *   npx tsc -p tsconfig.build.json && node dist/bench/ext-authz.js
  *   (ROUNDS=3 SECONDS=5 CLIENTS=4 STREAMS=32 to tune; with DATABASE_URL, Postgres in a fresh schema,
- *   dropped at the end, instead of PGlite in this process)
+ *   dropped at the end, instead of PGlite; Verdict runs in its own process, server-process.ts)
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +23,7 @@ import { grpcClient } from "../test/helpers/grpc.js";
 import { envoyBenchRequest } from "./envoy-request.js";
 import { formatRow, grpcFrame, h2load, median, type LoadResult } from "./h2load.js";
 import { startNoopServer } from "./noop.js";
-import { startBenchServer } from "./server.js";
+import { spawnBenchServer } from "./server-process.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 5);
@@ -47,8 +47,8 @@ writeFileSync(
   ].join("\n"),
 );
 
-const server = await startBenchServer({ VERDICT_EXT_AUTHZ_RULES: rulesPath });
-const { verdict, address, apiKey: secret } = server;
+const server = await spawnBenchServer({ VERDICT_EXT_AUTHZ_RULES: rulesPath });
+const { address, apiKey: secret } = server;
 
 const checkRequest = create(CheckRequestSchema, { credential: secret, action: "read:orders", tenant: "bench" });
 const path = "/v1/orders/8f14e45f-ceea-467f-a0e6-7a1b0c2d3e4f?expand=items";
@@ -72,10 +72,7 @@ if (envoyProbe.status?.code !== 0 || envoyProbe.httpResponse.case !== "okRespons
 
 const noop = await startNoopServer([EXT_AUTHZ_PATH]);
 const base = `http://${address}`;
-const ownCpu = () => {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-};
+const ownCpu = () => server.cpuMicros();
 const envoyBody = grpcFrame(toBinary(EnvoyCheckRequestSchema, envoyRequest));
 const targets = [
   { label: "Check (API key, allow)", url: `${base}/verdict.v1.DecisionService/Check`, body: grpcFrame(toBinary(CheckRequestSchema, checkRequest)), cpu: ownCpu },
@@ -84,10 +81,10 @@ const targets = [
 ];
 
 console.log(
-  `bench/ext-authz: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${verdict.store.driver}, ` +
+  `bench/ext-authz: ${ROUNDS} rounds x ${SECONDS}s per target, h2load -c ${CLIENTS} -m ${STREAMS}, store ${server.storeDriver}, ` +
     `request bytes: Check ${targets[0].body.length - 5}, ext_authz ${targets[1].body.length - 5}`,
 );
-/** One h2load run and the server's CPU time per call during it (the server runs in this process). */
+/** One h2load run and the server's CPU time per call during it (each server in its own process, from /proc). */
 type Measured = LoadResult & { readonly cpuMicrosPerCall: number };
 const results = new Map<string, Measured[]>();
 for (let round = 1; round <= ROUNDS; round++) {

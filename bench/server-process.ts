@@ -38,7 +38,11 @@ export async function spawnBenchServer(env: Record<string, string> = {}): Promis
   const script = fileURLToPath(import.meta.url);
   // BENCH_SERVER_NODE_ARGS: node flags for the server process only (--cpu-prof, --trace-gc, ...).
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, script, "--serve"], { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, ...env } });
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, script, "--serve"], {
+    stdio: ["pipe", "pipe", "inherit"],
+    // Given to startBenchServer as its `env` (on top of the bench's own defaults, which it overrides).
+    env: { ...process.env, BENCH_SERVER_ENV: JSON.stringify(env) },
+  });
   const lines = createInterface({ input: child.stdout! });
   const waiting: ((line: string) => void)[] = [];
   lines.on("line", (line) => {
@@ -72,7 +76,7 @@ export async function spawnBenchServer(env: Record<string, string> = {}): Promis
 
 if (process.argv[2] === "--serve") {
   const { startBenchServer } = await import("./server.js");
-  const server = await startBenchServer();
+  const server = await startBenchServer(JSON.parse(process.env.BENCH_SERVER_ENV ?? "{}") as Record<string, string>);
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   createInterface({ input: process.stdin }).on("line", (line) => {
