@@ -20,7 +20,7 @@ import * as pb from "../../gen/verdict/v1/admin_pb.js";
 import { createRateLimitAdmin } from "./admin-rate-limits.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
 import { type Authenticated, type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
-import { keyScopeWithin, requireKeyWithin, requireTenantWithin, withinTenant } from "./credential-limits.js";
+import { keyScopeWithin, requireKeyWithin, requireRevocableWithin, requireTenantWithin, withinTenant } from "./credential-limits.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { ApiError } from "./errors.js";
 import type { CallContext, Handlers } from "./rpc.js";
@@ -49,7 +49,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
   const now = options.now ?? Date.now;
   const audit = options.logger.child({ component: "audit" });
 
-  const { authenticate, authorize, authorizeAuthenticated } = createCallerAuth({ engine, passwordCheck: options.passwordCheck });
+  const { authenticate, authorize, authorizeAuthenticated, allows } = createCallerAuth({ engine, passwordCheck: options.passwordCheck });
 
   /** Applies a committed version locally, announces it, and returns it for the response. */
   async function commit(version: number, what: string, caller: Caller | undefined, fields: Record<string, unknown>): Promise<bigint> {
@@ -176,7 +176,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
    * The key a caller revokes or rotates: its own, or any with admin:keys in every tenant. Whether
    * a key of another user, or no key, has that id is told only to the latter.
    */
-  async function keyFor(ctx: CallContext, id: string): Promise<{ caller: Caller; key: ApiKeyGrant }> {
+  async function keyFor(ctx: CallContext, id: string): Promise<{ authenticated: Authenticated; caller: Caller; key: ApiKeyGrant }> {
     const authenticated = await authenticate(ctx);
     const { caller } = authenticated;
     if (!isKeyId(id)) throw new ApiError("invalid_argument", "id must be an API key id (12 characters of a-z, 2-7)");
@@ -184,7 +184,7 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
     if (key?.ownerUserId !== caller.userId) authorizeAuthenticated(authenticated, "admin:keys", ALL_TENANTS);
     if (!key) throw new ApiError("not_found", `API key ${id} not found`);
     requireTenantWithin(caller.limits, key.tenant, `cannot manage API key ${id}, which is`);
-    return { caller, key };
+    return { authenticated, caller, key };
   }
 
   const handlers: Handlers<typeof pb.AdminService> = {
@@ -382,7 +382,9 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
       return create(pb.ListApiKeysResponseSchema, { apiKeys: keys.map(toApiKey) });
     },
     async revokeApiKey(req, ctx) {
-      const { caller } = await keyFor(ctx, req.id);
+      const { authenticated, caller, key } = await keyFor(ctx, req.id);
+      // A narrowed key revokes no key wider than itself (a sibling of its user) unless it may manage every key.
+      if (!allows(authenticated, "admin:keys", ALL_TENANTS)) requireRevocableWithin(caller.limits, key, " (or needs admin:keys in every tenant)");
       const { version } = await store.revokeApiKey(req.id, now(), caller.actor);
       return create(pb.RevokeApiKeyResponseSchema, { version: await commit(version, "api key revoked", caller, { key: req.id }) });
     },

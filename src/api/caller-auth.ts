@@ -52,6 +52,8 @@ export interface CallerAuth {
    * PERMISSION_DENIED to any other, as a tenant where it holds nothing is.
    */
   authorizeAuthenticated(authenticated: Authenticated, action: string, tenant: string): Caller;
+  /** Whether a caller already authenticated is allowed `action` in `tenant`; throws nothing. */
+  allows(authenticated: Authenticated, action: string, tenant: string): boolean;
 }
 
 /** The result of authenticate(). */
@@ -138,5 +140,6 @@ export function createCallerAuth(options: { readonly engine: Engine; readonly pa
     authenticate,
     authorize: async (ctx, action, tenant) => authorizeAuthenticated(await authenticate(ctx), action, tenant),
     authorizeAuthenticated,
+    allows: ({ resolved }, action, tenant) => engine.decideResolved(resolved, action, tenant).allowed,
   };
 }

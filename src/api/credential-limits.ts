@@ -2,7 +2,8 @@
  * A credential never mints a credential wider than itself: an API key created or rotated by a
  * caller stays within the caller's tenant, permissions and expiry. A field the request leaves empty
  * takes the caller's own limit; asking for more is PERMISSION_DENIED, naming the limit. A
- * credential limited to one tenant sees and acts on objects of that tenant only.
+ * credential limited to one tenant sees and acts on objects of that tenant only, and a narrowed key
+ * revokes only keys within its tenant and permissions (unless it may manage every key).
  */
 import { patternsCover } from "../core/patterns.js";
 import type { CredentialLimits } from "./caller-auth.js";
@@ -37,6 +38,16 @@ export function requireKeyWithin(limits: CredentialLimits, scope: KeyScope): voi
   requireWithin(limits, scope, "cannot rotate a key");
 }
 
+/**
+ * Throws unless a key of `scope` is within `limits` in tenant and permissions: the keys a narrowed
+ * credential may revoke without admin:keys in every tenant (`hint` says so in the message).
+ */
+export function requireRevocableWithin(limits: CredentialLimits, scope: Omit<KeyScope, "expiresAtMs">, hint: string): void {
+  const what = "cannot revoke a key";
+  requireTenantWithin(limits, scope.tenant, what);
+  requirePermissionsWithin(limits, scope.permissions, what, hint);
+}
+
 /** True when a credential with `limits` may see an object of `tenant` ("": of every tenant). */
 export function withinTenant(limits: CredentialLimits, tenant: string): boolean {
   return limits.tenant === "" || tenant === limits.tenant;
@@ -52,13 +63,17 @@ export function requireTenantWithin(limits: CredentialLimits, tenant: string, wh
   throw denied(`this credential is limited to tenant ${limits.tenant}: it ${what} ${where}`);
 }
 
+function requirePermissionsWithin(limits: CredentialLimits, permissions: readonly string[], what: string, hint = ""): void {
+  if (limits.permissions.length === 0) return;
+  const narrowed = `this credential is narrowed to ${limits.permissions.join(", ")}: it ${what}`;
+  if (permissions.length === 0) throw denied(`${narrowed} with all of its owner's permissions${hint}`);
+  const wider = permissions.find((p) => !patternsCover(limits.permissions, p));
+  if (wider !== undefined) throw denied(`${narrowed} with ${wider}${hint}`);
+}
+
 function requireWithin(limits: CredentialLimits, scope: KeyScope, what: string): void {
   requireTenantWithin(limits, scope.tenant, what);
-  if (limits.permissions.length > 0) {
-    if (scope.permissions.length === 0) throw denied(`this credential is narrowed to ${limits.permissions.join(", ")}: it ${what} with all of its owner's permissions`);
-    const wider = scope.permissions.find((p) => !patternsCover(limits.permissions, p));
-    if (wider !== undefined) throw denied(`this credential is narrowed to ${limits.permissions.join(", ")}: it ${what} with ${wider}`);
-  }
+  requirePermissionsWithin(limits, scope.permissions, what);
   if (limits.expiresAtMs !== 0 && (scope.expiresAtMs === 0 || scope.expiresAtMs > limits.expiresAtMs)) {
     const until = scope.expiresAtMs === 0 ? "that never expires" : `that expires at ${iso(scope.expiresAtMs)}`;
     throw denied(`this credential ends at ${iso(limits.expiresAtMs)}: it ${what} ${until}`);

@@ -118,6 +118,39 @@ describe("a credential never mints a credential wider than itself", () => {
     expect((await grpcError(admin.rotateApiKey({ id: wideSibling.apiKey!.id }, { "x-api-key": narrowed.secret }))).code).toBe(status.PERMISSION_DENIED);
   });
 
+  it("a narrowed key revokes only its user's keys within its permissions and tenant, unless it holds admin:keys in every tenant", async () => {
+    const narrowed = await key({ permissions: ["read:orders", "write:orders"] });
+    const h = { "x-api-key": narrowed.secret };
+    const wider = await Promise.all([key({ permissions: ["read:*"] }), key({}), key({ permissions: ["read:orders", "delete:orders"] })]);
+    for (const k of wider) {
+      const err = await grpcError(admin.revokeApiKey({ id: k.apiKey!.id }, h));
+      expect({ permissions: k.apiKey!.permissions, code: err.code, details: err.details }).toEqual({
+        permissions: k.apiKey!.permissions,
+        code: status.PERMISSION_DENIED,
+        details: expect.stringContaining("narrowed to read:orders, write:orders"),
+      });
+      expect((await check(k.secret, "acme")).allowed).toBe(true);
+    }
+    for (const permissions of [["read:orders"], ["read:orders", "write:orders"]]) {
+      const within = await key({ permissions });
+      await admin.revokeApiKey({ id: within.apiKey!.id }, h);
+      expect((await check(within.secret, "acme")).reason).toBe(Reason.REVOKED);
+    }
+    const scoped = await key({ tenant: "acme", permissions: ["read:orders"] });
+    const initech = await key({ tenant: "initech", permissions: ["read:orders"] });
+    expect((await grpcError(admin.revokeApiKey({ id: initech.apiKey!.id }, { "x-api-key": scoped.secret }))).code).toBe(status.PERMISSION_DENIED);
+    await admin.revokeApiKey({ id: scoped.apiKey!.id }, { "x-api-key": scoped.secret });
+
+    // A key narrowed to admin:keys manages every user's keys, its own wider ones too; sessions are not narrowed.
+    const rootWide = await admin.createApiKey({ name: "wide" }, ROOT);
+    const keyAdmin = await admin.createApiKey({ name: "key-admin", permissions: ["admin:keys"] }, ROOT);
+    await admin.revokeApiKey({ id: rootWide.apiKey!.id }, { "x-api-key": keyAdmin.secret });
+    await admin.revokeApiKey({ id: wider[0].apiKey!.id }, { "x-api-key": keyAdmin.secret });
+    const t = (await auth.login({ username: "alice", password: "alice-password-1", tenant: "" })).tokens!;
+    await admin.revokeApiKey({ id: wider[1].apiKey!.id }, bearer(t.accessToken));
+    expect((await check(wider[1].secret, "acme")).reason).toBe(Reason.REVOKED);
+  });
+
   it("changing one's own password with a token or key needs the current password", async () => {
     const t = (await auth.login({ username: "bob", password: "bob-password-12", tenant: "" })).tokens!;
     const missing = await grpcError(admin.changePassword({ newPassword: "bob-password-new-1" }, bearer(t.accessToken)));
