@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { SOCKET_ADDRESS } from "../api/rpc.js";
+import { answerClientErrors } from "./connect-errors.js";
 import { type CorsSettings, createCors } from "./cors.js";
 
 /** A service for the Connect router. */
@@ -74,6 +75,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
       for (const s of options.services) router.service(s.service, s.implementation);
+      // connect-es answers a request that does not decode with INTERNAL (HTTP 500), before any
+      // interceptor: each handler is wrapped so that it answers INVALID_ARGUMENT instead, and no
+      // internal error's message leaves (connect-errors.ts). The adapter serves router.handlers.
+      const wrapped = router.handlers.map((h) => answerClientErrors(h, options.logger));
+      router.handlers.splice(0, router.handlers.length, ...wrapped);
     },
     readMaxBytes: options.maxRequestBytes,
     contextValues: (req) => createContextValues().set(SOCKET_ADDRESS, req.socket.remoteAddress ?? ""),
