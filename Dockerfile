@@ -20,7 +20,8 @@ ENV NODE_ENV=production VERDICT_DATA_DIR=/data
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
-RUN mkdir -p /data && chown node:node /data
+# The embedded database keeps password and key hashes: its directory is the node user's only.
+RUN mkdir -p -m 0700 /data && chown node:node /data
 USER node
 EXPOSE 50051 8080
 ENTRYPOINT ["node", "dist/src/main.js"]

@@ -127,7 +127,8 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   const metrics = createMetrics();
   const schema = options.schema ?? (config.databaseSchema || undefined);
   // Drivers are loaded when chosen: the embedded default loads neither pg nor ioredis, Postgres not PGlite.
-  const store: Store = options.store ?? (await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema }));
+  const onDataDirTightened = (message: string) => logger.warn(message, { dataDir: config.dataDir });
+  const store: Store = options.store ?? (await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema, onDataDirTightened }));
   const bus = options.bus ?? (await openBus({ redisUrl: config.redisUrl, channel: config.redisChannel, logger: logger.child({ component: "bus" }) }));
   const passwords = createPasswordHasher(config.argon2, { maxConcurrent: config.argon2.maxConcurrent, maxWaiting: 256, maxWaitingPerSource: 16 });
   // With Redis every replica (every worker) shares counts there; without it, a worker shares them with its siblings.

@@ -189,7 +189,8 @@ function addStatusCommands(program: Command, run: CliRun): void {
     .action(async (options: { passwordStdin?: boolean; enable?: boolean }, command: Command) => {
       const ctx = commandContext(run, command);
       const chosen = options.passwordStdin ? await readSecretFromStdin(ctx.io, "password") : undefined;
-      const result = await resetRoot(ctx.io.env, { password: chosen, enable: options.enable === true });
+      const warn = (message: string) => void ctx.io.stderr.write(`verdict: warning: ${message}\n`);
+      const result = await resetRoot(ctx.io.env, { password: chosen, enable: options.enable === true, warn });
       if (ctx.format === "json") printJson(ctx.io, { ...result, password: chosen === undefined ? result.password : undefined });
       else {
         ctx.io.stderr.write(`root user ${result.username}: password reset, its sessions revoked${result.enabled ? ", enabled" : ""}${result.disabled ? " (still disabled: add --enable)" : ""}\n`);

@@ -31,7 +31,10 @@ export interface ResetRootResult {
 const ACTOR: Actor = { userId: "system:reset-root" };
 
 /** Sets a new root password in the configured database. */
-export async function resetRoot(env: NodeJS.ProcessEnv, options: { password?: string; enable: boolean }): Promise<ResetRootResult> {
+export async function resetRoot(
+  env: NodeJS.ProcessEnv,
+  options: { password?: string; enable: boolean; warn?: (message: string) => void },
+): Promise<ResetRootResult> {
   let config;
   try {
     config = loadConfig(env);
@@ -46,7 +49,12 @@ export async function resetRoot(env: NodeJS.ProcessEnv, options: { password?: st
     throw new CliError(`no embedded database in ${config.dataDir}: set VERDICT_DATA_DIR (or DATABASE_URL) as the server has it`, EXIT.usage);
   }
   const where = config.databaseUrl ? "the database at DATABASE_URL" : `the embedded database in ${config.dataDir}`;
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema || undefined });
+  let store;
+  try {
+    store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, schema: config.databaseSchema || undefined, onDataDirTightened: options.warn });
+  } catch (error) {
+    throw new CliError((error as Error).message, EXIT.refused);
+  }
   try {
     let root;
     try {

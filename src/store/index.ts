@@ -9,8 +9,13 @@ import type { SqlStore } from "./sql-store.js";
 export interface OpenStoreOptions {
   /** postgres:// URL; when unset or empty the embedded PGlite store is used. */
   readonly databaseUrl?: string;
-  /** PGlite data directory ("memory://" for in memory); ignored when databaseUrl is set. */
+  /**
+   * PGlite data directory ("memory://" for in memory); ignored when databaseUrl is set. Kept 0700;
+   * one of another user's is refused (openStore rejects).
+   */
   readonly dataDir: string;
+  /** Told (with a message naming it) when the data directory was open to others and is now 0700. */
+  readonly onDataDirTightened?: (message: string) => void;
   /** Schema holding Verdict's tables (created by migrate() if missing). */
   readonly schema?: string;
 }
@@ -27,5 +32,5 @@ export async function openStore(options: OpenStoreOptions): Promise<SqlStore> {
     return createPostgresStore({ connectionString: options.databaseUrl, schema: options.schema });
   }
   const { createPgliteStore } = await import("./pglite.js");
-  return createPgliteStore({ dataDir: options.dataDir, schema: options.schema });
+  return createPgliteStore({ dataDir: options.dataDir, schema: options.schema, onTightened: options.onDataDirTightened });
 }

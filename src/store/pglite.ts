@@ -6,10 +6,11 @@
  * queries are serialised. Once the thread stops (it failed, or was ended), every request waiting
  * for it and every later one fails with StoreError("unavailable").
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { ThreadReply, ThreadRequest, ThreadSettings } from "./pglite-protocol.js";
+import { prepareDataDir } from "./data-dir.js";
 import { quoteSchemaName } from "./migrations.js";
 import type { SqlDriver, SqlResult, SqlSession, TransactionOptions } from "./sql-driver.js";
 import { type SqlStore, createSqlStore } from "./sql-store.js";
@@ -19,8 +20,14 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 
 /** Where PGlite keeps its data. */
 export interface PgliteStoreOptions {
-  /** A directory (created if missing), or "memory://" for a database that lives in memory only. */
+  /**
+   * A directory, or "memory://" for a database that lives in memory only. The directory is created
+   * 0700 when missing, tightened to 0700 when open to others, refused when it belongs to another
+   * user (data-dir.ts): createPgliteDriver throws then.
+   */
   readonly dataDir: string;
+  /** Told (with a message naming the directory) when the directory's mode was tightened. */
+  readonly onTightened?: (message: string) => void;
   /** Schema holding Verdict's tables, created by migrate() and set as the search_path. */
   readonly schema?: string;
 }
@@ -51,10 +58,7 @@ function initializeDataDir(dataDir: string): Promise<void> {
 
 /** Starts the thread serving the database, first creating a directory's database when there is none. */
 async function startThread(settings: ThreadSettings): Promise<Worker> {
-  if (!settings.dataDir.includes("://")) {
-    mkdirSync(settings.dataDir, { recursive: true });
-    if (!existsSync(join(settings.dataDir, "PG_VERSION"))) await initializeDataDir(settings.dataDir);
-  }
+  if (!settings.dataDir.includes("://") && !existsSync(join(settings.dataDir, "PG_VERSION"))) await initializeDataDir(settings.dataDir);
   return new Worker(threadUrl(), { workerData: settings });
 }
 
@@ -66,6 +70,7 @@ export interface PgliteDriver extends SqlDriver {
 
 /** Creates the driver for createSqlStore; createPgliteStore does both. */
 export function createPgliteDriver(options: PgliteStoreOptions): PgliteDriver {
+  if (!options.dataDir.includes("://")) prepareDataDir(options.dataDir, options.onTightened);
   const searchPath = options.schema === undefined ? undefined : quoteSchemaName(options.schema);
   const pending = new Map<number, { resolve: (reply: ThreadReply) => void; reject: (error: Error) => void }>();
   let lastId = 0;
