@@ -208,6 +208,8 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
         prefix: config.rateLimit.redisPrefix,
         timeoutMs: 250,
         ...sharedCounting,
+        onBadValue: () => metrics.loginAttemptCounterResets.inc(),
+        logger: logger.child({ component: "login-attempts" }),
       })
     : options.loginAttempts?.(sharedCounting);
   // Every per-address limit counts an IPv6 client by its prefix (one subscriber holds a whole /64).

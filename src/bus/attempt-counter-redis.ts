@@ -8,8 +8,14 @@
  *
  * Redis unreachable: fail open counts on this replica (the fallback counter; up to N times the
  * guesses while it lasts), fail closed refuses every attempt for a second at a time.
+ *
+ * A key holding anything but a count this script wrote (`inf`, `nan`, `1e3`, text, a negative
+ * number, another type) would have refused that username for ever or failed every attempt: it is
+ * reset instead, the attempt counted as the first of a new window, and reported. A count found
+ * without an expiry gets the window's.
  */
 import type { AttemptCount, AttemptCounter, ClosableAttemptCounter } from "../authn/attempt-counter.js";
+import type { Logger } from "../observability/logger.js";
 import { createRedisScriptConnection } from "./redis-script-connection.js";
 
 /** Options of createRedisAttemptCounter. */
@@ -23,27 +29,60 @@ export interface RedisAttemptCounterOptions {
   readonly fallback: AttemptCounter | undefined;
   /** Called on every call Redis did not answer. */
   readonly onFailure?: (error: unknown) => void;
+  /** Called with the Redis key for every counter found holding no count (and reset). */
+  readonly onBadValue?: (key: string) => void;
+  /** Warned at most once a minute, with how many such counters were reset since. */
+  readonly logger?: Logger;
 }
 
 
-// KEYS[1]: the key's counter. ARGV: limit, window ms. Returns {counted (0/1), ms left in the window}.
-const TAKE = `
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+// The count in KEYS[1]: 0 when there is none; nil (after deleting the key) when it holds anything
+// but decimal digits this script could have written (tonumber would read inf, nan, 1e3, 0x10).
+const READ_COUNT = `
+local function current(key)
+  local kind = redis.call('TYPE', key).ok
+  if kind == 'none' then return 0 end
+  if kind == 'string' then
+    local v = redis.call('GET', key)
+    if #v > 0 and #v <= 15 and string.find(v, '^%d+$') then return tonumber(v) end
+  end
+  redis.call('DEL', key)
+  return nil
+end
+`;
+
+// KEYS[1]: the key's counter. ARGV: limit, window ms.
+// Returns {counted (0/1), ms left in the window, 1 if the key held no count and was reset}.
+const TAKE = `${READ_COUNT}
+local count = current(KEYS[1])
+local bad = 0
+if count == nil then count, bad = 0, 1 end
 local ttl = redis.call('PTTL', KEYS[1])
-if count >= tonumber(ARGV[1]) then return { 0, ttl } end
+if count >= tonumber(ARGV[1]) then
+  if ttl < 0 then
+    ttl = tonumber(ARGV[2])
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+  return { 0, ttl, bad }
+end
 count = redis.call('INCR', KEYS[1])
 if count == 1 or ttl < 0 then
   ttl = tonumber(ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
-return { 1, ttl }
+return { 1, ttl, bad }
 `;
 
-// KEYS[1]: the key's counter. Uncounts one attempt, keeping the window's expiry.
-const GIVE_BACK = `
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+// KEYS[1]: the key's counter. Uncounts one attempt, keeping the window's expiry. Returns 1 if the
+// key held no count and was reset.
+const GIVE_BACK = `${READ_COUNT}
+local count = current(KEYS[1])
+if count == nil then return 1 end
+if count > 0 then redis.call('DECR', KEYS[1]) end
 return 0
 `;
+
+const BAD_VALUE_LOG_MS = 60_000;
 
 const FAIL_CLOSED_RETRY_MS = 1000;
 
@@ -53,17 +92,32 @@ export function createRedisAttemptCounter(options: RedisAttemptCounterOptions): 
   redis.defineCommand("verdictAttemptTake", { numberOfKeys: 1, lua: TAKE });
   redis.defineCommand("verdictAttemptGiveBack", { numberOfKeys: 1, lua: GIVE_BACK });
   const commands = redis as unknown as {
-    verdictAttemptTake(key: string, limit: number, windowMs: number): Promise<[number, number]>;
+    verdictAttemptTake(key: string, limit: number, windowMs: number): Promise<[number, number, number]>;
     verdictAttemptGiveBack(key: string): Promise<number>;
   };
   const name = (key: string) => `${options.prefix}:login:${key}`;
   const failed = (error: unknown) => options.onFailure?.(error);
+  let resetUnlogged = 0;
+  let lastResetLog = -Infinity;
+  const reset = (key: string) => {
+    options.onBadValue?.(key);
+    resetUnlogged++;
+    const now = Date.now();
+    if (now - lastResetLog < BAD_VALUE_LOG_MS) return;
+    options.logger?.warn("attempt counters in Redis (failed logins, sign-in starts) held no count (another type, or not a whole number); reset them, counting from the attempt that found them", {
+      reset: resetUnlogged,
+      prefix: `${options.prefix}:login:`,
+    });
+    lastResetLog = now;
+    resetUnlogged = 0;
+  };
 
   return {
     async take(key, limit, windowMs, nowMs): Promise<AttemptCount> {
       await firstAttempt;
       try {
-        const [counted, ttl] = await commands.verdictAttemptTake(name(key), limit, windowMs);
+        const [counted, ttl, bad] = await commands.verdictAttemptTake(name(key), limit, windowMs);
+        if (bad === 1) reset(name(key));
         return { counted: counted === 1, resetAtMs: nowMs + Math.max(0, ttl) };
       } catch (error) {
         failed(error);
@@ -73,7 +127,7 @@ export function createRedisAttemptCounter(options: RedisAttemptCounterOptions): 
     },
     async giveBack(key, nowMs) {
       try {
-        await commands.verdictAttemptGiveBack(name(key));
+        if ((await commands.verdictAttemptGiveBack(name(key))) === 1) reset(name(key));
       } catch (error) {
         failed(error);
       }

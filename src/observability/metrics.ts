@@ -54,6 +54,8 @@ export interface Metrics {
   readonly rateLimitDegradedSeconds: Counter;
   /** Failed-login counts Redis did not answer (counted on the replica, or refused when failing closed). */
   readonly loginAttemptCounterFailures: Counter;
+  /** Failed-login counters found in Redis holding no count, and reset. */
+  readonly loginAttemptCounterResets: Counter;
   readonly adminRequests: Counter<"method" | "code" | "transport">;
   /**
    * The counter of one Admin or Auth method on one transport (verdict_admin_requests_total),
@@ -221,6 +223,10 @@ export function createMetrics(): Metrics {
     loginAttemptCounterFailures: counter(
       "verdict_login_attempt_counter_failures_total",
       "Failed-login and sign-in-start counts Redis did not answer (counted on this replica when VERDICT_RATE_LIMIT_FAIL_OPEN, else the attempt is refused).",
+    ),
+    loginAttemptCounterResets: counter(
+      "verdict_login_attempt_counter_resets_total",
+      "Failed-login and sign-in-start counters found in Redis holding no count (another type, or not a whole number such as inf), reset so that they lock nobody out.",
     ),
     rateLimitEvictions: counter("verdict_rate_limit_evictions_total", "Credentials whose rate-limit counts were forgotten to stay within VERDICT_RATE_LIMIT_MAX_TRACKED."),
     adminRequests,
