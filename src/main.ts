@@ -9,10 +9,8 @@ import cluster from "node:cluster";
 import { type Config, ConfigError, loadConfig } from "./config/config.js";
 import { usableCpus } from "./cluster/cpu-count.js";
 import { runPrimary } from "./cluster/primary.js";
-import { setUpWorker } from "./cluster/worker.js";
 import { effectiveConfig, formatEffectiveConfig } from "./config/print-config.js";
 import { createLogger } from "./observability/logger.js";
-import { startVerdict } from "./app.js";
 
 /** The workers to run: VERDICT_WORKERS, with `auto` the usable CPUs (1 on the embedded database). */
 function workerCount(config: Config): number {
@@ -54,6 +52,8 @@ async function main(): Promise<void> {
     }
     if (config.workers === "auto" && !config.databaseUrl) logger.info("VERDICT_WORKERS=auto runs one worker on the embedded database (it belongs to one process)");
   }
+  // Loaded only by a process that serves: a primary of workers holds none of the replica's modules.
+  const [{ startVerdict }, { setUpWorker }] = await Promise.all([import("./app.js"), import("./cluster/worker.js")]);
   const worker = cluster.isWorker ? setUpWorker(config, logger) : undefined;
   const workerLogger = worker ? logger.child({ worker: worker.slot }) : logger;
   const verdict = await startVerdict(config, {

@@ -74,4 +74,23 @@ describe("what a Verdict process loads", () => {
     expect(loaded).toContain("pg");
     expect(loaded).toContain("ioredis");
   }, 90_000);
+
+  it("as the primary of workers, none of a replica's packages (it only forks, relays and sums)", async () => {
+    const build = await buildReplica("lazy-drivers");
+    const workersSchema = `${schema}_w`;
+    const proc = await spawnReplica(
+      "primary",
+      build.main,
+      replicaEnv({ NODE_OPTIONS: `--import=${PRELOAD}`, VERDICT_WORKERS: "2", DATABASE_URL: TEST_DATABASE_URL, VERDICT_DATABASE_SCHEMA: workersSchema }),
+    );
+    procs.push(proc);
+    try {
+      const loaded = await loadedPackages(proc);
+      expect(loaded).toContain("prom-client");
+      for (const name of ["@grpc/grpc-js", "@connectrpc/connect-node", "pg", "argon2", "openid-client"]) expect(loaded).not.toContain(name);
+    } finally {
+      await proc.stop();
+      await dropSchema(workersSchema);
+    }
+  }, 90_000);
 });
