@@ -75,8 +75,14 @@ export async function spawnBenchServer(env: Record<string, string> = {}): Promis
 }
 
 if (process.argv[2] === "--serve") {
+  // As main.ts does before anything else: the benches measure the process Verdict runs as.
+  const { loadConfig } = await import("../src/config/config.js");
+  const { applyV8Flags } = await import("../src/runtime/v8-flags.js");
+  const env = JSON.parse(process.env.BENCH_SERVER_ENV ?? "{}") as Record<string, string>;
+  const config = loadConfig({ ...process.env, ...env });
+  applyV8Flags({ embeddedDatabase: config.databaseUrl === "", heapGrowingPercent: config.heapGrowingPercent });
   const { startBenchServer } = await import("./server.js");
-  const server = await startBenchServer(JSON.parse(process.env.BENCH_SERVER_ENV ?? "{}") as Record<string, string>);
+  const server = await startBenchServer(env);
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   createInterface({ input: process.stdin }).on("line", (line) => {

@@ -4,13 +4,13 @@
  * runs this file again as one replica sharing the ports. With --print-config: print the effective
  * configuration (secrets masked) and exit.
  */
-import { setFlagsFromString } from "node:v8";
 import cluster from "node:cluster";
 import { type Config, ConfigError, loadConfig } from "./config/config.js";
 import { usableCpus } from "./cluster/cpu-count.js";
 import { runPrimary } from "./cluster/primary.js";
 import { effectiveConfig, formatEffectiveConfig } from "./config/print-config.js";
 import { createLogger } from "./observability/logger.js";
+import { applyV8Flags } from "./runtime/v8-flags.js";
 
 /** The workers to run: VERDICT_WORKERS, with `auto` the usable CPUs (1 on the embedded database). */
 function workerCount(config: Config): number {
@@ -33,10 +33,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  // The embedded database is Postgres in WebAssembly: compiled by Liftoff only (no TurboFan tier-up)
-  // it holds about 45 MB less and starts about twice as fast, with no measurable cost on its queries
-  // (bench/RESULTS.md). Set before PGlite compiles its module; no other WebAssembly runs here.
-  if (config.databaseUrl === "") setFlagsFromString("--liftoff-only");
+  applyV8Flags({ embeddedDatabase: config.databaseUrl === "", heapGrowingPercent: config.heapGrowingPercent });
   const logger = createLogger(config.logLevel, { service: "verdict" });
   if (cluster.isPrimary) {
     const workers = workerCount(config);

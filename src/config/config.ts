@@ -130,6 +130,13 @@ export const settings = {
     max: 128,
     doc: "the per-address limits (failed logins, sign-ins started, anonymous requests to rate-limited exempt routes) count an IPv6 client by this many leading bits of its address, since one subscriber normally holds a whole /64 (often a /56 or /48); 128: each address alone. IPv4 clients, and IPv4-mapped IPv6 addresses, count by their IPv4 address",
   }),
+  heapGrowingPercent: int({
+    env: "VERDICT_HEAP_GROWING_PERCENT",
+    default: 50,
+    min: 0,
+    max: 400,
+    doc: "the JavaScript heap's old generation grows by at most this percentage of what survived the last full garbage collection before the next one (V8 `--heap-growing-percent`): smaller makes each collection's pause shorter and more frequent (Check's worst-case latency), at a few percent more CPU per call; `0` leaves V8's own heuristic",
+  }),
   dataDir: text({ env: "VERDICT_DATA_DIR", default: "./data", rule: "a directory", doc: "embedded database directory (PGlite), used when `DATABASE_URL` is unset; kept `0700` (a wider one is tightened, one of another user refused)" }),
   databaseUrl: url({ env: "DATABASE_URL", schemes: ["postgres:", "postgresql:"], doc: "use this Postgres instead of the embedded database" }),
   databaseSchema: text({

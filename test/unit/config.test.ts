@@ -19,6 +19,7 @@ describe("loadConfig defaults", () => {
       preset: "",
       grpcAddr: { host: "0.0.0.0", port: 50051 },
       grpcFastLane: true,
+      heapGrowingPercent: 50,
       grpcLimits: { maxConcurrentStreams: 100, maxConnections: 1000, requestTimeoutMs: 5000 },
       httpAddr: { host: "0.0.0.0", port: 8080 },
       workers: 1,
