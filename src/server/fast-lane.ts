@@ -209,7 +209,7 @@ class FastCall {
     frame.writeUInt32BE(bytes.length, 1);
     bytes.copy(frame, 5);
     stream.respond(this.responseHeaders, { waitForTrailers: true });
-    stream.once("wantTrailers", sendOkTrailers);
+    stream.on("wantTrailers", sendOkTrailers);
     stream.end(frame);
   };
 
@@ -251,11 +251,12 @@ export function createFastLane(options: FastLaneOptions): FastLane {
       if (typeof contentType !== "string" || !contentType.startsWith("application/grpc")) return false;
       const encoding = headers["grpc-encoding"];
       if (encoding !== undefined && encoding !== "identity") return false;
-      stream.once("error", ignore);
+      // Each of these events comes once per stream: `on` spares the wrapper `once` builds per call.
+      stream.on("error", ignore);
       const call = new FastCall(stream, headers, method, maxRequestBytes);
       deadline.track(stream, (details) => call.fail(DEADLINE_EXCEEDED, details));
       stream.on("data", (chunk: Buffer) => call.data(chunk));
-      stream.once("end", () => call.end());
+      stream.on("end", () => call.end());
       return true;
     },
   };

@@ -59,7 +59,7 @@ export function createRequestDeadline(options: { readonly timeoutMs: number; rea
   sweep.unref();
   const track = (stream: ServerHttp2Stream, expire: Expire) => {
     recent.set(stream, expire);
-    stream.once("close", forget);
+    stream.on("close", forget);
   };
   return {
     interceptor(_method, call) {
