@@ -74,8 +74,14 @@ export function toApiError(error: unknown): ApiError {
 
 /** The error for a request message that does not decode (the decoder's complaint is kept as the cause). */
 export function malformedRequest(typeName: string, cause: unknown): ApiError {
-  return new ApiError("invalid_argument", `malformed ${typeName} message`, { cause });
+  // The decoder's complaint ("truncated field", "premature EOF") names no content of the message; it
+  // is what the HTTP port says too (server/connect-errors.ts). Bounded, in case a decoder says more.
+  const reason = cause instanceof Error && cause.message !== "" ? cause.message.slice(0, MAX_REASON) : "not decodable";
+  return new ApiError("invalid_argument", `malformed ${typeName} message: ${reason}`, { cause });
 }
+
+/** Longest decoder complaint put in a malformed-message error. */
+const MAX_REASON = 200;
 
 /** The gRPC form of an error. */
 export function toGrpcError(error: ApiError): Partial<ServiceError> {

@@ -34,6 +34,13 @@ export function readVarint(c: Cursor, end: number): number {
 }
 
 /** Wire types of protobuf fields. */
+/** Reads a field's tag; field number 0 is not valid protobuf (protobuf-es refuses it too). */
+export function readTag(c: Cursor, end: number): number {
+  const tag = readVarint(c, end);
+  if (tag >>> 3 === 0) throw new WireError("field number 0");
+  return tag;
+}
+
 export const VARINT = 0;
 export const FIXED64 = 1;
 export const LENGTH_DELIMITED = 2;

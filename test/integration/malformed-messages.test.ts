@@ -13,6 +13,7 @@ import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
 import { AuthService } from "../../gen/verdict/v1/auth_pb.js";
 import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { Authorization } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { endStreamError, envelope, grpcStatusOf, post } from "../helpers/http-protocols.js";
 import { type RawGrpcClient, rawGrpcClient } from "../helpers/raw-grpc.js";
 import { TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
@@ -47,14 +48,15 @@ describe("malformed request messages", () => {
   });
 
   it("answers INVALID_ARGUMENT on every unary method of every service", async () => {
-    const paths = [DecisionService, AdminService, AuthService, Health].flatMap(unaryPaths);
+    const paths = [DecisionService, AdminService, AuthService, Health, Authorization].flatMap(unaryPaths);
     expect(paths).toContain("/verdict.v1.DecisionService/Check");
     expect(paths).toContain("/verdict.v1.DecisionService/CheckBatch");
     const wrong: string[] = [];
     for (const path of paths) {
       for (const [why, bytes] of Object.entries(MALFORMED)) {
         const outcome = await raw.unary(path, bytes);
-        if (outcome.code !== status.INVALID_ARGUMENT) wrong.push(`${path} (${why}): ${status[outcome.code]} ${outcome.details}`);
+        // The same reason the HTTP port gives: the type and the decoder's complaint.
+        if (outcome.code !== status.INVALID_ARGUMENT || !MALFORMED_REASON.test(outcome.details)) wrong.push(`${path} (${why}): ${status[outcome.code]} ${outcome.details}`);
       }
     }
     expect(wrong).toEqual([]);
@@ -64,6 +66,7 @@ describe("malformed request messages", () => {
     for (const bytes of Object.values(MALFORMED)) {
       const outcome = await raw.serverStreamFirst("/grpc.health.v1.Health/Watch", bytes);
       expect(outcome.code, outcome.details).toBe(status.INVALID_ARGUMENT);
+      expect(outcome.details).toMatch(MALFORMED_REASON);
     }
   });
 

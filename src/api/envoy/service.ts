@@ -9,8 +9,8 @@ import type { Config } from "../../config/config.js";
 import type { DecisionAudit } from "../../observability/audit.js";
 import type { Logger } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
-import { Code } from "../code.js";
 import { createDecisionIds } from "../decision-ids.js";
+import { malformedRequest, toGrpcError } from "../errors.js";
 import type { GrpcService } from "../rpc.js";
 import type { Decider } from "./decider.js";
 import { createExtAuthzHandler, type ExtAuthzHandler, type ExtAuthzOutcome } from "./ext-authz.js";
@@ -135,8 +135,8 @@ function authorizationService(check: ExtAuthzHandler, rules: RulesSource): GrpcS
       let request: CheckRequestView;
       try {
         request = decodeCheckRequest(call.request, selectionFor(current));
-      } catch {
-        callback({ code: Code.InvalidArgument as number, details: "malformed envoy.service.auth.v3.CheckRequest" });
+      } catch (error) {
+        callback(toGrpcError(malformedRequest("envoy.service.auth.v3.CheckRequest", error)));
         return;
       }
       let answer: CheckResponse | Promise<CheckResponse>;

@@ -15,7 +15,7 @@ import {
   LENGTH_DELIMITED,
   readDelimited,
   readString,
-  readVarint,
+  readTag,
   skipField,
   VARINT,
   varintSize,
@@ -61,7 +61,7 @@ export function decodeCheckRequest(bytes: Uint8Array, selection?: HeaderSelectio
   const end = buf.length;
   let attributes: CheckRequestView["attributes"];
   while (c.pos < end) {
-    const tag = readVarint(c, end);
+    const tag = readTag(c, end);
     if (tag === ((1 << 3) | LENGTH_DELIMITED)) attributes = readAttributes(c, readDelimited(c, end), selection);
     else skipField(c, tag & 7, end);
   }
@@ -74,7 +74,7 @@ function readAttributes(c: Cursor, end: number, selection: HeaderSelection | und
   let sawRequest = false;
   let source: NonNullable<CheckRequestView["attributes"]>["source"];
   while (c.pos < end) {
-    const tag = readVarint(c, end);
+    const tag = readTag(c, end);
     if (tag === ((1 << 3) | LENGTH_DELIMITED) && selection?.sourceAddress === true) {
       const address = readSourceAddress(c, readDelimited(c, end));
       if (address !== undefined) source = { address: { address: { case: "socketAddress", value: { address } } } };
@@ -82,7 +82,7 @@ function readAttributes(c: Cursor, end: number, selection: HeaderSelection | und
       sawRequest = true;
       const requestEnd = readDelimited(c, end);
       while (c.pos < requestEnd) {
-        const t = readVarint(c, requestEnd);
+        const t = readTag(c, requestEnd);
         if (t === ((2 << 3) | LENGTH_DELIMITED)) http = readHttp(c, readDelimited(c, requestEnd), selection);
         else skipField(c, t & 7, requestEnd);
       }
@@ -99,21 +99,21 @@ function readAttributes(c: Cursor, end: number, selection: HeaderSelection | und
 function readSourceAddress(c: Cursor, peerEnd: number): string | undefined {
   let found: string | undefined;
   while (c.pos < peerEnd) {
-    const tag = readVarint(c, peerEnd);
+    const tag = readTag(c, peerEnd);
     if (tag !== ((1 << 3) | LENGTH_DELIMITED)) {
       skipField(c, tag & 7, peerEnd);
       continue;
     }
     const addressEnd = readDelimited(c, peerEnd);
     while (c.pos < addressEnd) {
-      const t = readVarint(c, addressEnd);
+      const t = readTag(c, addressEnd);
       if (t !== ((1 << 3) | LENGTH_DELIMITED)) {
         skipField(c, t & 7, addressEnd);
         continue;
       }
       const socketEnd = readDelimited(c, addressEnd);
       while (c.pos < socketEnd) {
-        const u = readVarint(c, socketEnd);
+        const u = readTag(c, socketEnd);
         if (u === ((2 << 3) | LENGTH_DELIMITED)) found = readString(c, socketEnd);
         else skipField(c, u & 7, socketEnd);
       }
@@ -126,7 +126,7 @@ function readHttp(c: Cursor, end: number, selection: HeaderSelection | undefined
   const http: Mutable<HttpRequestView> = { method: "", path: "", host: "", headers: Object.create(null) as Record<string, string> };
   const stats: Mutable<HeaderStats> = { count: 0, longestValueBytes: 0 };
   while (c.pos < end) {
-    const tag = readVarint(c, end);
+    const tag = readTag(c, end);
     if ((tag & 7) !== LENGTH_DELIMITED) {
       skipField(c, tag & 7, end);
       continue;
@@ -162,7 +162,7 @@ function readHeader(c: Cursor, end: number, into: Record<string, string>, select
   let valueStart = 0;
   let valueEnd = 0;
   while (c.pos < end) {
-    const tag = readVarint(c, end);
+    const tag = readTag(c, end);
     if (tag === ((1 << 3) | LENGTH_DELIMITED)) {
       keyEnd = readDelimited(c, end);
       keyStart = c.pos;
@@ -184,7 +184,7 @@ function readMapEntry(c: Cursor, end: number, into: Record<string, string>): voi
   let key = "";
   let value = "";
   while (c.pos < end) {
-    const tag = readVarint(c, end);
+    const tag = readTag(c, end);
     if (tag === ((1 << 3) | LENGTH_DELIMITED)) key = readString(c, end);
     else if (tag === ((2 << 3) | LENGTH_DELIMITED)) value = readString(c, end);
     else skipField(c, tag & 7, end);
@@ -195,7 +195,7 @@ function readMapEntry(c: Cursor, end: number, into: Record<string, string>): voi
 function readHeaderMap(c: Cursor, end: number): HeaderEntry[] {
   const headers: HeaderEntry[] = [];
   while (c.pos < end) {
-    const tag = readVarint(c, end);
+    const tag = readTag(c, end);
     if (tag !== ((1 << 3) | LENGTH_DELIMITED)) {
       skipField(c, tag & 7, end);
       continue;
@@ -203,7 +203,7 @@ function readHeaderMap(c: Cursor, end: number): HeaderEntry[] {
     const entryEnd = readDelimited(c, end);
     const entry: HeaderEntry = { key: "", value: "", rawValue: new Uint8Array(0) };
     while (c.pos < entryEnd) {
-      const t = readVarint(c, entryEnd);
+      const t = readTag(c, entryEnd);
       if (t === ((1 << 3) | LENGTH_DELIMITED)) entry.key = readString(c, entryEnd);
       else if (t === ((2 << 3) | LENGTH_DELIMITED)) entry.value = readString(c, entryEnd);
       else if (t === ((3 << 3) | LENGTH_DELIMITED)) {
