@@ -148,7 +148,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         methods.push({ path: m.path, handler: s.implementation[name], serialize: m.responseSerialize as (r: unknown) => Buffer });
       }
     }
-    installFastLane(server, createFastLane({ methods, maxRequestBytes: options.maxRequestBytes, deadline }));
+    const onError = (error: unknown, path: string) => options.logger.error("rpc failed outside its handler", { method: path, error });
+    installFastLane(server, createFastLane({ methods, maxRequestBytes: options.maxRequestBytes, deadline, onError }));
   }
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
   const listener = createServer((socket) => injector.injectConnection(socket));
