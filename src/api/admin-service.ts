@@ -20,7 +20,7 @@ import * as pb from "../../gen/verdict/v1/admin_pb.js";
 import { createRateLimitAdmin } from "./admin-rate-limits.js";
 import { toApiKey, toBinding, toRole, toTenant, toUser } from "./convert.js";
 import { type Authenticated, type Caller, type CredentialLimits, createCallerAuth } from "./caller-auth.js";
-import { keyScopeWithin, requireKeyWithin, requireRevocableWithin, requireTenantWithin, withinTenant } from "./credential-limits.js";
+import { keyScopeWithin, keyWithin, requireKeyWithin, requireRevocableWithin, requireTenantWithin, withinTenant } from "./credential-limits.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { ApiError } from "./errors.js";
 import type { CallContext, Handlers } from "./rpc.js";
@@ -167,9 +167,9 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
    * Keys the caller may manage: its own, or any with admin:keys in every tenant; a credential
    * limited to one tenant sees and manages keys of that tenant only.
    */
-  async function authorizeKeyOwner(ctx: CallContext, ownerRef: string): Promise<{ caller: Caller; ownerId: string }> {
+  async function authorizeKeyOwner(ctx: CallContext, ownerRef: string): Promise<{ authenticated: Authenticated; caller: Caller; ownerId: string }> {
     const authenticated = await authenticate(ctx);
-    return { caller: authenticated.caller, ownerId: userActedOn(authenticated, ownerRef, "admin:keys").id };
+    return { authenticated, caller: authenticated.caller, ownerId: userActedOn(authenticated, ownerRef, "admin:keys").id };
   }
 
   /**
@@ -377,8 +377,10 @@ export function createAdminService(options: AdminServiceOptions): Handlers<typeo
         await authorize(ctx, "admin:keys", ALL_TENANTS);
         return create(pb.ListApiKeysResponseSchema, { apiKeys: (await store.listApiKeys()).map(toApiKey) });
       }
-      const { caller, ownerId } = await authorizeKeyOwner(ctx, req.owner);
-      const keys = (await store.listApiKeys(ownerId)).filter((k) => withinTenant(caller.limits, k.tenant));
+      const { authenticated, caller, ownerId } = await authorizeKeyOwner(ctx, req.owner);
+      // A narrowed key lists no key wider than itself (a sibling of its user) unless it may manage every key.
+      const manager = allows(authenticated, "admin:keys", ALL_TENANTS);
+      const keys = (await store.listApiKeys(ownerId)).filter((k) => (manager ? withinTenant(caller.limits, k.tenant) : keyWithin(caller.limits, k)));
       return create(pb.ListApiKeysResponseSchema, { apiKeys: keys.map(toApiKey) });
     },
     async revokeApiKey(req, ctx) {

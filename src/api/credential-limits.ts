@@ -3,7 +3,7 @@
  * caller stays within the caller's tenant, permissions and expiry. A field the request leaves empty
  * takes the caller's own limit; asking for more is PERMISSION_DENIED, naming the limit. A
  * credential limited to one tenant sees and acts on objects of that tenant only, and a narrowed key
- * revokes only keys within its tenant and permissions (unless it may manage every key).
+ * lists and revokes only keys within its tenant and permissions (unless it may manage every key).
  */
 import { patternsCover } from "../core/patterns.js";
 import type { CredentialLimits } from "./caller-auth.js";
@@ -46,6 +46,16 @@ export function requireRevocableWithin(limits: CredentialLimits, scope: Omit<Key
   const what = "cannot revoke a key";
   requireTenantWithin(limits, scope.tenant, what);
   requirePermissionsWithin(limits, scope.permissions, what, hint);
+}
+
+/**
+ * True when a key of `scope` is within `limits` in tenant and permissions: the keys a narrowed
+ * credential may list without admin:keys in every tenant.
+ */
+export function keyWithin(limits: CredentialLimits, scope: Omit<KeyScope, "expiresAtMs">): boolean {
+  if (!withinTenant(limits, scope.tenant)) return false;
+  if (limits.permissions.length === 0) return true;
+  return scope.permissions.length > 0 && scope.permissions.every((p) => patternsCover(limits.permissions, p));
 }
 
 /** True when a credential with `limits` may see an object of `tenant` ("": of every tenant). */

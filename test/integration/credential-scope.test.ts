@@ -151,6 +151,37 @@ describe("a credential never mints a credential wider than itself", () => {
     expect((await check(wider[1].secret, "acme")).reason).toBe(Reason.REVOKED);
   });
 
+  it("a narrowed key lists only its user's keys within its permissions and tenant, unless it holds admin:keys in every tenant", async () => {
+    const narrowed = await key({ permissions: ["read:orders", "write:orders"] });
+    const wider = await Promise.all([
+      key({ permissions: ["read:*"] }),
+      key({}),
+      key({ permissions: ["read:orders", "delete:orders"] }),
+      key({ tenant: "acme" }),
+    ]);
+    const within = await Promise.all([key({ permissions: ["read:orders"] }), key({ tenant: "initech", permissions: ["write:orders"] })]);
+    const ids = (res: { apiKeys: { id: string }[] }) => res.apiKeys.map((k) => k.id);
+    const listed = ids(await admin.listApiKeys({}, { "x-api-key": narrowed.secret }));
+    for (const k of wider) expect({ permissions: k.apiKey!.permissions, tenant: k.apiKey!.tenant, listed: listed.includes(k.apiKey!.id) }).toEqual({ permissions: k.apiKey!.permissions, tenant: k.apiKey!.tenant, listed: false });
+    for (const k of [narrowed, ...within]) expect(listed).toContain(k.apiKey!.id);
+    expect(ids(await admin.listApiKeys({ owner: "alice" }, { "x-api-key": narrowed.secret }))).toEqual(listed);
+
+    // A scoped key lists its tenant's keys within its permissions only.
+    const scoped = await key({ tenant: "acme", permissions: ["read:orders"] });
+    const scopedListed = ids(await admin.listApiKeys({}, { "x-api-key": scoped.secret }));
+    expect(scopedListed).toContain(scoped.apiKey!.id);
+    for (const k of [narrowed, ...wider, ...within]) expect(scopedListed).not.toContain(k.apiKey!.id);
+
+    // Sessions and unnarrowed keys list every key of the user; a key narrowed to admin:keys lists everyone's.
+    const all = [narrowed, scoped, ...wider, ...within].map((k) => k.apiKey!.id);
+    const t = (await auth.login({ username: "alice", password: "alice-password-1", tenant: "" })).tokens!;
+    expect(ids(await admin.listApiKeys({}, bearer(t.accessToken)))).toEqual(expect.arrayContaining(all));
+    expect(ids(await admin.listApiKeys({}, { "x-api-key": wider[1].secret }))).toEqual(expect.arrayContaining(all));
+    const keyAdmin = await admin.createApiKey({ name: "key-admin", permissions: ["admin:keys"] }, ROOT);
+    expect(ids(await admin.listApiKeys({ owner: "alice" }, { "x-api-key": keyAdmin.secret }))).toEqual(expect.arrayContaining(all));
+    expect(ids(await admin.listApiKeys({ owner: "*" }, { "x-api-key": keyAdmin.secret }))).toEqual(expect.arrayContaining([...all, keyAdmin.apiKey!.id]));
+  });
+
   it("changing one's own password with a token or key needs the current password", async () => {
     const t = (await auth.login({ username: "bob", password: "bob-password-12", tenant: "" })).tokens!;
     const missing = await grpcError(admin.changePassword({ newPassword: "bob-password-new-1" }, bearer(t.accessToken)));
