@@ -340,9 +340,9 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     http = await startHttpServer({
       addr: config.httpAddr,
       services: [
-        { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger, { count: countDecisions, sessionCookie: cookieName }) },
-        { service: AdminService, implementation: toConnectService(AdminService, admin, logger, { count: countAdmin, sessionCookie: cookieName }) },
-        { service: AuthService, implementation: toConnectService(AuthService, auth, logger, { count: countAdmin, sessionCookie: cookieName }) },
+        { service: DecisionService, implementation: toConnectService(DecisionService, decision, logger, { count: countDecisions, sessionCookie: cookieName }), count: countDecisions },
+        { service: AdminService, implementation: toConnectService(AdminService, admin, logger, { count: countAdmin, sessionCookie: cookieName }), count: countAdmin },
+        { service: AuthService, implementation: toConnectService(AuthService, auth, logger, { count: countAdmin, sessionCookie: cookieName }), count: countAdmin },
         { service: Health, implementation: toConnectService(Health, healthHandlers, logger) },
       ].map((s) => s as never),
       metrics: options.metricsExposition ?? metrics.registry,

@@ -8,13 +8,15 @@
  * decodes before any interceptor runs and no router option changes the code, so the HTTP server
  * wraps each of connect's handlers with answerClientErrors, which rewrites such an answer in the
  * protocol's own form: bad input is INVALID_ARGUMENT with its reason, as on the gRPC port (rpc.ts
- * decodes in the handler there), and an internal error's message never reaches the client.
+ * decodes in the handler there), and an internal error's message never reaches the client. Such a
+ * call never reaches rpc.ts's handler, so it is counted here (as the gRPC port counts it there).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse, encodeEnvelope } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, codeToString, endStreamFlag, endStreamFromJson, endStreamToJson, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import type { MethodCounter } from "../api/rpc.js";
 import type { Logger } from "../observability/logger.js";
 
 /** The message every internal error reaches a client with (rpc.ts's own internal errors carry it already). */
@@ -86,13 +88,18 @@ async function rewriteEndEnvelope(
  * Wraps one of connect's handlers (one method, every protocol) so that an error it answers before
  * any response message reaches the client as clientFacingError says, in the protocol's form:
  * Connect unary (HTTP status and JSON body), Connect streaming (end-of-stream envelope), gRPC-web
- * (trailers envelope) and gRPC (trailers). Every server fault hidden so is logged.
+ * (trailers envelope) and gRPC (trailers). Every server fault hidden so is logged; every request
+ * refused so as INVALID_ARGUMENT (it did not decode, so no handler counted it) is counted by `count`.
  */
-export function answerClientErrors(handler: UniversalHandler, logger: Logger): UniversalHandler {
+export function answerClientErrors(handler: UniversalHandler, logger: Logger, count?: MethodCounter): UniversalHandler {
   const inputType = handler.method.input.typeName;
   const method = handler.method.name;
   const log = (error: ConnectError) => logger.error("rpc failed", { method, code: codeToString(error.code), error: error.rawMessage });
-  const facing = (error: ConnectError) => clientFacingError(error, inputType, log);
+  const facing = (error: ConnectError) => {
+    const replaced = clientFacingError(error, inputType, log);
+    if (replaced?.code === Code.InvalidArgument) count?.(codeToString(replaced.code));
+    return replaced;
+  };
 
   async function answer(req: UniversalServerRequest): Promise<UniversalServerResponse> {
     const res = await handler(req);

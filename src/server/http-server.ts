@@ -10,7 +10,7 @@ import { type IncomingMessage, type ServerResponse, createServer } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
-import { SOCKET_ADDRESS } from "../api/rpc.js";
+import { type CountRequests, SOCKET_ADDRESS } from "../api/rpc.js";
 import { answerClientErrors } from "./connect-errors.js";
 import { type CorsSettings, createCors } from "./cors.js";
 
@@ -18,6 +18,8 @@ import { type CorsSettings, createCors } from "./cors.js";
 export interface ConnectService {
   readonly service: DescService;
   readonly implementation: ServiceImpl<DescService>;
+  /** Counts the calls refused before its handler (a message that does not decode); the handlers count the rest. */
+  readonly count?: CountRequests;
 }
 
 /** An extra plain HTTP route (for example /.well-known/jwks.json). */
@@ -78,7 +80,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // connect-es answers a request that does not decode with INTERNAL (HTTP 500), before any
       // interceptor: each handler is wrapped so that it answers INVALID_ARGUMENT instead, and no
       // internal error's message leaves (connect-errors.ts). The adapter serves router.handlers.
-      const wrapped = router.handlers.map((h) => answerClientErrors(h, options.logger));
+      const counts = new Map(options.services.map((s) => [s.service.typeName, s.count]));
+      const wrapped = router.handlers.map((h) => answerClientErrors(h, options.logger, counts.get(h.service.typeName)?.(h.method.name, "connect")));
       router.handlers.splice(0, router.handlers.length, ...wrapped);
     },
     readMaxBytes: options.maxRequestBytes,

@@ -110,4 +110,17 @@ describe("observability: request counters, CheckBatch latency, transports, healt
     expect(calls({ method: "CheckBatch", transport: "grpc", code: "ok" })).toBe(2);
     expect(calls({ method: "CheckBatch", transport: "connect", code: "invalid_argument" })).toBe(1);
   });
+
+  it("counts a Connect call whose message does not decode as invalid_argument on the connect transport", async () => {
+    const counted = (m: string) => ({
+      check: sample(m, "verdict_decision_requests_total", { method: "Check", transport: "connect", code: "invalid_argument" }),
+      listTenants: sample(m, "verdict_admin_requests_total", { method: "ListTenants", transport: "connect", code: "invalid_argument" }),
+    });
+    const before = counted(await scrape());
+    // A truncated length-delimited field: connect-es fails to decode it before any handler runs.
+    const malformed = (path: string) => fetch(`${v.httpBase}/${path}`, { method: "POST", headers: { "content-type": "application/proto", ...ROOT }, body: Buffer.from([0x0a, 0x05, 0x61]) });
+    expect((await malformed("verdict.v1.DecisionService/Check")).status).toBe(400);
+    expect((await malformed("verdict.v1.AdminService/ListTenants")).status).toBe(400);
+    expect(counted(await scrape())).toEqual({ check: before.check + 1, listTenants: before.listTenants + 1 });
+  });
 });
