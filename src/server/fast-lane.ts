@@ -58,13 +58,22 @@ export interface FastLane {
   take(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean;
 }
 
-/** A `grpc-timeout` header value in milliseconds, or undefined when absent or not valid. */
+/** The longest delay a Node timer holds (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A `grpc-timeout` header value in milliseconds (at most MAX_TIMER_MS: a longer one, up to the
+ * spec's 99999999 hours, is as good as none), or undefined when absent or not valid.
+ */
 export function parseGrpcTimeout(value: unknown): number | undefined {
   if (typeof value !== "string") return undefined;
   const m = /^(\d{1,8})([HMSmun])$/.exec(value);
   if (!m) return undefined;
-  const n = Number(m[1]);
-  switch (m[2]) {
+  return Math.min(timeoutMs(Number(m[1]), m[2]), MAX_TIMER_MS);
+}
+
+function timeoutMs(n: number, unit: string): number {
+  switch (unit) {
     case "H":
       return n * 3_600_000;
     case "M":

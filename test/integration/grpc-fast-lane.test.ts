@@ -95,6 +95,9 @@ describe("parseGrpcTimeout", () => {
     expect(parseGrpcTimeout("1500u")).toBe(1.5);
     expect(parseGrpcTimeout("2000000n")).toBe(2);
     for (const bad of [undefined, "", "10", "10s", "123456789m", "-1m", "1.5S", " 1S"]) expect(parseGrpcTimeout(bad)).toBeUndefined();
+    // Beyond what a timer holds (2^31 - 1 ms, about 24.8 days): Node would fire it at once.
+    expect(parseGrpcTimeout("99999999H")).toBe(2 ** 31 - 1);
+    expect(parseGrpcTimeout("99999999M")).toBe(2 ** 31 - 1);
   });
 });
 
@@ -222,9 +225,13 @@ describe("the gRPC fast lane answers what grpc-js answers", () => {
     expect(fromBinary(CheckResponseSchema, unframe(gzipped.body)).allowed).toBe(true);
   });
 
-  it("ends a call that waits past the client's grpc-timeout, and one whose request never arrives", async () => {
+  it("ends a call that waits past the client's grpc-timeout, and one whose request never arrives", { timeout: 30_000 }, async () => {
     const waits = await both((key) => ({ path: CHECK, body: checkBody(key, { minVersion: 1_000_000n }), headers: { authorization: `Bearer ${key}`, "grpc-timeout": "200m" } }));
     expect(waits.map((x) => x.code)).toEqual([status.DEADLINE_EXCEEDED, status.DEADLINE_EXCEEDED]);
+    // A timeout longer than a timer can hold waits like no timeout: the answer is the server's STALE.
+    const long = await both((key) => ({ path: CHECK, body: checkBody(key, { minVersion: 1_000_000n }), headers: { authorization: `Bearer ${key}`, "grpc-timeout": "99999999H" } }));
+    expect(long.map((x) => x.code)).toEqual([status.OK, status.OK]);
+    expect(long.map((x) => fromBinary(CheckResponseSchema, unframe(x.body)).allowed)).toEqual([false, false]);
 
     const started = Date.now();
     const stuck = await both(() => ({ path: CHECK, body: undefined }));
