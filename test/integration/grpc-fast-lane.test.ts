@@ -17,6 +17,7 @@ import { CheckBatchRequestSchema, CheckBatchResponseSchema, CheckRequestSchema, 
 import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../gen/grpc/health/v1/health_pb.js";
 import { envoyRequest, envoyRequestBytes } from "../helpers/envoy-client.js";
 import { grpcClient } from "../helpers/grpc.js";
+import { envelope } from "../helpers/http-protocols.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 import { parseGrpcTimeout } from "../../src/server/fast-lane.js";
 
@@ -39,11 +40,7 @@ interface Answer {
 
 /** One message as a gRPC frame (flag byte, length, bytes). */
 function frame(message: Uint8Array, compressed = false): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out[0] = compressed ? 1 : 0;
-  out.writeUInt32BE(message.length, 1);
-  Buffer.from(message).copy(out, 5);
-  return out;
+  return envelope(Buffer.from(message), compressed ? 1 : 0);
 }
 
 /** The message of a one-message response body. */
