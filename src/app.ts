@@ -302,6 +302,16 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
   // A worker started beside serving siblings takes connections only once it can answer them.
   if (options.listenAfterLoad) await loaded;
 
+  /** Closes what stands behind the servers, in order: engine, rate limiter, login counter, audit, bus, store. */
+  const closeBehindServers = async () => {
+    await engine.close();
+    await rateLimiter.close();
+    await loginAttempts?.close();
+    audit?.close();
+    await bus.close();
+    await store.close();
+  };
+
   // What start opened before a failure here (a bad rules file, a port in use) is closed again:
   // the load loop stops and the engine, bus and database close, so a failed start leaks nothing.
   let extAuthz: Awaited<ReturnType<typeof createExtAuthzService>> | undefined;
@@ -363,12 +373,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     extAuthz?.close();
     await grpc?.close(0);
     await loaded.catch(() => undefined);
-    await engine.close();
-    await rateLimiter.close();
-    await loginAttempts?.close();
-    audit?.close();
-    await bus.close();
-    await store.close();
+    await closeBehindServers();
     throw error;
   }
   const ext = extAuthz;
@@ -393,14 +398,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       // Calls in flight get the grace less a reserve in which the engine, bus and database close.
       const drainMs = graceMs - Math.min(SHUTDOWN_RESERVE_MAX_MS, Math.floor(graceMs * SHUTDOWN_RESERVE_SHARE));
       await Promise.all([grpcServer.close(drainMs), http.close(drainMs)]);
-      const rest = (async () => {
-        await engine.close();
-        await rateLimiter.close();
-        await loginAttempts?.close();
-        audit?.close();
-        await bus.close();
-        await store.close();
-      })();
+      const rest = closeBehindServers();
       if (!(await settlesWithin(rest, deadline - performance.now()))) {
         logger.warn("shutdown grace over before the engine, bus and database closed; leaving them", { graceMs });
       }
