@@ -10,12 +10,12 @@ import { usableCpus } from "./cluster/cpu-count.js";
 import { runPrimary } from "./cluster/primary.js";
 import { effectiveConfig, formatEffectiveConfig } from "./config/print-config.js";
 import { createLogger } from "./observability/logger.js";
-import { applyV8Flags } from "./runtime/v8-flags.js";
+import { applyV8Flags, workerExecArgv } from "./runtime/v8-flags.js";
 
 /** The workers to run: VERDICT_WORKERS, with `auto` the usable CPUs (1 on the embedded database). */
-function workerCount(config: Config): number {
+function workerCount(config: Config, cpus: number): number {
   if (config.workers !== "auto") return config.workers;
-  return config.databaseUrl ? usableCpus() : 1;
+  return config.databaseUrl ? cpus : 1;
 }
 
 async function main(): Promise<void> {
@@ -36,10 +36,12 @@ async function main(): Promise<void> {
   applyV8Flags({ embeddedDatabase: config.databaseUrl === "", heapGrowingPercent: config.heapGrowingPercent });
   const logger = createLogger(config.logLevel, { service: "verdict" });
   if (cluster.isPrimary) {
-    const workers = workerCount(config);
+    const cpus = usableCpus();
+    const workers = workerCount(config, cpus);
     if (workers > 1) {
       runPrimary({
         workers,
+        workerExecArgv: workerExecArgv(config.workerGc, workers, cpus),
         shutdownGraceMs: config.shutdownGraceMs,
         relayBus: !config.redisUrl,
         rateLimitSyncMs: config.rateLimit.syncIntervalMs,

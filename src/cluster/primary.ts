@@ -19,6 +19,8 @@ import { type ClusterMessage, WORKER_LISTEN_AFTER_LOAD_ENV, WORKER_SLOT_ENV, isC
 export interface PrimaryOptions {
   /** How many workers to keep running. */
   readonly workers: number;
+  /** Node command-line flags the workers get beside the primary's own (workerExecArgv). */
+  readonly workerExecArgv: readonly string[];
   /** How long a worker may take to drain after SIGTERM (VERDICT_SHUTDOWN_GRACE_MS). */
   readonly shutdownGraceMs: number;
   /** Relay invalidations between the workers, sum their rate-limit counts, count their failed logins (no Redis configured). */
@@ -51,6 +53,7 @@ interface Slot {
 export function runPrimary(options: PrimaryOptions): void {
   const { logger } = options;
   cluster.schedulingPolicy = cluster.SCHED_RR;
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...options.workerExecArgv] });
   const stopRelay = options.relayBus ? relayClusterBus(cluster) : () => undefined;
   const stopRateLimits = options.relayBus ? serveClusterRateLimits(cluster, fleetSyncSettings(options.rateLimitSyncMs)) : () => undefined;
   const stopAttempts = options.relayBus ? serveClusterAttempts(cluster) : () => undefined;
@@ -147,7 +150,7 @@ export function runPrimary(options: PrimaryOptions): void {
     slots.set(slot, { worker: undefined, serving: false, startedAt: 0, crashes: 0, timer: undefined });
     fork(slot);
   }
-  logger.info("workers started", { workers: options.workers, bus: options.relayBus ? "cluster" : "redis" });
+  logger.info("workers started", { workers: options.workers, bus: options.relayBus ? "cluster" : "redis", execArgv: options.workerExecArgv });
 
   const stop = (signal: string) => {
     if (stopping) return;

@@ -115,6 +115,12 @@ export const settings = {
     parse: (value: string, env: Env) => parseWorkers(value, env),
     doc: "processes serving the same ports (node:cluster, one policy cache each); `auto`: the CPUs the process may use (the container's CPU quota, then the cores); more than 1 needs `DATABASE_URL` (see [Every core](#every-core-workers))",
   }),
+  workerGc: oneOf({
+    env: "VERDICT_WORKER_GC",
+    default: "auto",
+    values: ["auto", "single-threaded", "parallel"],
+    doc: "with `VERDICT_WORKERS` above 1, how each worker collects garbage: `single-threaded` runs V8's collector on the worker's own thread only, `parallel` adds V8's helper threads (parallel scavenges, concurrent marking); `auto`: single-threaded when there are at least as many workers as CPUs the process may use, where the helpers would only take turns with the other workers (see [Every core](#every-core-workers))",
+  }),
   trustedProxies: custom({
     env: "VERDICT_TRUSTED_PROXIES",
     default: Object.freeze([]) as readonly Cidr[],

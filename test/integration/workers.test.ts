@@ -8,6 +8,7 @@
  * all go to the worker that accepted it.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { Channel, Client, Metadata, credentials, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -100,8 +101,15 @@ function sum(metrics: Map<string, number>, name: string, labels: readonly string
   return total;
 }
 
+/** The Node flags a running process was started with (its command line before the script). */
+function nodeFlags(pid: number): string[] {
+  const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(1);
+  return args.slice(0, args.findIndex((a) => !a.startsWith("--")));
+}
+
 function workersSuite(title: string, redis: boolean) {
   describe(title, () => {
+    const gc = redis ? "parallel" : "single-threaded";
     const schema = freshSchema();
     let build: Awaited<ReturnType<typeof buildReplica>>;
     let proc: ReplicaProcess;
@@ -123,6 +131,8 @@ function workersSuite(title: string, redis: boolean) {
           // the likely cause of a min_version Check denied once in a full run).
           VERDICT_MIN_VERSION_WAIT_MS: "5000",
           VERDICT_SHUTDOWN_GRACE_MS: String(GRACE_MS),
+          // Named, not auto: auto depends on this machine's CPUs. One suite each way.
+          VERDICT_WORKER_GC: gc,
         }),
       );
       await until(
@@ -157,6 +167,11 @@ function workersSuite(title: string, redis: boolean) {
       expect(A.pid).not.toBe(B.pid);
       expect(A.pid).not.toBe(proc.child.pid);
       expect(B.pid).not.toBe(proc.child.pid);
+    });
+
+    it(`runs the workers with the garbage collector VERDICT_WORKER_GC=${gc} names, the primary as it was started`, () => {
+      expect(nodeFlags(proc.child.pid!)).not.toContain("--single-threaded-gc");
+      for (const c of [A, B]) expect(nodeFlags(c.pid).includes("--single-threaded-gc")).toBe(gc === "single-threaded");
     });
 
     it("a key created through one worker is allowed on the other with min_version, and its revocation reaches the other over the bus", async () => {
@@ -263,6 +278,8 @@ function workersSuite(title: string, redis: boolean) {
       }
       B = again.get("2")!;
       expect(B.pid).not.toBe(killed);
+      // The replacement is forked with the same flags as the first.
+      expect(nodeFlags(B.pid).includes("--single-threaded-gc")).toBe(gc === "single-threaded");
       // The new worker follows revocations like the first did.
       await A.admin.revokeApiKey({ id: key.apiKey!.id }, ROOT);
       await until("revocation seen by the new worker 2", async () => !(await check(B, key.secret)).allowed);

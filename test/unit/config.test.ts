@@ -23,6 +23,7 @@ describe("loadConfig defaults", () => {
       grpcLimits: { maxConcurrentStreams: 100, maxConnections: 1000, requestTimeoutMs: 5000 },
       httpAddr: { host: "0.0.0.0", port: 8080 },
       workers: 1,
+      workerGc: "auto",
       trustedProxies: [],
       ipv6LimitPrefix: 64,
       dataDir: "./data",

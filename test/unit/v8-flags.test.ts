@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { v8Flags } from "../../src/runtime/v8-flags.js";
+import { singleThreadedWorkerGc, v8Flags, workerExecArgv } from "../../src/runtime/v8-flags.js";
 import { REPO_ROOT } from "../helpers/cli.js";
 
 const run = promisify(execFile);
@@ -18,6 +18,16 @@ describe("v8Flags", () => {
     expect(v8Flags({ embeddedDatabase: true, heapGrowingPercent: 50 })).toEqual(["--liftoff-only", "--heap-growing-percent=50"]);
     expect(v8Flags({ embeddedDatabase: false, heapGrowingPercent: 20 })).toEqual(["--heap-growing-percent=20"]);
     expect(v8Flags({ embeddedDatabase: false, heapGrowingPercent: 0 })).toEqual([]);
+  });
+
+  it("gives the workers the single-threaded collector when told, or under auto when every CPU has a worker", () => {
+    expect(workerExecArgv("auto", 2, 2)).toEqual(["--single-threaded-gc"]);
+    expect(workerExecArgv("auto", 4, 2)).toEqual(["--single-threaded-gc"]);
+    expect(workerExecArgv("auto", 2, 4)).toEqual([]);
+    expect(workerExecArgv("single-threaded", 2, 16)).toEqual(["--single-threaded-gc"]);
+    expect(workerExecArgv("parallel", 2, 2)).toEqual([]);
+    expect(singleThreadedWorkerGc("parallel", 8, 2)).toBe(false);
+    expect(singleThreadedWorkerGc("single-threaded", 2, 64)).toBe(true);
   });
 
   it("collects the old generation more often with a smaller growing percent, applied at run time", async () => {
