@@ -6,21 +6,38 @@
  *
  *   node dist/bench/noop-server.js /verdict.v1.DecisionService/Check ...
  *
- * Binds 127.0.0.1 on a free port and prints one JSON line {"port":N} once bound.
+ * Binds 127.0.0.1 on a free port and prints one JSON line {"port":N} once bound. With
+ * NOOP_WORKERS=N (N > 1) it forks N node:cluster workers sharing that port, the way
+ * VERDICT_WORKERS does, and prints the line once all of them listen.
  */
+import cluster from "node:cluster";
 import { Server, ServerCredentials, type sendUnaryData } from "@grpc/grpc-js";
 
-const EMPTY = Buffer.alloc(0);
-const passThrough = (b: Buffer) => b;
-const answer = (_call: unknown, callback: sendUnaryData<Buffer>) => callback(null, EMPTY);
+const workers = Number(process.env.NOOP_WORKERS ?? 1);
 
-const server = new Server();
-for (const path of process.argv.slice(2)) server.register(path, answer, passThrough, passThrough, "unary");
-server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, port) => {
-  if (error) throw error;
-  console.log(JSON.stringify({ port }));
-});
-process.on("SIGTERM", () => {
-  server.forceShutdown();
-  process.exit(0);
-});
+if (workers > 1 && cluster.isPrimary) {
+  let listening = 0;
+  cluster.on("listening", (_worker, address) => {
+    if (++listening === workers) console.log(JSON.stringify({ port: address.port }));
+  });
+  for (let i = 0; i < workers; i++) cluster.fork();
+  process.on("SIGTERM", () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill("SIGTERM");
+    process.exit(0);
+  });
+} else {
+  const EMPTY = Buffer.alloc(0);
+  const passThrough = (b: Buffer) => b;
+  const answer = (_call: unknown, callback: sendUnaryData<Buffer>) => callback(null, EMPTY);
+
+  const server = new Server();
+  for (const path of process.argv.slice(2)) server.register(path, answer, passThrough, passThrough, "unary");
+  server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, port) => {
+    if (error) throw error;
+    if (!cluster.isWorker) console.log(JSON.stringify({ port }));
+  });
+  process.on("SIGTERM", () => {
+    server.forceShutdown();
+    process.exit(0);
+  });
+}

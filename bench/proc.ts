@@ -20,3 +20,13 @@ export function processMemory(pid: number): { rss: number; peak: number } {
   const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
   return { rss: kib("VmRSS"), peak: kib("VmHWM") };
 }
+
+/** The children of process `pid` (a cluster primary's workers), by pid. */
+export function childPids(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** CPU time of process `pid` and of each of its children, in that order, in microseconds. */
+export function processTreeCpuMicros(pid: number): number[] {
+  return [pid, ...childPids(pid)].map(processCpuMicros);
+}
