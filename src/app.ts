@@ -307,7 +307,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     await engine.close();
     await rateLimiter.close();
     await loginAttempts?.close();
-    audit?.close();
+    await audit?.close();
     await bus.close();
     await store.close();
   };

@@ -235,7 +235,7 @@ export const settings = {
       doc: "write the decision audit trail (JSON lines, `\"msg\":\"decision\"`) on stdout: every denial and sampled allows, never the credential",
     }),
     allowSampleRate: fraction({ env: "VERDICT_AUDIT_ALLOW_SAMPLE_RATE", default: 0.01, doc: "fraction of allows audited" }),
-    flushIntervalMs: int({ env: "VERDICT_AUDIT_FLUSH_MS", default: 1000, min: 10, max: HOUR_MS, doc: "how often the audit trail is written (in batches)" }),
+    flushIntervalMs: int({ env: "VERDICT_AUDIT_FLUSH_MS", default: 1000, min: 10, max: HOUR_MS, doc: "how often the audit trail is written (in batches); sooner under load: 256 records waiting are written at once, in pieces of at most 256 so that writing never holds Check for long" }),
     maxPending: int({
       env: "VERDICT_AUDIT_MAX_PENDING",
       default: 10_000,

@@ -2,6 +2,14 @@
  * The decision audit trail: every denial and a sample of allows, written as JSON lines in batches
  * off the hot path. Recording is O(1) and allocation-light; the pending queue is bounded and every
  * record dropped because it was full is counted. Credentials are never recorded.
+ *
+ * Formatting and writing happen on the event loop (stdout to a pipe or a file is written
+ * synchronously on Linux), so a batch is never formatted and written in one piece when it is
+ * large: under a flood of denials, CHUNK records waiting are written at the next turn of the event
+ * loop, and a larger batch (a burst of CheckBatch denials) in chunks with a turn between them, so
+ * the Checks waiting on the event loop get their turn. Before, a full batch (10,000 records, about
+ * 2.5 MB) was written at once on the timer's tick: Check's worst latency under denials was that
+ * write, 50 to 60 ms (bench/RESULTS.md, issue 13 third round).
  */
 import type { Decision } from "../core/decision.js";
 import { createBoundedBatch } from "./bounded-batch.js";
@@ -29,6 +37,8 @@ export interface DecisionAuditOptions {
   readonly onDropped: () => void;
   readonly random?: () => number;
   readonly now?: () => number;
+  /** Most records formatted and written in one turn of the event loop (default CHUNK; bench/audit compares). */
+  readonly chunk?: number;
 }
 
 /** Records decisions and writes them in batches. */
@@ -37,11 +47,15 @@ export interface DecisionAudit {
   record(rpc: string, decision: Audited, action: string, tenant: string, decisionId: string): void;
   /** Writes what is pending now. */
   flush(): void;
-  /** Stops the timer and writes what is pending. */
-  close(): void;
+  /** Stops the timer and writes everything pending at once; resolves when it is written. */
+  close(): Promise<void>;
 }
 
 const MAX_FIELD = 256;
+/** Most records formatted and written in one turn of the event loop (about 60 KB of JSON lines). */
+const CHUNK = 256;
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 type Entry = [time: number, rpc: string, decision: Audited, action: string, tenant: string, decisionId: string];
 
@@ -49,13 +63,26 @@ type Entry = [time: number, rpc: string, decision: Audited, action: string, tena
 export function createDecisionAudit(options: DecisionAuditOptions): DecisionAudit {
   const random = options.random ?? Math.random;
   const now = options.now ?? Date.now;
+  const chunk = options.chunk ?? CHUNK;
+  let closing = false;
+  /** Writes entries[from..] in chunks, a turn apart (all at once when closing). */
+  const writeChunks = async (entries: readonly Entry[]) => {
+    for (let from = 0; from < entries.length; ) {
+      if (from > 0 && !closing) await nextTurn();
+      const to = closing ? entries.length : Math.min(entries.length, from + chunk);
+      options.write(format(entries, from, to));
+      from = to;
+    }
+  };
   const batch = createBoundedBatch<Entry[]>({
     flushIntervalMs: options.flushIntervalMs,
     maxPending: options.maxPending,
+    writeAt: chunk,
     empty: () => [],
     size: (entries) => entries.length,
     write: (entries) => {
-      options.write(format(entries));
+      if (closing || entries.length <= chunk) options.write(format(entries, 0, entries.length));
+      else return writeChunks(entries);
     },
     onDropped: options.onDropped,
   });
@@ -69,14 +96,16 @@ export function createDecisionAudit(options: DecisionAuditOptions): DecisionAudi
       void batch.flush();
     },
     close() {
-      void batch.close();
+      closing = true;
+      return batch.close();
     },
   };
 }
 
-function format(entries: readonly Entry[]): string {
+function format(entries: readonly Entry[], from: number, to: number): string {
   let out = "";
-  for (const [time, rpc, d, action, tenant, decisionId] of entries) {
+  for (let i = from; i < to; i++) {
+    const [time, rpc, d, action, tenant, decisionId] = entries[i];
     out +=
       JSON.stringify({
         time: new Date(time).toISOString(),

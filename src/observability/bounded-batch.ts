@@ -2,7 +2,9 @@
  * A bounded batch written off the hot path: callers add records to the pending batch (O(1), no
  * I/O, nothing allocated by the batch itself), a timer hands it to `write` and starts a fresh one.
  * When the batch is full a new record is dropped and counted. Writes never overlap: a flush during
- * a write waits for it. Used by the API key last-use recorder and the decision audit.
+ * a write waits for it. With `writeAt`, a batch that grows to that size is written at the next turn
+ * of the event loop instead of waiting for the timer, so that under load each write stays small.
+ * Used by the API key last-use recorder and the decision audit.
  */
 
 /** Settings of createBoundedBatch. */
@@ -11,6 +13,8 @@ export interface BoundedBatchOptions<B> {
   readonly flushIntervalMs: number;
   /** Most records a batch holds; beyond that new records are dropped. */
   readonly maxPending: number;
+  /** A batch that reaches this many records is written at the next turn of the event loop (setImmediate). */
+  readonly writeAt?: number;
   /** A fresh, empty batch. */
   readonly empty: () => B;
   /** How many records a batch holds. */
@@ -40,7 +44,7 @@ const DONE = Promise.resolve();
 
 /** Creates a bounded batch flushed every `flushIntervalMs`; throws on invalid settings. */
 export function createBoundedBatch<B>(options: BoundedBatchOptions<B>): BoundedBatch<B> {
-  const { flushIntervalMs, maxPending, empty, size, holds, write, onDropped } = options;
+  const { flushIntervalMs, maxPending, writeAt, empty, size, holds, write, onDropped } = options;
   if (!Number.isInteger(maxPending) || maxPending < 1) throw new Error(`maxPending must be a positive integer, got ${maxPending}`);
   if (!Number.isFinite(flushIntervalMs) || flushIntervalMs <= 0) throw new Error(`flushIntervalMs must be a positive number, got ${flushIntervalMs}`);
   let pending = empty();
@@ -60,16 +64,28 @@ export function createBoundedBatch<B>(options: BoundedBatchOptions<B>): BoundedB
   };
   const timer = setInterval(() => void flush(), flushIntervalMs);
   timer.unref();
+  let soon: NodeJS.Immediate | undefined;
+  const flushSoon = () => {
+    soon = undefined;
+    void flush();
+  };
 
   return {
     room(key) {
-      if (size(pending) < maxPending || (key !== undefined && holds !== undefined && holds(pending, key))) return pending;
+      const n = size(pending);
+      if (n < maxPending || (key !== undefined && holds !== undefined && holds(pending, key))) {
+        // The caller adds one record to what is returned: at writeAt, write at the next turn.
+        if (writeAt !== undefined && n + 1 >= writeAt && soon === undefined) soon = setImmediate(flushSoon);
+        return pending;
+      }
       onDropped();
       return undefined;
     },
     flush,
     close() {
       clearInterval(timer);
+      if (soon !== undefined) clearImmediate(soon);
+      soon = undefined;
       return flush();
     },
   };

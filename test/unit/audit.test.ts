@@ -48,6 +48,32 @@ describe("decision audit", () => {
     expect(lines[1]).toMatchObject({ decisionId: "s1", allowed: true, rateLimit: { scope: "tenant", window: "minute", limit: 5, shadow: true } });
   });
 
+  it("writes a burst of denials in chunks of at most 256 records, a turn of the event loop apart, so no write holds Checks for long", async () => {
+    const { audit, written } = setup(0, 10_000);
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 1000; i++) audit.record("check", deny, "read:x", "acme", `d${i}`);
+    expect(written).toHaveLength(0);
+    const sizes: number[] = [];
+    // Each turn writes at most one chunk: the rest waits for the next turn (other I/O runs between).
+    for (let t = 0; t < 6 && sizes.reduce((a, b) => a + b, 0) < 1000; t++) {
+      await turn();
+      sizes.push(written.join("").split("\n").length - 1 - sizes.reduce((a, b) => a + b, 0));
+    }
+    expect(sizes.filter((n) => n > 0)).toEqual([256, 256, 256, 232]);
+    const ids = written.join("").trim().split("\n").map((l) => JSON.parse(l).decisionId);
+    expect(ids).toEqual(Array.from({ length: 1000 }, (_, i) => `d${i}`));
+    audit.close();
+  });
+
+  it("writes everything still pending at once on close, a burst in progress included", async () => {
+    const { audit, written } = setup(0, 10_000);
+    for (let i = 0; i < 1000; i++) audit.record("check", deny, "read:x", "acme", `d${i}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await audit.close();
+    const ids = written.join("").trim().split("\n").map((l) => JSON.parse(l).decisionId);
+    expect(ids).toEqual(Array.from({ length: 1000 }, (_, i) => `d${i}`));
+  });
+
   it("bounds the queue and counts what it drops", () => {
     const { audit, written, dropped } = setup(0, 3);
     for (let i = 0; i < 5; i++) audit.record("check", deny, "read:x", "acme", `d${i}`);

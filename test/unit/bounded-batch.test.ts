@@ -49,6 +49,35 @@ describe("bounded batch", () => {
     await batch.close();
   });
 
+  it("writes a batch that reaches writeAt at the next turn of the event loop, not at the timer's next tick", async () => {
+    const written: string[][] = [];
+    const batch = createBoundedBatch<string[]>({
+      flushIntervalMs: 1000,
+      maxPending: 100,
+      writeAt: 3,
+      empty: () => [],
+      size: (b) => b.length,
+      write: (b) => {
+        written.push(b);
+      },
+      onDropped: () => {},
+    });
+    batch.room()?.push("a");
+    batch.room()?.push("b");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(written).toEqual([]);
+    batch.room()?.push("c");
+    batch.room()?.push("d");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(written).toEqual([["a", "b", "c", "d"]]);
+    batch.room()?.push("e");
+    await vi.advanceTimersByTimeAsync(999);
+    expect(written).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(written).toEqual([["a", "b", "c", "d"], ["e"]]);
+    await batch.close();
+  });
+
   it("drops and counts records beyond the bound, and has room again after a flush", async () => {
     const written: string[][] = [];
     const { batch, dropped } = listBatch(2, (b) => {
