@@ -18,8 +18,8 @@
  * aborts in the next marking). Each process has a pool of helper threads for parallel scavenges and
  * concurrent marking; when every core already runs a worker's event loop, those threads have no
  * core of their own: they take turns with the other workers, and a scavenge waits for helpers that
- * are not running. Measured with two workers on two cores: about 6% more Checks per second and a
- * lower p99 / p99.9 / max in every round (bench/RESULTS.md, "Issue 13, third round").
+ * are not running. Measured with two workers on two cores, in three runs: 6 to 18% more Checks per
+ * second, 12% less CPU per call, and a lower p99 (bench/RESULTS.md, "Issue 13, third round").
  */
 import { setFlagsFromString } from "node:v8";
 
