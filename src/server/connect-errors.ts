@@ -1,17 +1,26 @@
 /**
  * What a client of the HTTP port sees when a call fails before any response message, in every
- * protocol connect-node serves there (Connect unary and streaming, gRPC-web, gRPC over HTTP/1.1).
+ * protocol connect-node serves there (Connect unary and streaming, gRPC-web, gRPC over HTTP/1.1),
+ * and the count of every call refused before Verdict's handler ran.
  *
- * connect-es raises a request message that does not decode as protobuf binary with code internal
- * ("parse binary: ...", HTTP 500 over Connect), as it does an envelope flagged compressed when the
- * request names no compression: the gRPC rule is that libraries never raise INVALID_ARGUMENT. It
- * decodes before any interceptor runs and no router option changes the code, so the HTTP server
- * wraps each of connect's handlers with answerClientErrors, which rewrites such an answer in the
- * protocol's own form: bad input is INVALID_ARGUMENT with its reason, as on the gRPC port (rpc.ts
- * decodes in the handler there), and an internal error's message never reaches the client. Such a
- * call never reaches rpc.ts's handler, so it is counted here (as the gRPC port counts it there).
+ * connect-es reads, decompresses and decodes the request before any interceptor or handler runs,
+ * and refuses what it cannot read there: malformed JSON (INVALID_ARGUMENT), a body over the size
+ * limit, a bad timeout header, an unknown compression, a missing message, a content type or HTTP
+ * method the method does not take (415 or 405 with no body), and, with code INTERNAL (HTTP 500
+ * over Connect; the gRPC rule is that libraries never raise INVALID_ARGUMENT), a binary message
+ * that does not decode, an envelope flagged compressed when the request names no compression, or
+ * a body that does not decompress. No router option changes this, so the HTTP server wraps each of
+ * connect's handlers with answerClientErrors, and each service implementation with markReached.
+ *
+ * Whether a call was refused is known from markReached, not from connect-es's error texts: a call
+ * whose implementation never started was refused while its request was read. Such a call is
+ * counted here (rpc.ts's handler counts the others, as the gRPC port does), and a refusal that
+ * connect-es answers as a server fault is INVALID_ARGUMENT with the reason, as on the gRPC port
+ * (rpc.ts decodes in the handler there). connect-es's texts only choose the wording of the reason.
+ * Any server fault after the implementation started reaches the client as "internal error" only.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ContextValues, type ServiceImpl, createContextKey, createContextValues } from "@connectrpc/connect";
 import { type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse, encodeEnvelope } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, codeToString, endStreamFlag, endStreamFromJson, endStreamToJson, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -25,25 +34,74 @@ const INTERNAL_MESSAGE = "internal error";
 /** Codes answered HTTP 500 over Connect: what the server failed at, never the client. */
 const SERVER_FAULTS: ReadonlySet<Code> = new Set([Code.Internal, Code.Unknown, Code.DataLoss]);
 
+/** connect-es's wording of a binary message that does not decode, and of a compressed envelope it cannot decompress. */
 const PARSE_BINARY = "parse binary: ";
 const COMPRESSED_WITHOUT_ENCODING = "received compressed envelope, but do not know how to decompress";
 
+/** Longest part of connect-es's own text (or of a client's header) put in a refusal. */
+const MAX_REASON = 200;
+
+/** Set on a call's context values when its implementation starts: the request was read and decoded. */
+const IMPLEMENTATION_STARTED = createContextKey(false, { description: "the call's implementation started" });
+
+/**
+ * `implementation` with each of its methods marking the call as started (IMPLEMENTATION_STARTED)
+ * before it runs, so that answerClientErrors knows a call that never started was refused by connect-es.
+ */
+export function markReached<S extends DescService>(service: S, implementation: Partial<ServiceImpl<S>>): Partial<ServiceImpl<S>> {
+  const marked: Record<string, unknown> = { ...implementation };
+  for (const method of service.methods) {
+    const impl = (implementation as Record<string, unknown>)[method.localName];
+    if (typeof impl !== "function") continue;
+    marked[method.localName] = function (this: unknown, request: unknown, context: { values: ContextValues }) {
+      context.values.set(IMPLEMENTATION_STARTED, true);
+      return (impl as (request: unknown, context: unknown) => unknown).call(this, request, context);
+    };
+  }
+  return marked as Partial<ServiceImpl<S>>;
+}
+
 /**
  * The error a client gets instead of `error`, raised for a call whose request is a `inputType`
- * message, or undefined to keep it: a request that does not decode is INVALID_ARGUMENT with the
- * decoder's reason; any other server fault carries only "internal error" (`onInternal` gets it first).
+ * message, or undefined to keep it. For a call `refused` before its implementation started, a
+ * server fault is INVALID_ARGUMENT with connect-es's reason (the request could not be read); for
+ * one that started, a server fault carries only "internal error" (`onInternal` gets it first).
  */
-export function clientFacingError(error: ConnectError, inputType: string, onInternal: (error: ConnectError) => void): ConnectError | undefined {
+export function clientFacingError(error: ConnectError, inputType: string, refused: boolean, onInternal: (error: ConnectError) => void): ConnectError | undefined {
   if (!SERVER_FAULTS.has(error.code)) return undefined;
-  if (error.code === Code.Internal && error.rawMessage.startsWith(PARSE_BINARY)) {
-    return new ConnectError(`malformed ${inputType} message: ${error.rawMessage.slice(PARSE_BINARY.length)}`, Code.InvalidArgument);
-  }
-  if (error.code === Code.Internal && error.rawMessage === COMPRESSED_WITHOUT_ENCODING) {
-    return new ConnectError("a message is flagged compressed, but the request names no compression", Code.InvalidArgument);
-  }
+  if (refused) return new ConnectError(unreadableReason(error.rawMessage, inputType), Code.InvalidArgument);
   if (error.rawMessage === INTERNAL_MESSAGE && error.details.length === 0) return undefined;
   onInternal(error);
   return new ConnectError(INTERNAL_MESSAGE, error.code);
+}
+
+/** Why a request could not be read, from connect-es's text for it. */
+function unreadableReason(raw: string, inputType: string): string {
+  if (raw.startsWith(PARSE_BINARY)) return `malformed ${inputType} message: ${raw.slice(PARSE_BINARY.length, PARSE_BINARY.length + MAX_REASON)}`;
+  if (raw === COMPRESSED_WITHOUT_ENCODING) return "a message is flagged compressed, but the request names no compression";
+  // connect-es's text for a request it could not read; "internal error" is an exception of its own it hides.
+  return raw === "" || raw === INTERNAL_MESSAGE ? "the request could not be read" : `the request could not be read: ${raw.slice(0, MAX_REASON)}`;
+}
+
+/** The content types a method takes, for the answer to one it does not. */
+function contentTypes(handler: UniversalHandler): string {
+  const connect = handler.method.methodKind === "unary" ? "application/json or application/proto (Connect)" : "application/connect+json or application/connect+proto (Connect)";
+  return `${connect}, application/grpc-web+proto or +json (gRPC-web), application/grpc+proto or +json (gRPC)`;
+}
+
+/**
+ * The Connect error for a request connect-es refused with a bare HTTP status (no body): a content
+ * type or an HTTP method the method does not take. UNIMPLEMENTED, as connect-es answers a
+ * compression it does not support; undefined for any other status.
+ */
+function bareRefusal(status: number, req: UniversalServerRequest, handler: UniversalHandler): ConnectError | undefined {
+  if (status === 415) {
+    const type = req.header.get("content-type");
+    const sent = type === null || type === "" ? "the request has no content-type" : `content-type ${JSON.stringify(type.slice(0, MAX_REASON))} is not supported`;
+    return new ConnectError(`${sent}: send ${contentTypes(handler)}`, Code.Unimplemented);
+  }
+  if (status === 405) return new ConnectError(`HTTP method ${req.method.slice(0, MAX_REASON)} is not allowed: call this method with ${handler.allowedMethods.join(" or ")}`, Code.Unimplemented);
+  return undefined;
 }
 
 async function allBytes(chunks: AsyncIterable<Uint8Array>, first?: Uint8Array): Promise<Uint8Array> {
@@ -88,25 +146,40 @@ async function rewriteEndEnvelope(
  * Wraps one of connect's handlers (one method, every protocol) so that an error it answers before
  * any response message reaches the client as clientFacingError says, in the protocol's form:
  * Connect unary (HTTP status and JSON body), Connect streaming (end-of-stream envelope), gRPC-web
- * (trailers envelope) and gRPC (trailers). Every server fault hidden so is logged; every request
- * refused so as INVALID_ARGUMENT (it did not decode, so no handler counted it) is counted by `count`.
+ * (trailers envelope) and gRPC (trailers). A content type or HTTP method the method does not take
+ * gets a Connect error body beside its 415 or 405. Every server fault hidden so is logged; every
+ * call refused before its implementation started (markReached) is counted by `count`, by the code
+ * its client gets.
  */
 export function answerClientErrors(handler: UniversalHandler, logger: Logger, count?: MethodCounter): UniversalHandler {
   const inputType = handler.method.input.typeName;
   const method = handler.method.name;
   const log = (error: ConnectError) => logger.error("rpc failed", { method, code: codeToString(error.code), error: error.rawMessage });
-  const facing = (error: ConnectError) => {
-    const replaced = clientFacingError(error, inputType, log);
-    if (replaced?.code === Code.InvalidArgument) count?.(codeToString(replaced.code));
-    return replaced;
-  };
 
   async function answer(req: UniversalServerRequest): Promise<UniversalServerResponse> {
-    const res = await handler(req);
+    const values = req.contextValues ?? createContextValues();
+    const res = await handler(req.contextValues === undefined ? { ...req, contextValues: values } : req);
+    const refused = () => !values.get(IMPLEMENTATION_STARTED);
+    const facing = (error: ConnectError) => {
+      const before = refused();
+      const replaced = clientFacingError(error, inputType, before, log);
+      if (before) count?.(codeToString((replaced ?? error).code));
+      return replaced;
+    };
     const type = res.header?.get("content-type") ?? "";
     const body = res.body;
-    if (body === undefined) return res;
-    if (res.status === 500 && type.startsWith("application/json")) {
+    if (body === undefined) {
+      const error = res.status !== 200 && refused() ? bareRefusal(res.status, req, handler) : undefined;
+      if (error === undefined) return res;
+      count?.(codeToString(error.code));
+      const json = errorToJsonBytes(error, undefined);
+      const header = new Headers(res.header);
+      header.set("content-type", "application/json");
+      header.set("content-length", String(json.byteLength));
+      if (res.status === 405) header.set("allow", handler.allowedMethods.join(", "));
+      return { ...res, header, body: once(json) };
+    }
+    if (res.status !== 200 && type.startsWith("application/json") && (res.status === 500 || refused())) {
       const bytes = await allBytes(body);
       const replaced = facing(errorFromJsonBytes(bytes, undefined, new ConnectError(INTERNAL_MESSAGE, Code.Internal)));
       if (replaced === undefined) return { ...res, body: once(bytes) };

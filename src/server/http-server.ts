@@ -11,14 +11,14 @@ import type { AddressInfo } from "node:net";
 import type { ListenAddress } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { type CountRequests, SOCKET_ADDRESS } from "../api/rpc.js";
-import { answerClientErrors } from "./connect-errors.js";
+import { answerClientErrors, markReached } from "./connect-errors.js";
 import { type CorsSettings, createCors } from "./cors.js";
 
 /** A service for the Connect router. */
 export interface ConnectService {
   readonly service: DescService;
   readonly implementation: ServiceImpl<DescService>;
-  /** Counts the calls refused before its handler (a message that does not decode); the handlers count the rest. */
+  /** Counts the calls refused before its handler (a request connect-es could not read); the handlers count the rest. */
   readonly count?: CountRequests;
 }
 
@@ -76,10 +76,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   };
   const handler = connectNodeAdapter({
     routes(router: ConnectRouter) {
-      for (const s of options.services) router.service(s.service, s.implementation);
-      // connect-es answers a request that does not decode with INTERNAL (HTTP 500), before any
-      // interceptor: each handler is wrapped so that it answers INVALID_ARGUMENT instead, and no
-      // internal error's message leaves (connect-errors.ts). The adapter serves router.handlers.
+      for (const s of options.services) router.service(s.service, markReached(s.service, s.implementation));
+      // connect-es refuses a request it cannot read before any interceptor or handler, some of
+      // them with INTERNAL (HTTP 500): each handler is wrapped so that such a call is counted and
+      // answered INVALID_ARGUMENT instead, and no internal error's message leaves
+      // (connect-errors.ts). The adapter serves router.handlers.
       const counts = new Map(options.services.map((s) => [s.service.typeName, s.count]));
       const wrapped = router.handlers.map((h) => answerClientErrors(h, options.logger, counts.get(h.service.typeName)?.(h.method.name, "connect")));
       router.handlers.splice(0, router.handlers.length, ...wrapped);

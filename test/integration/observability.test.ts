@@ -4,12 +4,14 @@
  * signing keys on the very first start. A real server on the machine's Postgres.
  */
 import { status } from "@grpc/grpc-js";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
 import { AuthService } from "../../gen/verdict/v1/auth_pb.js";
 import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { type TestClient, grpcClient, grpcError } from "../helpers/grpc.js";
+import { envelope, grpcStatusOf, post } from "../helpers/http-protocols.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
@@ -122,5 +124,49 @@ describe("observability: request counters, CheckBatch latency, transports, healt
     expect((await malformed("verdict.v1.DecisionService/Check")).status).toBe(400);
     expect((await malformed("verdict.v1.AdminService/ListTenants")).status).toBe(400);
     expect(counted(await scrape())).toEqual({ check: before.check + 1, listTenants: before.listTenants + 1 });
+  });
+
+  it("counts every call the HTTP port refuses before its handler by method and code, and answers each with a clear error, never a 500", async () => {
+    const CHECK = "/verdict.v1.DecisionService/Check";
+    const LIST = "/verdict.v1.AdminService/ListTenants";
+    const json = { "content-type": "application/json" };
+    const cases: Array<{ why: string; path: string; method?: string; headers: Record<string, string>; body?: Buffer | string; status: number; code: string; message: RegExp }> = [
+      { why: "JSON that does not parse", path: CHECK, headers: json, body: "{not json", status: 400, code: "invalid_argument", message: /verdict\.v1\.CheckRequest.*JSON/ },
+      { why: "JSON of another shape", path: LIST, headers: { ...json, ...ROOT }, body: "[1]", status: 400, code: "invalid_argument", message: /verdict\.v1\.ListTenantsRequest/ },
+      { why: "a body over VERDICT_MAX_REQUEST_BYTES", path: CHECK, headers: json, body: JSON.stringify({ action: "x".repeat(70_000) }), status: 429, code: "resource_exhausted", message: /larger than/ },
+      { why: "a gzip body cut short", path: CHECK, headers: { ...json, "content-encoding": "gzip" }, body: gzipSync('{"action":"read:orders"}').subarray(0, 15), status: 400, code: "invalid_argument", message: /decompress/ },
+      { why: "a timeout that is not a number", path: LIST, headers: { ...json, ...ROOT, "connect-timeout-ms": "soon" }, body: "{}", status: 400, code: "invalid_argument", message: /timeout/ },
+      { why: "an unknown content-encoding", path: LIST, headers: { ...json, ...ROOT, "content-encoding": "snappy" }, body: "{}", status: 501, code: "unimplemented", message: /snappy/ },
+      { why: "a content type no protocol reads", path: CHECK, headers: { "content-type": "text/plain" }, body: "{}", status: 415, code: "unimplemented", message: /text\/plain.*application\/json/ },
+      { why: "no content type", path: LIST, headers: ROOT, body: "{}", status: 415, code: "unimplemented", message: /content-type.*application\/json/ },
+      { why: "GET on a method that takes POST", path: CHECK, method: "GET", headers: {}, status: 405, code: "unimplemented", message: /GET.*POST/ },
+      { why: "malformed JSON in gRPC-web", path: CHECK, headers: { "content-type": "application/grpc-web+json" }, body: envelope(Buffer.from("{x")), status: 200, code: "invalid_argument", message: /JSON/ },
+      { why: "malformed JSON in gRPC over HTTP/1.1", path: LIST, headers: { "content-type": "application/grpc+json", te: "trailers", ...ROOT }, body: envelope(Buffer.from("{x")), status: 200, code: "invalid_argument", message: /JSON/ },
+      { why: "gRPC-web without a message", path: CHECK, headers: { "content-type": "application/grpc-web+proto" }, body: Buffer.alloc(0), status: 200, code: "unimplemented", message: /missing/ },
+      // Refused by the handler itself (no credential): counted once, as before.
+      { why: "no credential", path: LIST, headers: json, body: "{}", status: 401, code: "unauthenticated", message: /credential/ },
+    ];
+    const counters: Record<string, string> = { [CHECK]: "verdict_decision_requests_total", [LIST]: "verdict_admin_requests_total" };
+    const count = (m: string, path: string, code: string) => sample(m, counters[path], { method: path.split("/")[2], transport: "connect", code });
+    const series = [...new Set(cases.map((c) => `${c.path} ${c.code}`))].map((s) => s.split(" "));
+    const before = await scrape();
+    const wrong: string[] = [];
+    for (const c of cases) {
+      const answer = c.method === "GET" ? await fetch(`${v.httpBase}${c.path}`).then(async (r) => ({ status: r.status, headers: { "content-type": r.headers.get("content-type") ?? undefined }, body: Buffer.from(await r.arrayBuffer()), trailers: {} })) : await post(v.httpBase, c.path, c.headers, c.body ?? "");
+      let got: { code: string; message: string };
+      if (String(answer.headers["content-type"]).startsWith("application/grpc")) {
+        const s = grpcStatusOf(answer);
+        got = { code: Object.entries(status).find(([, n]) => n === s.code)?.[0].toLowerCase() ?? String(s.code), message: s.message };
+      } else {
+        got = answer.headers["content-type"] === "application/json" ? (JSON.parse(answer.body.toString()) as { code: string; message: string }) : { code: "(no body)", message: answer.body.toString() };
+      }
+      if (answer.status !== c.status || got.code !== c.code || !c.message.test(got.message)) wrong.push(`${c.why}: ${answer.status} ${got.code} ${got.message}`);
+    }
+    expect(wrong).toEqual([]);
+    const after = await scrape();
+    const expected = Object.fromEntries(series.map(([path, code]) => [`${path} ${code}`, cases.filter((c) => c.path === path && c.code === code).length]));
+    const counted = Object.fromEntries(series.map(([path, code]) => [`${path} ${code}`, count(after, path, code) - count(before, path, code)]));
+    expect(counted).toEqual(expected);
+    expect(logs.filter((l) => l.includes("rpc failed"))).toEqual([]);
   });
 });
