@@ -192,7 +192,7 @@ export const settings = {
   failOpen: bool({ env: "VERDICT_FAIL_OPEN", default: false, doc: "answer allow (reason `INTERNAL_ERROR`) instead of deny when Verdict cannot decide" }),
   maxRequestBytes: int({ env: "VERDICT_MAX_REQUEST_BYTES", default: 65_536, min: 1024, max: 16 * 1024 * 1024, doc: "largest request message accepted, in bytes (larger: `RESOURCE_EXHAUSTED`)" }),
   keyUse: {
-    flushIntervalMs: int({ env: "VERDICT_KEY_USE_FLUSH_MS", default: 5000, min: 10, max: HOUR_MS, doc: "how often API key last-use times are written" }),
+    flushIntervalMs: int({ env: "VERDICT_KEY_USE_FLUSH_MS", default: 5000, min: 10, max: HOUR_MS, doc: "how often API key last-use times are written (in statements of at most 2000 keys, one after the other, so that many keys used in one interval never hold Check for long)" }),
     maxPending: int({ env: "VERDICT_KEY_USE_MAX_PENDING", default: 100_000, min: 1, max: 10_000_000, doc: "most keys waiting to be written; beyond that records are dropped and counted" }),
   },
   pollIntervalMs: int({

@@ -44,6 +44,38 @@ describe("API key use recorder", () => {
     await keyUse.close();
   });
 
+  it("writes a large batch in statements of at most 2000 keys, one after the other, and every key once", async () => {
+    const { keyUse, batches } = recorder({ maxPending: 10_000 });
+    for (let i = 0; i < 4500; i++) keyUse.record(`k${i}`, i);
+    await keyUse.flush();
+    expect(batches.map((b) => b.size)).toEqual([2000, 2000, 500]);
+    const all = new Map(batches.flatMap((b) => [...b]));
+    expect(all.size).toBe(4500);
+    expect(all.get("k4499")).toBe(4499);
+    await keyUse.close();
+  });
+
+  it("reports a failed statement and still writes the others", async () => {
+    const batches: Array<Map<string, number>> = [];
+    const failures: unknown[] = [];
+    let calls = 0;
+    const keyUse = createKeyUseRecorder({
+      flushIntervalMs: 5000,
+      maxPending: 10_000,
+      async write(uses) {
+        if (++calls === 1) throw new Error("store away");
+        batches.push(new Map(uses));
+      },
+      onDropped: () => {},
+      onFlushFailed: (error) => failures.push(error),
+    });
+    for (let i = 0; i < 4500; i++) keyUse.record(`k${i}`, i);
+    await keyUse.flush();
+    expect(failures).toHaveLength(1);
+    expect(batches.map((b) => b.size)).toEqual([2000, 500]);
+    await keyUse.close();
+  });
+
   it("counts a drop for every new key beyond the bound, never for a key already pending", async () => {
     const { keyUse, batches, dropped } = recorder({ maxPending: 2 });
     keyUse.record("k1", 1);
