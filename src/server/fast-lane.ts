@@ -13,11 +13,12 @@
  *
  * What a fast-lane call still does as grpc-js would: the message size limit (RESOURCE_EXHAUSTED),
  * one request message per unary call, `grpc-timeout` for answers that wait (DEADLINE_EXCEEDED),
- * the request deadline for a request that never arrives (request-deadline.ts), response metadata
- * (`sendMetadata`) and error metadata, grpc-message percent-encoded, and the same handler
+ * the request deadline for a request that never arrives (request-deadline.ts), the request
+ * metadata a handler reads (`-bin` values as bytes, the entries grpc-js drops absent), response
+ * metadata (`sendMetadata`) and error metadata, grpc-message percent-encoded, and the same handler
  * functions as grpc-js calls (rpc.ts builds them once).
  */
-import type { Metadata, ServiceError, UntypedHandleCall } from "@grpc/grpc-js";
+import type { Metadata, MetadataValue, ServiceError, UntypedHandleCall } from "@grpc/grpc-js";
 import { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { RequestDeadline } from "./request-deadline.js";
 
@@ -95,13 +96,67 @@ function sendOkTrailers(this: ServerHttp2Stream): void {
   this.sendTrailers(OK_TRAILERS);
 }
 
-/** The request metadata as grpc-js's `Metadata.get` answers it, read from the HTTP/2 headers. */
+/**
+ * Headers grpc-js takes out of the metadata a handler gets (server-interceptors.ts), and what its
+ * Metadata accepts as a key and as a text value (metadata.ts): an entry with another is dropped.
+ */
+const NOT_METADATA: ReadonlySet<string> = new Set(["grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "accept-encoding", "te", "content-type"]);
+const LEGAL_KEY = /^[:0-9a-z_.-]+$/;
+const LEGAL_TEXT = /^[ -~]*$/;
+
+/** Whether grpc-js keeps the header `name` (lower-case) in a handler's metadata. */
+function isMetadataKey(name: string): boolean {
+  return name.charCodeAt(0) !== 58 /* ":" */ && !NOT_METADATA.has(name) && LEGAL_KEY.test(name);
+}
+
+/** isMetadataKey of the names handlers ask for (a few constants in the code): one lookup a read. */
+const METADATA_KEYS = new Map<string, boolean>();
+const MAX_REMEMBERED_KEYS = 64;
+
+function isRememberedMetadataKey(name: string): boolean {
+  let legal = METADATA_KEYS.get(name);
+  if (legal === undefined) {
+    legal = isMetadataKey(name);
+    if (METADATA_KEYS.size < MAX_REMEMBERED_KEYS) METADATA_KEYS.set(name, legal);
+  }
+  return legal;
+}
+
+/**
+ * A `-bin` header's values as grpc-js's Metadata.fromHttp2Headers decodes them: base64 to bytes,
+ * a custom key's value (not `grpc-`) split at commas first, since node:http2 joins repeated fields
+ * with ", ".
+ */
+function binaryValues(name: string, value: string | string[]): readonly Buffer[] {
+  if (Array.isArray(value)) return value.map((v) => Buffer.from(v, "base64"));
+  if (name.startsWith("grpc-")) return [Buffer.from(value, "base64")];
+  return value.split(",").map((v) => Buffer.from(v.trim(), "base64"));
+}
+
+/** A text header's values as grpc-js keeps them: up to the first that is not printable ASCII. */
+function textValues(value: string | string[]): readonly string[] {
+  if (!Array.isArray(value)) return LEGAL_TEXT.test(value) ? [value] : NO_VALUES;
+  const bad = value.findIndex((v) => !LEGAL_TEXT.test(v));
+  return bad < 0 ? value : value.slice(0, bad);
+}
+
+/**
+ * The request metadata as grpc-js's `Metadata.get` answers it (the one method handlers call), read
+ * from the HTTP/2 headers when asked: no Metadata is built per call, and a call whose handler reads
+ * no header costs nothing here. A name is matched lower-case; pseudo-headers and the transport
+ * headers grpc-js removes are absent, as are entries its Metadata refuses (a key outside
+ * [0-9a-z_.-], a text value that is not printable ASCII); `-bin` values are bytes.
+ */
 class HeaderMetadata {
   constructor(private readonly headers: IncomingHttpHeaders) {}
-  get(name: string): readonly string[] {
-    if (name.charCodeAt(0) === 58 /* ":" */) return NO_VALUES;
-    const v = this.headers[name];
-    return v === undefined ? NO_VALUES : Array.isArray(v) ? v : [v];
+  get(name: string): readonly MetadataValue[] {
+    const value = this.headers[name];
+    if (value === undefined) {
+      const lower = name.toLowerCase();
+      return lower === name ? NO_VALUES : this.get(lower);
+    }
+    if (!isRememberedMetadataKey(name)) return NO_VALUES;
+    return name.endsWith("-bin") ? binaryValues(name, value) : textValues(value);
   }
 }
 

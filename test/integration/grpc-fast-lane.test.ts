@@ -6,20 +6,26 @@
  * and wrongly typed bodies, waits past the client's grpc-timeout, a request that never arrives. For
  * each, the status, the message and the response must be the same, and the lane must be the one that
  * answered on the first server (its answers carry no `grpc-encoding` header; grpc-js's do).
+ * Handlers see the request metadata grpc-js would give them: two bare gRPC servers, with and without
+ * the lane, mount a probe that answers what `call.metadata.get` and rpc.ts's CallContext return.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
+import { type ServerUnaryCall, type ServiceDefinition, type sendUnaryData, status } from "@grpc/grpc-js";
 import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
-import { CheckBatchRequestSchema, CheckBatchResponseSchema, CheckRequestSchema, CheckResponseSchema } from "../../gen/verdict/v1/decision_pb.js";
+import { CheckBatchRequestSchema, CheckBatchResponseSchema, CheckRequestSchema, CheckResponseSchema, DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../gen/grpc/health/v1/health_pb.js";
 import { envoyRequest, envoyRequestBytes } from "../helpers/envoy-client.js";
 import { grpcClient } from "../helpers/grpc.js";
 import { envelope } from "../helpers/http-protocols.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 import { parseGrpcTimeout } from "../../src/server/fast-lane.js";
+import { type RunningGrpcServer, startGrpcServer } from "../../src/server/grpc-server.js";
+import { HealthState } from "../../src/api/health.js";
+import { type GrpcService, toGrpcService } from "../../src/api/rpc.js";
+import { createLogger } from "../../src/observability/logger.js";
 
 const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
 const CHECK = "/verdict.v1.DecisionService/Check";
@@ -189,10 +195,20 @@ describe("the gRPC fast lane answers what grpc-js answers", () => {
   });
 
   it("reads the caller's credential from the headers as grpc-js does", async () => {
-    for (const headers of [(k: string) => ({ authorization: `Bearer ${k}` }), (k: string) => ({ "x-api-key": k }), () => ({}), () => ({ authorization: "Bearer vk_nope" })]) {
+    const cases: Record<string, (k: string) => Record<string, string>> = {
+      bearer: (k) => ({ authorization: `Bearer ${k}` }),
+      "x-api-key": (k) => ({ "x-api-key": k }),
+      none: () => ({}),
+      "unknown key": () => ({ authorization: "Bearer vk_nope" }),
+      // Values grpc-js drops (a metadata value is printable ASCII): the caller presents nothing,
+      // though String.trim and the Bearer pattern's \s would make the key out of them.
+      "a key with a trailing no-break space": (k) => ({ "x-api-key": `${k}\u00a0` }),
+      "a tab after Bearer": (k) => ({ authorization: `Bearer\t${k}` }),
+    };
+    for (const [why, headers] of Object.entries(cases)) {
       const answers = await both((key) => ({ path: CHECK, body: checkBody(key), headers: headers(key) }));
       const [a, b] = answers.map((x) => fromBinary(CheckResponseSchema, unframe(x.body)));
-      expect([a.allowed, a.reason, a.message]).toEqual([b.allowed, b.reason, b.message]);
+      expect({ why, lane: [a.allowed, a.reason, a.message] }).toEqual({ why, lane: [b.allowed, b.reason, b.message] });
     }
   });
 
@@ -247,5 +263,119 @@ describe("the gRPC fast lane answers what grpc-js answers", () => {
     }
     const [lane, plain] = await both((key) => ({ path: CHECK, body: checkBody(key), headers: { authorization: `Bearer ${key}` } }));
     expect([lane.code, plain.code]).toEqual([status.OK, status.OK]);
+  });
+});
+
+describe("the gRPC fast lane hands a handler the request metadata grpc-js does", () => {
+  const PROBE = "/verdict.test.Probe/Metadata";
+  const servers: RunningGrpcServer[] = [];
+  const sessions: http2.ClientHttp2Session[] = [];
+  const b64 = (bytes: number[] | string) => Buffer.from(bytes as never).toString("base64");
+
+  /** Answers, for each name the request lists (JSON), what `call.metadata.get(name)` returns: bytes or text. */
+  const probe: GrpcService = {
+    definition: {
+      metadata: {
+        path: PROBE,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (r: unknown) => Buffer.from(JSON.stringify(r)),
+        responseDeserialize: (b: Buffer) => b,
+      },
+    } as unknown as ServiceDefinition,
+    implementation: {
+      metadata: (call: ServerUnaryCall<Buffer, unknown>, callback: sendUnaryData<unknown>) => {
+        const names = JSON.parse(call.request.toString()) as string[];
+        callback(null, Object.fromEntries(names.map((n) => [n, call.metadata.get(n).map((v) => (Buffer.isBuffer(v) ? { bytes: v.toString("hex") } : { text: v }))])));
+      },
+    },
+  };
+  /** Check through rpc.ts, as Verdict's handlers see a call: the message is what CallContext.header(action) gives. */
+  const viaCallContext = toGrpcService(
+    DecisionService,
+    {
+      check: (req, ctx) => create(CheckResponseSchema, { message: JSON.stringify(ctx.header(req.action) ?? null) }),
+      checkBatch: () => create(CheckBatchResponseSchema),
+    },
+    createLogger("error", {}, () => undefined),
+  );
+
+  beforeAll(async () => {
+    for (const lane of [[PROBE, CHECK], []]) {
+      const server = await startGrpcServer({
+        addr: { host: "127.0.0.1", port: 0 },
+        services: [probe, viaCallContext],
+        health: new HealthState(),
+        maxRequestBytes: MAX_REQUEST_BYTES,
+        fastLane: lane,
+        limits: { maxConcurrentStreams: 100, maxConnections: 100, requestTimeoutMs: 5000 },
+        logger: createLogger("error", {}, () => undefined),
+      });
+      servers.push(server);
+      sessions.push(await connect(`127.0.0.1:${server.port}`));
+    }
+  });
+  afterAll(async () => {
+    for (const s of sessions) s.close();
+    for (const s of servers) await s.close(0);
+  });
+
+  const HEADERS: Record<string, string | string[]> = {
+    "x-trace-bin": b64([0, 1, 2, 0xff]),
+    // Sent as two fields: node:http2 joins them with ", ", and grpc-js splits custom -bin values again.
+    "x-multi-bin": [b64([1, 2]), b64([3])],
+    "grpc-tags-bin": [b64([4]), b64([5])],
+    "x-empty-bin": "",
+    "x-text": "plain",
+    "x-empty": "",
+    "x-no-break-space": "k\u00a0",
+    "x-tab": "a\tb",
+    "x!y": "illegal key",
+    "grpc-timeout": "5S",
+    "grpc-encoding": "identity",
+    "grpc-accept-encoding": "identity,gzip",
+    "accept-encoding": "gzip",
+  };
+
+  async function both(path: string, body: Buffer, headers: Record<string, string | string[]>): Promise<Answer[]> {
+    return Promise.all(sessions.map((session) => call(session, path, body, headers as Record<string, string>)));
+  }
+
+  it("decodes -bin values to bytes, and drops what grpc-js drops", async () => {
+    const names = [...Object.keys(HEADERS), "X-Text", "X-Trace-Bin", ":path", ":authority", "content-type", "te", "absent", "absent-bin"];
+    const [lane, plain] = await both(PROBE, frame(Buffer.from(JSON.stringify(names))), HEADERS);
+    expect([lane.code, plain.code]).toEqual([status.OK, status.OK]);
+    expect([lane.encodingHeader, plain.encodingHeader]).toEqual([undefined, "identity"]);
+    const [seen, expected] = [lane, plain].map((x) => JSON.parse(unframe(x.body).toString()) as Record<string, unknown>);
+    // What grpc-js gives (the second server), so that the comparison below compares something.
+    expect(expected).toMatchObject({
+      "x-trace-bin": [{ bytes: "000102ff" }],
+      "x-multi-bin": [{ bytes: "0102" }, { bytes: "03" }],
+      "x-empty-bin": [{ bytes: "" }],
+      "x-text": [{ text: "plain" }],
+      "X-Text": [{ text: "plain" }],
+      "x-no-break-space": [],
+      "x-tab": [],
+      "x!y": [],
+      "grpc-timeout": [],
+      te: [],
+      "content-type": [],
+    });
+    for (const name of names) expect({ name, lane: seen[name] }).toEqual({ name, lane: expected[name] });
+  });
+
+  it("gives rpc.ts's CallContext the same header text", async () => {
+    const utf8 = b64("h\u00e9llo");
+    for (const name of ["x-utf8-bin", "x-text", "x-no-break-space", "grpc-timeout", "absent-bin"]) {
+      const headers = { ...HEADERS, "x-utf8-bin": utf8 };
+      const answers = await both(CHECK, frame(toBinary(CheckRequestSchema, create(CheckRequestSchema, { action: name }))), headers);
+      expect(answers.map((x) => x.code)).toEqual([status.OK, status.OK]);
+      expect(answers[0].encodingHeader).toBeUndefined();
+      const [seen, expected] = answers.map((x) => fromBinary(CheckResponseSchema, unframe(x.body)).message);
+      expect({ name, lane: seen }).toEqual({ name, lane: expected });
+      if (name === "x-utf8-bin") expect(expected).toBe(JSON.stringify("h\u00e9llo"));
+    }
   });
 });
