@@ -26,8 +26,10 @@ import { createClientBucket } from "./api/client-address.js";
 import { createPasswordCheck } from "./api/password-check.js";
 import { createDecisionService } from "./api/decision-service.js";
 import { createExtAuthzService } from "./api/envoy/service.js";
+import { trustedOrigins } from "./api/oauth/request-origin.js";
 import { createOAuthRoutes } from "./api/oauth/routes.js";
 import { createSignIn } from "./api/oauth/sign-in.js";
+import { createSessionRefresh } from "./api/session-refresh.js";
 import { createSessionTokens } from "./api/session-tokens.js";
 import { HealthState, ServingStatus } from "./api/health.js";
 import { type CountRequests, type WireCodec, toConnectService, toGrpcService } from "./api/rpc.js";
@@ -238,6 +240,8 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
       }
     },
   });
+  const sessions = createSessionTokens(tokens, config.tokens.refreshTtlMs);
+  const refreshSession = createSessionRefresh({ store, engine, sessions, logger });
   const auth = createAuthService({
     store,
     engine,
@@ -245,18 +249,21 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     passwordCheck,
     metrics,
     logger,
-    refreshTtlMs: config.tokens.refreshTtlMs,
+    sessions,
+    refreshSession,
   });
   const healthHandlers = health.handlers();
   const countAdmin: CountRequests = (method, transport) => metrics.adminRequestCounter(method, transport);
   const countDecisions: CountRequests = (method, transport) => metrics.decisionRequestCounter(method, transport);
-  const signIn = createSignIn({ store, engine, sessions: createSessionTokens(tokens, config.tokens.refreshTtlMs), logger });
+  const signIn = createSignIn({ store, engine, sessions, logger });
   const oauth = createOAuthRoutes({
     settings: config.oauth,
     store,
     engine,
     tokens,
     signIn,
+    refreshSession,
+    trustedOrigins: trustedOrigins(config.oauth.publicUrl, config.cors),
     metrics,
     logger,
     // Counted with the failed logins: in Redis for the whole fleet when there is one.

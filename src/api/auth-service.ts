@@ -6,16 +6,17 @@
 import { create } from "@bufbuild/protobuf";
 import { randomUUID } from "node:crypto";
 import { MAX_PASSWORD_LENGTH } from "../authn/password.js";
-import { ALL_TENANTS, type UserRecord } from "../core/model.js";
+import { ALL_TENANTS } from "../core/model.js";
 import { isValidTenantId, MAX_NAME_LENGTH } from "../core/names.js";
 import type { Engine } from "../engine/engine.js";
 import type { TokenAuthority } from "../engine/token-authority.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
-import { type Actor, type SessionRecord, type Store, StoreError } from "../store/store.js";
+import type { Actor, SessionRecord, Store } from "../store/store.js";
 import * as pb from "../../gen/verdict/v1/auth_pb.js";
 import { createCallerAuth } from "./caller-auth.js";
-import { REFRESH_TOKEN, createSessionTokens, hashRefreshToken } from "./session-tokens.js";
+import type { RefreshSession } from "./session-refresh.js";
+import { REFRESH_TOKEN, type SessionTokens, hashRefreshToken } from "./session-tokens.js";
 import { ApiError } from "./errors.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { presentedCredential } from "./presented-credential.js";
@@ -31,20 +32,23 @@ export interface AuthServiceOptions {
   readonly passwordCheck: PasswordCheck;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  readonly refreshTtlMs: number;
+  /** Mints the refresh tokens and token pairs of new sessions. */
+  readonly sessions: SessionTokens;
+  /** Refresh's rule, shared with the browser's refresh cookie. */
+  readonly refreshSession: RefreshSession;
   readonly now?: () => number;
 }
 
 
 /** Creates the AuthService handlers. */
 export function createAuthService(options: AuthServiceOptions): Handlers<typeof pb.AuthService> {
-  const { store, engine, tokens, passwordCheck, metrics, refreshTtlMs } = options;
+  const { store, engine, tokens, passwordCheck, metrics, refreshSession } = options;
   const now = options.now ?? Date.now;
   const audit = options.logger.child({ component: "audit" });
   const { authorize } = createCallerAuth({ engine, passwordCheck });
   const invalidLogin = () => new ApiError("unauthenticated", "invalid username or password");
   const invalidRefresh = () => new ApiError("unauthenticated", "invalid refresh token");
-  const { mintRefreshToken, pair } = createSessionTokens(tokens, refreshTtlMs);
+  const { mintRefreshToken, pair } = options.sessions;
 
   async function commit(version: number): Promise<bigint> {
     await engine.commit(version);
@@ -53,12 +57,6 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
 
   function requireReady(): void {
     if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
-  }
-
-  /** The user behind a session, if it may still hold tokens. */
-  function activeUser(userId: string): UserRecord | undefined {
-    const user = engine.current.getUser(userId);
-    return user && !user.disabled ? user : undefined;
   }
 
   async function revoke(session: SessionRecord, actor: Actor): Promise<bigint> {
@@ -110,25 +108,10 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
 
     async refresh(req) {
       requireReady();
-      if (!REFRESH_TOKEN.test(req.refreshToken)) throw invalidRefresh();
-      const nowMs = now();
-      const next = mintRefreshToken(nowMs);
-      let outcome;
-      try {
-        outcome = await store.refreshSession(hashRefreshToken(req.refreshToken), next.record, nowMs, { userId: "system" });
-      } catch (error) {
-        if (error instanceof StoreError && error.code === "not_found") throw invalidRefresh();
-        throw error;
-      }
-      const { session } = outcome.value;
-      const version = await commit(outcome.version);
-      if (outcome.value.kind === "reused") {
-        audit.warn("refresh token reused: session revoked", { session: session.id, user: session.userId, version: outcome.version });
-        throw new ApiError("unauthenticated", "refresh token was already used; its session is revoked, log in again");
-      }
-      const user = activeUser(session.userId);
-      if (!user) throw invalidRefresh();
-      return create(pb.RefreshResponseSchema, { tokens: pair(user, session, next.token, version, nowMs) });
+      const result = await refreshSession(req.refreshToken, "api");
+      if (result.kind === "reused") throw new ApiError("unauthenticated", "refresh token was already used; its session is revoked, log in again");
+      if (result.kind === "invalid") throw invalidRefresh();
+      return create(pb.RefreshResponseSchema, { tokens: result.tokens });
     },
 
     async logout(req, ctx) {

@@ -1,6 +1,6 @@
 /**
- * The session cookie: set after a browser sign-in (the session's access token, HttpOnly, Secure,
- * SameSite=Lax), read as a credential by the HTTP API, and cleared by sign-out.
+ * The cookies of a browser's session: written after a browser sign-in and by the refresh route
+ * (HttpOnly, Secure, SameSite), read as credentials, and cleared by sign-out.
  */
 import { parse, serialize } from "cookie";
 
@@ -12,6 +12,14 @@ export interface SessionCookieSettings {
   readonly domain: string;
 }
 
+/** What sets one cookie apart from the session cookie's defaults (SameSite=Lax, the settings' Domain). */
+export interface CookieAttributes {
+  /** Default "lax". */
+  readonly sameSite?: "lax" | "strict";
+  /** Host-only whatever the settings' domain (default false). */
+  readonly hostOnly?: boolean;
+}
+
 /** The value of cookie `name` in a Cookie header, or "" when absent. */
 export function readCookie(header: string | undefined, name: string): string {
   if (header === undefined || header === "") return "";
@@ -19,13 +27,20 @@ export function readCookie(header: string | undefined, name: string): string {
 }
 
 /** A Set-Cookie value for `name` on `path`: `value` for `maxAgeSeconds`, or cleared when value is "". */
-export function cookieHeader(settings: SessionCookieSettings, name: string, path: string, value: string, maxAgeSeconds: number): string {
+export function cookieHeader(
+  settings: SessionCookieSettings,
+  name: string,
+  path: string,
+  value: string,
+  maxAgeSeconds: number,
+  attributes: CookieAttributes = {},
+): string {
   return serialize(name, value, {
     httpOnly: true,
     secure: settings.secure,
-    sameSite: "lax",
+    sameSite: attributes.sameSite ?? "lax",
     path,
-    domain: settings.domain === "" ? undefined : settings.domain,
+    domain: settings.domain === "" || attributes.hostOnly ? undefined : settings.domain,
     maxAge: value === "" ? 0 : maxAgeSeconds,
   });
 }

@@ -71,6 +71,8 @@ export interface Metrics {
   /** Sign-ins through identity providers: provider id (from the configuration) and outcome code. */
   readonly oauthSignIns: Counter<"provider" | "outcome">;
   readonly oauthPendingDropped: Counter;
+  /** The browser session's cookie routes: route "refresh" or "logout", outcome "refreshed", "signed_out" or the refusal's code. */
+  readonly sessionCookieRequests: Counter<"route" | "outcome">;
   /** Connections to the gRPC port closed at once because VERDICT_GRPC_MAX_CONNECTIONS were open. */
   readonly grpcConnectionsRefused: Counter;
   /** gRPC calls ended because their request did not arrive within VERDICT_GRPC_REQUEST_TIMEOUT_MS. */
@@ -243,6 +245,11 @@ export function createMetrics(): Metrics {
     oauthPendingDropped: counter(
       "verdict_oauth_pending_dropped_total",
       "Started sign-ins dropped before their callback because VERDICT_OAUTH_MAX_PENDING were pending (the oldest go first).",
+    ),
+    sessionCookieRequests: counter(
+      "verdict_session_cookie_requests_total",
+      "Requests to the browser session's cookie routes (POST /oauth2/refresh and /oauth2/logout) by route and outcome.",
+      ["route", "outcome"],
     ),
     extAuthzRulesReloads: counter(
       "verdict_ext_authz_rules_reloads_total",

@@ -2,7 +2,7 @@
  * Sign-in through a real OpenID Provider (panva's oidc-provider on loopback), driven like a browser:
  * follow the redirects, post its login and consent forms, land on the callback. Verdict runs with
  * the machine's Postgres. Covers the JSON and cookie results, Check / ext_authz-style credentials,
- * sign-out, linking, provisioning rules, and every refusal the issue lists (state, code, PKCE, ID
+ * the refresh cookie (rotation, reuse, revocation, cross-origin refusals), sign-out, linking, provisioning rules, and every refusal the issue lists (state, code, PKCE, ID
  * token, open redirect, account takeover, secrets in logs, disabled users, deleted links, removed
  * providers).
  */
@@ -10,17 +10,21 @@ import { createHash } from "node:crypto";
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/verdict/v1/admin_pb.js";
+import { AuthService } from "../../gen/verdict/v1/auth_pb.js";
 import { DecisionService } from "../../gen/verdict/v1/decision_pb.js";
 import { Reason } from "../../gen/verdict/v1/types_pb.js";
 import { BrowserLike, type Page } from "../helpers/browser-like.js";
 import { type CheckResponse, envoyClient, envoyRequest } from "../helpers/envoy-client.js";
-import { type TestClient, grpcClient } from "../helpers/grpc.js";
+import { type TestClient, grpcClient, grpcError } from "../helpers/grpc.js";
 import { type TestOidcProvider, freePort, onFreePort, startOidcProvider } from "../helpers/oidc-provider.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
 const ROOT = { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString("base64")}` };
 type Verdict = Awaited<ReturnType<typeof startTestVerdict>>;
 type Claims = Record<string, unknown>;
+
+/** The refresh cookie's name beside the default session cookie. */
+const REFRESH = "verdict_session_refresh";
 
 /** Rewrites the ID token in the provider's token response, when a test sets `forge`. */
 interface Forgery {
@@ -39,6 +43,7 @@ describe("sign-in through a real OpenID Provider", () => {
   let appUrl = "";
   let decision: TestClient<typeof DecisionService>;
   let admin: TestClient<typeof AdminService>;
+  let auth: TestClient<typeof AuthService>;
 
   /** Every code, verifier, token and secret that crossed the wire, to look for them in logs. */
   const secrets = new Set<string>();
@@ -97,12 +102,14 @@ describe("sign-in through a real OpenID Provider", () => {
     });
     decision = grpcClient(DecisionService, v.grpcAddress);
     admin = grpcClient(AdminService, v.grpcAddress);
+    auth = grpcClient(AuthService, v.grpcAddress);
     await admin.createTenant({ id: "acme", displayName: "Acme" }, ROOT);
   });
 
   afterAll(async () => {
     decision?.close();
     admin?.close();
+    auth?.close();
     await v?.close();
     await op?.close();
     await dropSchema(schema);
@@ -131,8 +138,10 @@ describe("sign-in through a real OpenID Provider", () => {
   async function signIn(browser: BrowserLike, provider: string, login: string, query?: string): Promise<Page> {
     const page = await browser.request(await toCallback(browser, provider, login, query));
     if (page.status >= 400) refusals.push(page.body);
-    const session = browser.cookie(base, "verdict_session");
-    if (session) secrets.add(session);
+    for (const name of ["verdict_session", REFRESH]) {
+      const value = browser.cookie(base, name);
+      if (value) secrets.add(value);
+    }
     const tokens = page.status === 200 ? json(page).tokens : undefined;
     if (tokens) for (const t of [tokens.accessToken, tokens.refreshToken]) secrets.add(t);
     return page;
@@ -143,6 +152,21 @@ describe("sign-in through a real OpenID Provider", () => {
 
   const check = (credential: string, action = "read:orders") => decision.check({ credential, action, tenant: "acme" });
   const json = (page: Page) => JSON.parse(page.body) as { code?: string; message?: string; tokens?: { accessToken: string; refreshToken: string; sessionId: string } };
+
+  /** POST /oauth2/refresh from `browser` with `headers` (by default as a page of Verdict's own origin); the new cookies join the secrets. */
+  async function refresh(browser: BrowserLike, headers: Record<string, string> = { origin: base }): Promise<Page> {
+    const page = await browser.request(`${base}/oauth2/refresh`, { method: "POST", headers });
+    if (page.status >= 400) refusals.push(page.body);
+    for (const name of ["verdict_session", REFRESH]) {
+      const value = browser.cookie(base, name);
+      if (value) secrets.add(value);
+    }
+    return page;
+  }
+
+  /** The Set-Cookie lines of `page` that clear both session cookies. */
+  const clearsBoth = (page: Page) =>
+    ["verdict_session=; Max-Age=0; Path=/;", `${REFRESH}=; Max-Age=0; Path=/oauth2/;`].every((start) => page.headers.getSetCookie().some((c) => c.startsWith(start)));
 
   it("a new person signs in with the cookie result: redirected to return_to, HttpOnly Secure SameSite=Lax cookie, provisioned with READ in acme", async () => {
     const browser = new BrowserLike();
@@ -461,6 +485,9 @@ describe("sign-in through a real OpenID Provider", () => {
       // The session of the linking sign-in went with the link; the one opened through op stays.
       expect((await check(browser.cookie(base, "verdict_session")!)).reason).toBe(Reason.REVOKED);
       expect((await check(viaOp)).allowed).toBe(true);
+      // Its refresh cookie is dead too.
+      const refreshed = await refresh(browser);
+      expect([refreshed.status, json(refreshed).code]).toEqual([401, "session_invalid"]);
     });
   });
 
@@ -503,6 +530,141 @@ describe("sign-in through a real OpenID Provider", () => {
       expect(browser.cookie(base, "verdict_session")).toBeUndefined();
       expect((await check(session)).reason).toBe(Reason.REVOKED);
       expect(JSON.parse((await connectCheck()).body)).toMatchObject({ reason: "REASON_UNAUTHENTICATED" });
+    });
+
+    it("the cookie result sets a refresh cookie beside the session cookie: HttpOnly, Secure, SameSite=Strict, host-only, Path=/oauth2/, as long as the refresh token lives", async () => {
+      const browser = new BrowserLike();
+      const landed = await signIn(browser, "op", "nora");
+      const lines = landed.headers.getSetCookie();
+      expect(lines.find((c) => c.startsWith("verdict_session="))).toMatch(/^verdict_session=[^;]+; Max-Age=(3599|3600); Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+      expect(lines.find((c) => c.startsWith(`${REFRESH}=`))).toMatch(/^verdict_session_refresh=vrt_[A-Za-z0-9_-]{43}; Max-Age=2592000; Path=\/oauth2\/; HttpOnly; Secure; SameSite=Strict$/);
+      // The JSON result (no return_to) sets no session cookie at all.
+      const asJson = await signIn(new BrowserLike(), "op", "nora", "");
+      expect(asJson.headers.getSetCookie().filter((c) => !c.startsWith("verdict_session_flow="))).toEqual([]);
+    });
+
+    it("POST /oauth2/refresh rotates the session: both cookies anew, no token in the answer, the same session and user", async () => {
+      const browser = new BrowserLike();
+      await signIn(browser, "op", "olga");
+      const before = { access: browser.cookie(base, "verdict_session")!, refresh: browser.cookie(base, REFRESH)! };
+      const page = await refresh(browser);
+      expect(page.status, page.body).toBe(200);
+      expect(JSON.parse(page.body)).toEqual({ expiresIn: expect.any(Number), refreshExpiresIn: 2592000 });
+      expect(page.headers.get("cache-control")).toBe("no-store");
+      const after = { access: browser.cookie(base, "verdict_session")!, refresh: browser.cookie(base, REFRESH)! };
+      expect(after.access).not.toBe(before.access);
+      expect(after.refresh).not.toBe(before.refresh);
+      expect(decodeJwt(after.access).sid).toBe(decodeJwt(before.access).sid);
+      const [was, now] = [await check(before.access), await check(after.access)];
+      expect(now.allowed).toBe(true);
+      expect(now.principal?.userId).toBe(was.principal?.userId);
+      // A client that is no browser (no Origin, no Fetch Metadata) refreshes too, with its cookie jar.
+      expect((await refresh(browser, {})).status).toBe(200);
+    });
+
+    it("a refresh cookie presented twice is reuse: 401 session_reused, cookies cleared, the session revoked for cookies and API alike", async () => {
+      const browser = new BrowserLike();
+      await signIn(browser, "op", "pia");
+      const used = browser.cookie(base, REFRESH)!;
+      expect((await refresh(browser)).status).toBe(200);
+      const current = browser.cookie(base, "verdict_session")!;
+      const copy = new BrowserLike();
+      copy.setCookie(base, REFRESH, used, "/oauth2/");
+      const reused = await refresh(copy);
+      expect([reused.status, json(reused).code]).toEqual([401, "session_reused"]);
+      expect(clearsBoth(reused)).toBe(true);
+      expect((await check(current)).reason).toBe(Reason.REVOKED);
+      // The browser's current refresh cookie went with the session: nothing revives it.
+      const next = await refresh(browser);
+      expect([next.status, json(next).code]).toEqual([401, "session_invalid"]);
+      expect(clearsBoth(next)).toBe(true);
+      expect(browser.cookie(base, REFRESH)).toBeUndefined();
+    });
+
+    it("the refresh cookie and AuthService.Refresh rotate one token family: rotated over the API, the cookie's copy is reuse", async () => {
+      const browser = new BrowserLike();
+      await signIn(browser, "op", "quinn");
+      const viaApi = (await auth.refresh({ refreshToken: browser.cookie(base, REFRESH)! })).tokens!;
+      secrets.add(viaApi.accessToken);
+      secrets.add(viaApi.refreshToken);
+      const page = await refresh(browser);
+      expect([page.status, json(page).code]).toEqual([401, "session_reused"]);
+      expect((await check(viaApi.accessToken)).reason).toBe(Reason.REVOKED);
+      expect((await grpcError(auth.refresh({ refreshToken: viaApi.refreshToken }))).details).toBe("invalid refresh token");
+    });
+
+    it("sign-out after the session cookie expired still revokes the session, through the refresh cookie, and clears both", async () => {
+      const browser = new BrowserLike();
+      await signIn(browser, "op", "rosa");
+      const access = browser.cookie(base, "verdict_session")!;
+      const refreshToken = browser.cookie(base, REFRESH)!;
+      // What the browser does at the session cookie's Max-Age.
+      browser.dropCookie(base, "verdict_session");
+      const out = await browser.request(`${base}/oauth2/logout`, { method: "POST", headers: { origin: base } });
+      expect(out.status).toBe(204);
+      expect(clearsBoth(out)).toBe(true);
+      expect(browser.cookie(base, REFRESH)).toBeUndefined();
+      expect((await check(access)).reason).toBe(Reason.REVOKED);
+      const copy = new BrowserLike();
+      copy.setCookie(base, REFRESH, refreshToken, "/oauth2/");
+      const page = await refresh(copy);
+      expect([page.status, json(page).code]).toEqual([401, "session_invalid"]);
+    });
+
+    it("a disabled user's refresh cookie is refused and cleared, and enabling the user again revives nothing", async () => {
+      const browser = new BrowserLike();
+      await signIn(browser, "op", "sven");
+      const refreshToken = browser.cookie(base, REFRESH)!;
+      const user = (await check(browser.cookie(base, "verdict_session")!)).principal!.userId;
+      await admin.setUserDisabled({ user, disabled: true }, ROOT);
+      const page = await refresh(browser);
+      expect([page.status, json(page).code]).toEqual([401, "session_invalid"]);
+      expect(clearsBoth(page)).toBe(true);
+      await admin.setUserDisabled({ user, disabled: false }, ROOT);
+      const copy = new BrowserLike();
+      copy.setCookie(base, REFRESH, refreshToken, "/oauth2/");
+      expect(json(await refresh(copy)).code).toBe("session_invalid");
+    });
+
+    it("refresh and sign-out refuse pages of untrusted origins before touching any cookie or session", async () => {
+      const browser = new BrowserLike();
+      await signIn(browser, "op", "tara");
+      const refreshToken = browser.cookie(base, REFRESH)!;
+      const foreign: Record<string, string>[] = [
+        { origin: "http://evil.test", "sec-fetch-site": "cross-site" },
+        { origin: "http://127.0.0.1:1", "sec-fetch-site": "same-site" },
+        { origin: "null" },
+        { "sec-fetch-site": "cross-site" },
+      ];
+      for (const headers of foreign) {
+        for (const route of ["refresh", "logout"]) {
+          const page = await browser.request(`${base}/oauth2/${route}`, { method: "POST", headers });
+          expect([route, page.status, json(page).code]).toEqual([route, 403, "cross_origin"]);
+          expect(page.headers.getSetCookie()).toEqual([]);
+        }
+      }
+      expect(browser.cookie(base, REFRESH)).toBe(refreshToken);
+      expect((await check(browser.cookie(base, "verdict_session")!)).allowed).toBe(true);
+      // The browser vouching for the same origin is enough, whatever name Verdict was reached by.
+      expect((await refresh(browser, { origin: "http://verdict.internal:8080", "sec-fetch-site": "same-origin" })).status).toBe(200);
+    });
+
+    it("refusals of /oauth2/refresh answer a code, never a 500", async () => {
+      const get = await new BrowserLike().request(`${base}/oauth2/refresh`);
+      expect([get.status, json(get).code]).toEqual([405, "method_not_allowed"]);
+      const none = await refresh(new BrowserLike());
+      expect([none.status, json(none).code]).toEqual([401, "session_missing"]);
+      expect(none.headers.getSetCookie()).toEqual([]);
+      for (const value of ["not-a-token", `vrt_${"A".repeat(43)}`, `vrt_${"A".repeat(42)}!`]) {
+        const browser = new BrowserLike();
+        browser.setCookie(base, REFRESH, value, "/oauth2/");
+        const page = await refresh(browser);
+        expect([page.status, json(page).code]).toEqual([401, "session_invalid"]);
+      }
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/verdict_session_cookie_requests_total\{route="refresh",outcome="session_missing"\} [1-9]/);
+      expect(metrics).toMatch(/verdict_session_cookie_requests_total\{route="refresh",outcome="refreshed"\} [1-9]/);
+      expect(metrics).toMatch(/verdict_session_cookie_requests_total\{route="logout",outcome="cross_origin"\} [1-9]/);
     });
 
     it("a provider removed from the configuration: sessions opened through it stop at the next Check, and its routes are gone", async () => {

@@ -1,5 +1,6 @@
 /** The session cookie's attributes follow the settings; reading finds only the exact name. */
 import { describe, expect, it } from "vitest";
+import { oauthCookiePath } from "../../src/api/oauth/browser-session.js";
 import { cookieHeader, readCookie } from "../../src/api/session-cookie.js";
 
 describe("session cookie", () => {
@@ -10,6 +11,18 @@ describe("session cookie", () => {
 
   it("is cleared with an empty value and Max-Age=0", () => {
     expect(cookieHeader({ name: "s", secure: true, domain: "" }, "s", "/oauth2/", "", 60)).toBe("s=; Max-Age=0; Path=/oauth2/; HttpOnly; Secure; SameSite=Lax");
+  });
+
+  it("the refresh cookie's attributes: SameSite=Strict and host-only even when the session cookie has a domain", () => {
+    const settings = { name: "s", secure: true, domain: "example.com" };
+    expect(cookieHeader(settings, "s_refresh", "/oauth2/", "rt", 600, { sameSite: "strict", hostOnly: true })).toBe("s_refresh=rt; Max-Age=600; Path=/oauth2/; HttpOnly; Secure; SameSite=Strict");
+  });
+
+  it("the sign-in routes' cookie path follows VERDICT_PUBLIC_URL's path (Verdict under a proxy's prefix)", () => {
+    expect(oauthCookiePath("https://verdict.example.com")).toBe("/oauth2/");
+    expect(oauthCookiePath("https://verdict.example.com/")).toBe("/oauth2/");
+    expect(oauthCookiePath("https://example.com/auth/verdict/")).toBe("/auth/verdict/oauth2/");
+    expect(oauthCookiePath("")).toBe("/oauth2/");
   });
 
   it("reads the named cookie only", () => {

@@ -8,8 +8,10 @@
  *   a client address may leave only so many unfinished (429 beyond), and the table keeps at most
  *   so many (the oldest go).
  * - GET /oauth2/{provider}/callback: checks the state, exchanges the code, signs the identity in,
- *   then sets the session cookie and redirects to return_to, or answers the tokens as JSON.
- * - POST /oauth2/logout: revokes the session of the cookie (or bearer token) and clears the cookie.
+ *   then sets the session's cookies and redirects to return_to, or answers the tokens as JSON.
+ * - POST /oauth2/refresh: rotates the session of the refresh cookie and sets both cookies anew.
+ * - POST /oauth2/logout: revokes the session of the cookies (or bearer token) and clears them.
+ *   (These two: browser-session.ts.)
  *
  * Failures answer JSON {code, message} with a stable code; no secret, code, verifier or token
  * reaches a response, a log line or a metric label.
@@ -28,7 +30,10 @@ import { TokenPairSchema } from "../../../gen/verdict/v1/auth_pb.js";
 import { presentedCredential } from "../presented-credential.js";
 import type { CallContext } from "../rpc.js";
 import { cookieHeader, readCookie } from "../session-cookie.js";
+import type { RefreshSession } from "../session-refresh.js";
+import { createBrowserSession } from "./browser-session.js";
 import { type ProviderClient, SignInError, type StartedAuthorization, createProviderClient } from "./providers.js";
+import { createOriginCheck } from "./request-origin.js";
 import { allowedReturnUrl } from "./return-url.js";
 import type { SignIn } from "./sign-in.js";
 
@@ -39,6 +44,10 @@ export interface OAuthRoutesOptions {
   readonly engine: Engine;
   readonly tokens: TokenAuthority;
   readonly signIn: SignIn;
+  /** Refresh's rule (shared with AuthService.Refresh), for the refresh cookie. */
+  readonly refreshSession: RefreshSession;
+  /** Origins whose pages may use the cookie routes (refresh, logout): trustedOrigins() of request-origin.ts. */
+  readonly trustedOrigins: readonly string[];
   readonly metrics: Metrics;
   readonly logger: Logger;
   /**
@@ -114,6 +123,18 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
   const clearFlow = () => cookieHeader(cookie, flowCookie, "/oauth2/", "", 0);
   const startsKey = (req: IncomingMessage) => `oauth-authorize\u0000${options.clientBucket(callContext(req))}`;
   let lastFullWarningMs = -Infinity;
+  const browserSession = createBrowserSession({
+    settings,
+    store,
+    engine,
+    tokens,
+    refreshSession: options.refreshSession,
+    originCheck: createOriginCheck(options.trustedOrigins),
+    credentialOf,
+    metrics,
+    logger: options.logger,
+    now,
+  });
 
   function fail(res: ServerResponse, provider: string, error: unknown, cookies: string[] = []): void {
     const e =
@@ -226,24 +247,7 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
       sendJson(res, 200, { tokens: toJson(TokenPairSchema, signedIn.tokens) }, [clearFlow()]);
       return;
     }
-    const session = cookieHeader(cookie, cookie.name, "/", signedIn.tokens.accessToken, Number(signedIn.tokens.expiresIn));
-    redirect(res, 303, pending.returnTo, [session, clearFlow()]);
-  }
-
-  async function logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const credential = credentialOf(req);
-    const clear = cookieHeader(cookie, cookie.name, "/", "", 0);
-    const result = credential === "" ? undefined : await tokens.verify(credential, now());
-    if (result?.ok && result.claims.own && result.claims.sessionId !== "") {
-      const [session] = await store.getSessions([result.claims.sessionId]);
-      if (session && session.revokedAtMs === 0) {
-        const { version } = await store.revokeSession(session.id, now(), "logout", { userId: session.userId });
-        await engine.commit(version);
-        log.info("signed out", { session: session.id, user: session.userId, version });
-      }
-    }
-    res.writeHead(204, { "cache-control": "no-store", "set-cookie": [clear] });
-    res.end();
+    redirect(res, 303, pending.returnTo, [...browserSession.cookies(signedIn.tokens), clearFlow()]);
   }
 
   return {
@@ -255,12 +259,13 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
       } catch {
         return false;
       }
-      if (url.pathname === "/oauth2/logout") {
+      if (url.pathname === "/oauth2/logout" || url.pathname === "/oauth2/refresh") {
+        const logout = url.pathname === "/oauth2/logout";
         if (req.method !== "POST") {
-          sendJson(res, 405, { code: "method_not_allowed", message: "sign out with POST" });
+          sendJson(res, 405, { code: "method_not_allowed", message: logout ? "sign out with POST" : "refresh with POST" });
           return true;
         }
-        logout(req, res).catch((error: unknown) => fail(res, "logout", error));
+        (logout ? browserSession.logout(req, res) : browserSession.refresh(req, res)).catch((error: unknown) => log.error("session route failed", { path: url.pathname, error }));
         return true;
       }
       const m = ROUTE.exec(url.pathname);
