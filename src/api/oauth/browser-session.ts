@@ -119,7 +119,8 @@ export function createBrowserSession(options: BrowserSessionOptions): BrowserSes
 
   function cookies(pair: pb.TokenPair): string[] {
     return [
-      cookieHeader(cookie, cookie.name, "/", pair.accessToken, Number(pair.expiresIn)),
+      // expiresIn is whole seconds rounded down: a token with less than one left must not get Max-Age=0 (deleted at once).
+      cookieHeader(cookie, cookie.name, "/", pair.accessToken, Math.max(1, Number(pair.expiresIn))),
       cookieHeader(cookie, refreshName, refreshPath, pair.refreshToken, Number(pair.refreshExpiresIn), refreshAttributes),
     ];
   }
