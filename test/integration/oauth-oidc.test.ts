@@ -695,6 +695,30 @@ describe("sign-in through a real OpenID Provider", () => {
     });
   });
 
+  it("Verdict served under a path prefix (VERDICT_PUBLIC_URL with a path): the sign-in cookies are scoped to the browser's path", async () => {
+    const replica = await startTestVerdict(
+      {
+        DATABASE_URL: TEST_DATABASE_URL,
+        VERDICT_PUBLIC_URL: `${base}/auth/`,
+        VERDICT_OAUTH_RETURN_URLS: appUrl,
+        OP_CLIENT_SECRET: op.clientSecret,
+        VERDICT_OAUTH_PROVIDERS: JSON.stringify([{ ...common(), id: "op" }]),
+      },
+      schema,
+    );
+    try {
+      const started = await new BrowserLike().request(`${replica.httpBase}/oauth2/op/authorize?return_to=${encodeURIComponent(appUrl)}`);
+      expect(started.status).toBe(302);
+      expect(new URL(started.headers.get("location")!).searchParams.get("redirect_uri")).toBe(`${base}/auth/oauth2/op/callback`);
+      // The browser reaches the callback at /auth/oauth2/...: a flow cookie on /oauth2/ would never come back.
+      expect(started.headers.getSetCookie()).toEqual([expect.stringMatching(/^verdict_session_flow=[^;]+; Max-Age=600; Path=\/auth\/oauth2\/; HttpOnly; Secure; SameSite=Lax$/)]);
+      const out = await new BrowserLike().request(`${replica.httpBase}/oauth2/logout`, { method: "POST" });
+      expect(out.headers.getSetCookie()).toContainEqual(expect.stringMatching(/^verdict_session_refresh=; Max-Age=0; Path=\/auth\/oauth2\/;/));
+    } finally {
+      await replica.close();
+    }
+  });
+
   it("no client secret, code, verifier, state or token appears in a log line, an error or a metric", async () => {
     expect(secrets.size).toBeGreaterThan(20);
     secrets.add(op.clientSecret);

@@ -31,7 +31,7 @@ import { presentedCredential } from "../presented-credential.js";
 import type { CallContext } from "../rpc.js";
 import { cookieHeader, readCookie } from "../session-cookie.js";
 import type { RefreshSession } from "../session-refresh.js";
-import { createBrowserSession } from "./browser-session.js";
+import { createBrowserSession, oauthCookiePath } from "./browser-session.js";
 import { type ProviderClient, SignInError, type StartedAuthorization, createProviderClient } from "./providers.js";
 import { createOriginCheck } from "./request-origin.js";
 import { allowedReturnUrl } from "./return-url.js";
@@ -119,8 +119,10 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
   );
   const cookie = settings.cookie;
   const flowCookie = `${cookie.name}_flow`;
+  // The callback's path as the browser sees it (under VERDICT_PUBLIC_URL's path), so that the flow cookie comes back to it.
+  const flowPath = oauthCookiePath(settings.publicUrl);
   const stateTtlSeconds = Math.floor(settings.stateTtlMs / 1000);
-  const clearFlow = () => cookieHeader(cookie, flowCookie, "/oauth2/", "", 0);
+  const clearFlow = () => cookieHeader(cookie, flowCookie, flowPath, "", 0);
   const startsKey = (req: IncomingMessage) => `oauth-authorize\u0000${options.clientBucket(callContext(req))}`;
   let lastFullWarningMs = -Infinity;
   const browserSession = createBrowserSession({
@@ -227,7 +229,7 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
       }
     }
     metrics.oauthSignIns.labels(settingsOf.id, "started").inc();
-    redirect(res, 302, started.url.href, [cookieHeader(cookie, flowCookie, "/oauth2/", started.state, stateTtlSeconds)]);
+    redirect(res, 302, started.url.href, [cookieHeader(cookie, flowCookie, flowPath, started.state, stateTtlSeconds)]);
   }
 
   async function callback(req: IncomingMessage, res: ServerResponse, provider: ProviderClient, query: URLSearchParams): Promise<void> {
