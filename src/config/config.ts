@@ -32,7 +32,7 @@ const publicUrl = text({
   shown: "(unset; required with providers)",
   pattern: /^https?:\/\/[^\s?#]+$/,
   rule: "an http(s) URL without query or fragment",
-  doc: "how browsers reach the HTTP port; callbacks are `{VERDICT_PUBLIC_URL}/oauth2/{id}/callback`",
+  doc: "how browsers reach the HTTP port; callbacks are `{VERDICT_PUBLIC_URL}/oauth2/{id}/callback`, the sign-in cookies are scoped to its path, and its origin's pages may refresh and sign out the browser's session",
 });
 const returnUrls = custom({
   env: "VERDICT_OAUTH_RETURN_URLS",
@@ -46,7 +46,7 @@ const returnUrls = custom({
 const corsCredentials = bool({
   env: "VERDICT_CORS_ALLOW_CREDENTIALS",
   default: false,
-  doc: "let those pages send cookies (the session cookie) and read the answers (`Access-Control-Allow-Credentials: true`)",
+  doc: "let those pages send cookies (the session cookie) and read the answers (`Access-Control-Allow-Credentials: true`), and refresh and sign out the browser's session (`POST /oauth2/refresh`, `/oauth2/logout`)",
 });
 
 const jwtTenantClaim = text({ env: "VERDICT_JWT_TENANT_CLAIM", default: "tenant_id", doc: "claim naming the token's tenant" });
@@ -401,10 +401,10 @@ export const settings = {
         default: "verdict_session",
         pattern: /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/,
         rule: "a cookie name (1 to 64 token characters)",
-        doc: "the session cookie set after a browser sign-in; Check, ext_authz and Logout read it",
+        doc: "the session cookie set after a browser sign-in (the access token); Check, ext_authz and Logout read it. The refresh cookie beside it is `<name>_refresh`",
       }),
-      secure: bool({ env: "VERDICT_SESSION_COOKIE_SECURE", default: true, doc: "mark the cookie `Secure` (turn off only for plain-http development)" }),
-      domain: text({ env: "VERDICT_SESSION_COOKIE_DOMAIN", default: "", shown: "(host-only)", pattern: /^[A-Za-z0-9.-]{1,253}$/, rule: "a domain", doc: "`Domain` of the cookie" }),
+      secure: bool({ env: "VERDICT_SESSION_COOKIE_SECURE", default: true, doc: "mark the cookies `Secure` (turn off only for plain-http development)" }),
+      domain: text({ env: "VERDICT_SESSION_COOKIE_DOMAIN", default: "", shown: "(host-only)", pattern: /^[A-Za-z0-9.-]{1,253}$/, rule: "a domain", doc: "`Domain` of the session cookie (the refresh cookie stays host-only)" }),
     },
   },
   cors: {
