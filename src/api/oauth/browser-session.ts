@@ -111,6 +111,8 @@ export function createBrowserSession(options: BrowserSessionOptions): BrowserSes
         ? error
         : new SessionRefusal("unavailable", `the session could not be ${route === "refresh" ? "refreshed" : "signed out"} now; try again`, 503);
     if (refusal.code === "unavailable") log.error(`session ${route} failed`, { code: refusal.code, error: error instanceof SessionRefusal ? error.message : `${(error as Error)?.name}: ${(error as Error)?.message}` });
+    // A signed-out page asking for a refresh is routine: counted, logged only at debug.
+    else if (refusal.code === "session_missing") log.debug(`session ${route} refused`, { code: refusal.code });
     else log.info(`session ${route} refused`, { code: refusal.code });
     metrics.sessionCookieRequests.labels(route, refusal.code).inc();
     const retry = refusal.status === 503 ? { "retry-after": "1" } : undefined;
