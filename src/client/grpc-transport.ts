@@ -4,7 +4,7 @@
  * unary); gRPC status codes become ConnectError codes (the numbers are the same).
  */
 import { type DescMessage, type DescMethodStreaming, type DescMethodUnary, type MessageShape, create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, type Transport, decodeBinaryHeader, encodeBinaryHeader } from "@connectrpc/connect";
 import type { UnaryResponse } from "@connectrpc/connect";
 import { type ChannelCredentials, Client, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 
@@ -13,19 +13,38 @@ export interface GrpcTransport extends Transport {
   close(): void;
 }
 
+/**
+ * grpc-js metadata as connect-es's transports give it: every value of a key (joined with ", "), a
+ * binary (`-bin`) value in base64 (read it with decodeBinaryHeader).
+ */
 function toHeaders(metadata: Metadata | undefined): Headers {
   const headers = new Headers();
   if (!metadata) return headers;
-  for (const [key, values] of Object.entries(metadata.getMap())) {
-    if (!key.endsWith("-bin")) headers.append(key, String(values));
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) headers.append(key, typeof value === "string" ? value : encodeBinaryHeader(value));
   }
   return headers;
 }
 
+/**
+ * The metadata of a call: the transport's headers, replaced by the call's own of the same name. A
+ * binary (`-bin`) header is base64, as connect-es's transports take it (encodeBinaryHeader); grpc-js
+ * sends it as bytes. A header gRPC metadata cannot carry (a text value not printable ASCII) is
+ * INVALID_ARGUMENT, named by its key only (the value may be a credential).
+ */
 function toMetadata(header: Parameters<Transport["unary"]>[3], base: Readonly<Record<string, string>>): Metadata {
   const metadata = new Metadata();
-  for (const [key, value] of Object.entries(base)) metadata.set(key, value);
-  new Headers(header).forEach((value, key) => metadata.set(key, value));
+  const put = (key: string, value: string) => {
+    metadata.remove(key);
+    try {
+      if (!key.toLowerCase().endsWith("-bin")) metadata.add(key, value);
+      else for (const part of value.split(",")) metadata.add(key, Buffer.from(decodeBinaryHeader(part.trim())));
+    } catch {
+      throw new ConnectError(`header ${JSON.stringify(key)} cannot be sent as gRPC metadata: a name of 0-9 a-z _ . -, a value of printable ASCII (base64 for -bin)`, Code.InvalidArgument);
+    }
+  };
+  for (const [key, value] of Object.entries(base)) put(key, value);
+  new Headers(header).forEach((value, key) => put(key, value));
   return metadata;
 }
 

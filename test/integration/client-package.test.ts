@@ -8,8 +8,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { decodeBinaryHeader, encodeBinaryHeader } from "@connectrpc/connect";
+import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, Reason, type VerdictClient, createVerdictClient } from "verdict/client";
+import { CheckResponseSchema, Code, ConnectError, DecisionService, Reason, type VerdictClient, createVerdictClient } from "verdict/client";
+import { toGrpcService } from "../../src/api/rpc.js";
+import { createLogger } from "../../src/observability/logger.js";
 import { REPO_ROOT } from "../helpers/cli.js";
 import { ROOT_PASSWORD, TEST_DATABASE_URL, dropSchema, freshSchema, startTestVerdict } from "../helpers/verdict.js";
 
@@ -74,6 +79,57 @@ describe.each(["grpc", "connect"] as const)("createVerdictClient over %s", (prot
     } finally {
       stranger.close();
       svc.close();
+    }
+  });
+
+  it("sends a binary (-bin) header given base64, as connect-es's transports take it", async () => {
+    const answer = await client.decision.check({ credential: secret, action: "read:orders", tenant: "acme" }, { headers: { "x-trace-bin": encodeBinaryHeader(new Uint8Array([0, 1, 0xff])) } });
+    expect(answer.allowed).toBe(true);
+  });
+});
+
+describe("createVerdictClient over grpc: metadata as connect-es's Headers", () => {
+  let server: Server;
+  let port = 0;
+  let seen: unknown[] = [];
+
+  beforeAll(async () => {
+    const { definition, implementation } = toGrpcService(DecisionService, { check: () => create(CheckResponseSchema), checkBatch: () => ({}) as never }, createLogger("error", {}, () => undefined));
+    server = new Server();
+    server.addService(definition, {
+      ...implementation,
+      // What the server's handler reads, and response metadata with bytes and a repeated text key.
+      check: (call: ServerUnaryCall<Buffer, unknown>, callback: sendUnaryData<unknown>) => {
+        seen = call.metadata.get("x-trace-bin");
+        const md = new Metadata();
+        md.add("x-reply-bin", Buffer.from([9, 8, 7]));
+        md.add("x-two", "a");
+        md.add("x-two", "b");
+        call.sendMetadata(md);
+        callback(null, create(CheckResponseSchema, { message: "probe" }));
+      },
+    });
+    port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  });
+  afterAll(() => server.forceShutdown());
+
+  it("turns a -bin header into bytes and -bin response metadata into base64, and keeps every value of a repeated key", async () => {
+    const client = createVerdictClient({ url: `grpc://127.0.0.1:${port}` });
+    try {
+      let header = new Headers();
+      const answer = await client.decision.check({}, { headers: [["x-trace-bin", encodeBinaryHeader(new Uint8Array([0, 1, 0xff]))], ["x-trace-bin", encodeBinaryHeader(new Uint8Array([2]))]], onHeader: (h) => (header = h) });
+      expect(answer.message).toBe("probe");
+      expect(seen.map((v) => (Buffer.isBuffer(v) ? v.toString("hex") : v))).toEqual(["0001ff", "02"]);
+      expect([...decodeBinaryHeader(header.get("x-reply-bin") ?? "")]).toEqual([9, 8, 7]);
+      expect(header.get("x-two")).toBe("a, b");
+      // A value grpc-js refuses: a ConnectError naming the header, never the value (it may be a key).
+      const refused = await client.decision.check({}, { headers: { "x-api-key": "vk_secret\u00a0" } }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ConnectError);
+      expect((refused as ConnectError).code).toBe(Code.InvalidArgument);
+      expect((refused as ConnectError).message).toContain("x-api-key");
+      expect((refused as ConnectError).message).not.toContain("vk_secret");
+    } finally {
+      client.close();
     }
   });
 });
