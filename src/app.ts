@@ -14,6 +14,7 @@ import { type RateLimitSync, fleetSyncSettings } from "./bus/rate-limit-sync.js"
 import { type AttemptCounter, type ClosableAttemptCounter, createMemoryAttemptCounter } from "./authn/attempt-counter.js";
 import { bootstrapRoot, disableRootAfterSetup, type RootSettings } from "./engine/bootstrap.js";
 import { createTokenAuthority } from "./engine/token-authority.js";
+import { routeGrpcJsLogs } from "./observability/grpc-js-log.js";
 import { type Logger, createLogger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
 import type { Registry } from "prom-client";
@@ -126,6 +127,7 @@ export interface StartOptions {
 /** Starts a replica: servers come up at once (NOT_SERVING) and turn SERVING once the policy loads. */
 export async function startVerdict(config: Config, options: StartOptions = {}): Promise<RunningVerdict> {
   const logger = options.logger ?? createLogger(config.logLevel, { service: "verdict" });
+  routeGrpcJsLogs(logger);
   const metrics = createMetrics();
   const schema = options.schema ?? (config.databaseSchema || undefined);
   // Drivers are loaded when chosen: the embedded default loads neither pg nor ioredis, Postgres not PGlite.
