@@ -80,19 +80,52 @@ export class Policy {
   /** Builds a policy from a full snapshot. */
   static fromData(data: PolicyData, options: PolicyOptions): Policy {
     const policy = new Policy(options);
-    for (const t of data.tenants) policy.putTenant(t);
-    for (const u of data.users) policy.putUser(u);
-    for (const r of data.roles) policy.putRole(r);
+    for (const _ of policy.load(data, Infinity));
+    return policy;
+  }
+
+  /**
+   * The policy of `data`, built as fromData builds it, awaiting `pause` after every `slice`
+   * records: the engine passes a turn of the event loop, so that building a large policy (a
+   * million keys take over a second) never holds the Checks the current policy keeps answering.
+   * The core does no I/O: when and how to pause is the caller's.
+   */
+  static async fromDataInSlices(data: PolicyData, options: PolicyOptions, pause: () => Promise<void>, slice = 10_000): Promise<Policy> {
+    const policy = new Policy(options);
+    for (const _ of policy.load(data, slice)) await pause();
+    return policy;
+  }
+
+  /** Applies `data` record by record (bindings per user), yielding after every `slice` records. */
+  private *load(data: PolicyData, slice: number): Generator<void> {
+    let n = 0;
+    for (const t of data.tenants) {
+      this.putTenant(t);
+      if (++n % slice === 0) yield;
+    }
+    for (const u of data.users) {
+      this.putUser(u);
+      if (++n % slice === 0) yield;
+    }
+    for (const r of data.roles) {
+      this.putRole(r);
+      if (++n % slice === 0) yield;
+    }
     const byUser = new Map<string, BindingRecord[]>();
     for (const b of data.bindings) {
       const list = byUser.get(b.userId);
       if (list) list.push(b);
       else byUser.set(b.userId, [b]);
     }
-    for (const [userId, list] of byUser) policy.setBindings(userId, list);
-    for (const k of data.apiKeys) policy.putApiKey(k);
-    policy.version = data.version;
-    return policy;
+    for (const [userId, list] of byUser) {
+      this.setBindings(userId, list);
+      if (++n % slice === 0) yield;
+    }
+    for (const k of data.apiKeys) {
+      this.putApiKey(k);
+      if (++n % slice === 0) yield;
+    }
+    this.version = data.version;
   }
 
   // ---- reads ----

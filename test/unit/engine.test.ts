@@ -212,6 +212,38 @@ describe("engine", () => {
     expect(await counted(polling.metrics.pollFallbacks)).toBeGreaterThan(0);
   });
 
+  it("answers from the current policy while a full reload (a trimmed change log) builds the next one", async () => {
+    const writer = newEngine();
+    await writer.load();
+    const { tenant, user } = await tenantWithReader(writer);
+    const key = await apiKeyOf(writer, user);
+    let snapshot: Awaited<ReturnType<Store["loadSnapshot"]>> | undefined = undefined;
+    // The store as a replica sees it once the change log was trimmed past its version: a snapshot only.
+    const trimmed = new Proxy(store, {
+      get(target, prop) {
+        if (snapshot && prop === "changesSince") return async () => undefined;
+        if (snapshot && prop === "loadSnapshot") return async () => snapshot;
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const reader = newEngine({ store: trimmed });
+    await reader.load();
+    const before = reader.version;
+    expect(reader.check(key.secret, "read:orders", tenant)).toMatchObject({ allowed: true });
+    await writer.commit((await store.revokeApiKey(key.id, 3, SYSTEM)).version);
+    const fresh = await store.loadSnapshot();
+    const filler = Array.from({ length: 30_000 }, (_, i) => ({ id: `filler-${i}`, ownerUserId: user.id, permissions: [], tenant: "", secretHash: `filler-hash-${i}`, expiresAtMs: 0, revokedAtMs: 0 }));
+    snapshot = { ...fresh, apiKeys: [...fresh.apiKeys, ...filler] };
+    const reload = reader.catchUp("test");
+    // A Check at the next turn of the event loop runs while the next policy is being built.
+    const during = await new Promise((resolve) => setImmediate(() => resolve(reader.check(key.secret, "read:orders", tenant))));
+    await reload;
+    expect(during).toMatchObject({ allowed: true, version: before });
+    expect(reader.check(key.secret, "read:orders", tenant)).toMatchObject({ allowed: false, reason: "REVOKED" });
+    expect(reader.current.sizes().apiKeys).toBeGreaterThanOrEqual(30_000);
+  });
+
   it("keeps serving the last good policy when the store cannot be read, and counts the failure", async () => {
     const own = await openTestStore();
     const writer = newEngine();

@@ -200,3 +200,39 @@ describe("Policy mutations", () => {
     expect(p.decideForUser("alice", "read:x", "acme").reason).toBe("WRONG_TENANT");
   });
 });
+
+describe("Policy.fromDataInSlices", () => {
+  const options: PolicyOptions = { adminOverride: false, adminRole: "ADMIN" };
+  const many = (n: number): PolicyData => ({
+    version: 9,
+    tenants: [{ id: "acme", displayName: "", disabled: false, createdAtMs: 0 }],
+    users: Array.from({ length: 50 }, (_, i) => user(`u${i}`)),
+    roles: [{ name: "READ", permissions: ["read:*"], description: "", builtin: true }],
+    bindings: Array.from({ length: 50 }, (_, i) => bind(`u${i}`, "acme", "READ")),
+    apiKeys: Array.from({ length: n }, (_, i) => key(`k${i}`, `u${i % 50}`)),
+  });
+
+  it("builds the same policy as fromData, handing control back between slices of records", async () => {
+    const data = many(25_000);
+    let pauses = 0;
+    const sliced = await Policy.fromDataInSlices(data, options, async () => {
+      pauses++;
+    }, 10_000);
+    const whole = Policy.fromData(data, options);
+    expect(sliced.sizes()).toEqual(whole.sizes());
+    expect(sliced.version).toBe(9);
+    // 25,000 keys and about 100 other records: at least one pause per 10,000 records.
+    expect(pauses).toBeGreaterThanOrEqual(2);
+    for (const id of ["k0", "k12345", "k24999"]) {
+      expect(sliced.decideForKey(sliced.getApiKeyByHash(`hash-${id}`)!, "read:orders", "acme", NOW)).toEqual(whole.decideForKey(whole.getApiKeyByHash(`hash-${id}`)!, "read:orders", "acme", NOW));
+    }
+  });
+
+  it("does not pause for a small policy", async () => {
+    let pauses = 0;
+    await Policy.fromDataInSlices(many(100), options, async () => {
+      pauses++;
+    }, 10_000);
+    expect(pauses).toBe(0);
+  });
+});
