@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { createLoginLimiter } from "./authn/login-limiter.js";
+import { createTokenLimiter } from "./authn/token-limiter.js";
 import { createPasswordHasher } from "./authn/password.js";
 import { type MeteredBus, openBus } from "./bus/index.js";
 import type { Config } from "./config/config.js";
@@ -32,6 +33,7 @@ import { createOAuthRoutes } from "./api/oauth/routes.js";
 import { createSignIn } from "./api/oauth/sign-in.js";
 import { createSessionRefresh } from "./api/session-refresh.js";
 import { createSessionTokens } from "./api/session-tokens.js";
+import { createTokenLookups } from "./api/token-lookups.js";
 import { HealthState, ServingStatus } from "./api/health.js";
 import { type CountRequests, type WireCodec, toConnectService, toGrpcService } from "./api/rpc.js";
 import { decodeCheckRequest, encodeCheckResponse } from "./api/check-codec.js";
@@ -243,7 +245,17 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     },
   });
   const sessions = createSessionTokens(tokens, config.tokens.refreshTtlMs);
-  const refreshSession = createSessionRefresh({ store, engine, sessions, logger });
+  // Made-up refresh tokens and sign-in states cost a store lookup each: an address may have only so
+  // many fail per window, with the failed logins' numbers, counted where they are (Redis for the fleet).
+  const lookups = createTokenLookups({
+    limiter: createTokenLimiter({
+      maxFailuresPerAddress: config.tokens.loginMaxAttemptsPerAddress,
+      windowMs: config.tokens.loginWindowMs,
+      counter: loginAttempts,
+    }),
+    metrics,
+  });
+  const refreshSession = createSessionRefresh({ store, engine, sessions, lookups, logger });
   const auth = createAuthService({
     store,
     engine,
@@ -253,6 +265,8 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     logger,
     sessions,
     refreshSession,
+    lookups,
+    clientBucket,
   });
   const healthHandlers = health.handlers();
   const countAdmin: CountRequests = (method, transport) => metrics.adminRequestCounter(method, transport);
@@ -271,6 +285,7 @@ export async function startVerdict(config: Config, options: StartOptions = {}): 
     // Counted with the failed logins: in Redis for the whole fleet when there is one.
     signInStarts: loginAttempts ?? createMemoryAttemptCounter(),
     clientBucket,
+    lookups,
     fetch: options.providerFetch,
   });
   const cookieName = config.oauth.cookie.name;

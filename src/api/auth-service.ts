@@ -20,7 +20,8 @@ import { REFRESH_TOKEN, type SessionTokens, hashRefreshToken } from "./session-t
 import { ApiError } from "./errors.js";
 import { type PasswordCheck, tooManyFailures } from "./password-check.js";
 import { presentedCredential } from "./presented-credential.js";
-import type { Handlers } from "./rpc.js";
+import type { CallContext, Handlers } from "./rpc.js";
+import { type TokenLookups, tooManyTokenFailures } from "./token-lookups.js";
 import { refusingControlCharacters } from "./text-fields.js";
 
 /** Settings of the auth service. */
@@ -36,13 +37,17 @@ export interface AuthServiceOptions {
   readonly sessions: SessionTokens;
   /** Refresh's rule, shared with the browser's refresh cookie. */
   readonly refreshSession: RefreshSession;
+  /** Logout's store lookups, under each client address's budget of failures (shared with Refresh). */
+  readonly lookups: TokenLookups;
+  /** What the budgets count a call as: its client address's bucket (createClientBucket). */
+  readonly clientBucket: (ctx: CallContext) => string;
   readonly now?: () => number;
 }
 
 
 /** Creates the AuthService handlers. */
 export function createAuthService(options: AuthServiceOptions): Handlers<typeof pb.AuthService> {
-  const { store, engine, tokens, passwordCheck, metrics, refreshSession } = options;
+  const { store, engine, tokens, passwordCheck, metrics, refreshSession, lookups, clientBucket } = options;
   const now = options.now ?? Date.now;
   const audit = options.logger.child({ component: "audit" });
   const { authorize } = createCallerAuth({ engine, passwordCheck });
@@ -57,6 +62,19 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
 
   function requireReady(): void {
     if (!engine.ready) throw new ApiError("unavailable", "the policy is not loaded yet; try again shortly");
+  }
+
+  /**
+   * The session Logout names, found by `find` under the caller's budget: a live one gives the
+   * attempt back; none, or one already ended, stays counted.
+   */
+  async function sessionToEnd(ctx: CallContext, find: () => Promise<SessionRecord | undefined>): Promise<SessionRecord | undefined> {
+    const looked = await lookups("logout", clientBucket(ctx), async () => {
+      const session = await find();
+      return { good: session !== undefined && session.revokedAtMs === 0 && session.expiresAtMs > now(), value: session };
+    });
+    if (looked.limited) throw new ApiError("resource_exhausted", tooManyTokenFailures(looked.retryAfterMs));
+    return looked.value;
   }
 
   async function revoke(session: SessionRecord, actor: Actor): Promise<bigint> {
@@ -106,9 +124,10 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
       return create(pb.LoginResponseSchema, { tokens: pair(user, session, refresh.token, await commit(version), nowMs) });
     },
 
-    async refresh(req) {
+    async refresh(req, ctx) {
       requireReady();
-      const result = await refreshSession(req.refreshToken, "api");
+      const result = await refreshSession(req.refreshToken, "api", clientBucket(ctx));
+      if (result.kind === "limited") throw new ApiError("resource_exhausted", tooManyTokenFailures(result.retryAfterMs));
       if (result.kind === "reused") throw new ApiError("unauthenticated", "refresh token was already used; its session is revoked, log in again");
       if (result.kind === "invalid") throw invalidRefresh();
       return create(pb.RefreshResponseSchema, { tokens: result.tokens });
@@ -118,7 +137,7 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
       requireReady();
       if (req.refreshToken !== "") {
         if (!REFRESH_TOKEN.test(req.refreshToken)) throw invalidRefresh();
-        const session = await store.findSessionByRefreshHash(hashRefreshToken(req.refreshToken));
+        const session = await sessionToEnd(ctx, () => store.findSessionByRefreshHash(hashRefreshToken(req.refreshToken)));
         if (!session) throw invalidRefresh();
         return create(pb.LogoutResponseSchema, { version: await revoke(session, { userId: session.userId }) });
       }
@@ -126,7 +145,8 @@ export function createAuthService(options: AuthServiceOptions): Handlers<typeof 
       if (credential === "") throw new ApiError("unauthenticated", "send the refresh token, or the access token as 'authorization: Bearer <token>'");
       const result = await tokens.verify(credential, now());
       if (!result.ok || !result.claims.own || result.claims.sessionId === "") throw new ApiError("unauthenticated", "invalid access token");
-      const [session] = await store.getSessions([result.claims.sessionId]);
+      const { sessionId } = result.claims;
+      const session = await sessionToEnd(ctx, async () => (await store.getSessions([sessionId]))[0]);
       if (!session) throw new ApiError("unauthenticated", "invalid access token");
       return create(pb.LogoutResponseSchema, { version: await revoke(session, { userId: session.userId }) });
     },

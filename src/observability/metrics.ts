@@ -68,6 +68,12 @@ export interface Metrics {
    */
   decisionRequestCounter(method: string, transport: Transport): MethodCounter;
   readonly loginAttempts: Counter<"outcome">;
+  /**
+   * Store lookups of presented session secrets (token-lookups.ts): use "refresh", "logout" or
+   * "sign_in_callback"; outcome "success", "failure" (counted against the client address) or
+   * "rate_limited" (refused before the lookup).
+   */
+  readonly tokenAttempts: Counter<"use" | "outcome">;
   /** Sign-ins through identity providers: provider id (from the configuration) and outcome code. */
   readonly oauthSignIns: Counter<"provider" | "outcome">;
   readonly oauthPendingDropped: Counter;
@@ -241,6 +247,11 @@ export function createMetrics(): Metrics {
       return (code) => (code === "ok" ? ok.inc() : decisionRequests.labels(method, transport, code).inc());
     },
     loginAttempts: counter("verdict_login_attempts_total", "Login attempts by outcome.", ["outcome"]),
+    tokenAttempts: counter(
+      "verdict_token_attempts_total",
+      "Refresh tokens, sessions named at sign-out and sign-in states looked up in the store, by use and outcome (rate_limited: refused before the lookup, the client address being past its budget of failures).",
+      ["use", "outcome"],
+    ),
     oauthSignIns: counter("verdict_oauth_sign_ins_total", "Sign-ins through identity providers by provider and outcome.", ["provider", "outcome"]),
     oauthPendingDropped: counter(
       "verdict_oauth_pending_dropped_total",

@@ -83,6 +83,9 @@ describe("sign-in through a real OpenID Provider", () => {
         VERDICT_PUBLIC_URL: base,
         VERDICT_OAUTH_RETURN_URLS: appUrl,
         VERDICT_LOG_LEVEL: "debug",
+        // Every refusal this file provokes (states, codes, refresh cookies) comes from loopback: room
+        // for all of them; the per-address budget itself is token-guessing.test.ts's.
+        VERDICT_LOGIN_MAX_ATTEMPTS_PER_ADDRESS: "10000",
         OP_CLIENT_SECRET: op.clientSecret,
         // The provider's own tokens are accepted by Check too (but never link an identity).
         VERDICT_OIDC_ISSUERS: JSON.stringify([{ issuer: op.issuer, audience: "verdict", jwksUrl: `${op.issuer}/jwks`, createUsers: true, defaultTenant: "acme", defaultRole: "READ" }]),

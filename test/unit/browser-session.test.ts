@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createBrowserSession } from "../../src/api/oauth/browser-session.js";
 import { createOriginCheck } from "../../src/api/oauth/request-origin.js";
 import type { RefreshSession } from "../../src/api/session-refresh.js";
+import { createTokenLookups } from "../../src/api/token-lookups.js";
+import { createTokenLimiter } from "../../src/authn/token-limiter.js";
 import type { OAuthSettings } from "../../src/config/config.js";
 import type { Engine } from "../../src/engine/engine.js";
 import type { TokenAuthority } from "../../src/engine/token-authority.js";
@@ -25,6 +27,7 @@ describe("cookie routes when the store fails", () => {
 
   async function serve(options: { ready?: boolean; refreshSession?: RefreshSession; store?: Partial<Store> }) {
     const lines: string[] = [];
+    const metrics = createMetrics();
     const session = createBrowserSession({
       settings,
       store: (options.store ?? {}) as Store,
@@ -33,7 +36,9 @@ describe("cookie routes when the store fails", () => {
       refreshSession: options.refreshSession ?? down,
       originCheck: createOriginCheck(["https://verdict.example.com"]),
       credentialOf: () => "",
-      metrics: createMetrics(),
+      lookups: createTokenLookups({ limiter: createTokenLimiter({ maxFailuresPerAddress: 30, windowMs: 300_000 }), metrics }),
+      clientBucket: () => "127.0.0.1",
+      metrics,
       logger: createLogger("debug", {}, (line) => void lines.push(line)),
     });
     server = createServer((req, res) => void (req.url === "/oauth2/refresh" ? session.refresh(req, res) : session.logout(req, res)));

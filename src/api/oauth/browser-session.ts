@@ -12,7 +12,9 @@
  *
  * Refresh presents the refresh token exactly as AuthService.Refresh does (session-refresh.ts):
  * a reused token revokes its session, a revoked or expired session stays dead. Both routes refuse
- * requests from untrusted origins (request-origin.ts). No token value reaches a response body, a
+ * requests from untrusted origins (request-origin.ts). Every store lookup of a presented token
+ * counts against the client address's budget of failures as the RPCs' do (token-lookups.ts):
+ * past it, 429 with Retry-After and the cookies kept. No token value reaches a response body, a
  * log line or a metric label; every failure answers JSON {code, message}, never a 500.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -26,6 +28,7 @@ import type * as pb from "../../../gen/verdict/v1/auth_pb.js";
 import type { RefreshSession } from "../session-refresh.js";
 import { cookieHeader, readCookie } from "../session-cookie.js";
 import { REFRESH_TOKEN, hashRefreshToken } from "../session-tokens.js";
+import { type TokenLookups, retryAfterSeconds, tooManyTokenFailures } from "../token-lookups.js";
 import type { OriginCheck } from "./request-origin.js";
 
 /** What createBrowserSession needs. */
@@ -39,6 +42,10 @@ export interface BrowserSessionOptions {
   readonly originCheck: OriginCheck;
   /** The credential a request presents (bearer, API key header, else the session cookie), as the RPCs find it. */
   readonly credentialOf: (req: IncomingMessage) => string;
+  /** Sign-out's store lookups, under each client address's budget of failures (shared with Refresh and the RPCs). */
+  readonly lookups: TokenLookups;
+  /** What the budgets count a request as: its client address's bucket (createClientBucket). */
+  readonly clientBucket: (req: IncomingMessage) => string;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly now?: () => number;
@@ -71,6 +78,7 @@ class SessionRefusal extends Error {
     message: string,
     readonly status: number,
     readonly clearCookies = false,
+    readonly retryAfterSeconds = 0,
   ) {
     super(message);
     this.name = "SessionRefusal";
@@ -89,7 +97,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, cookies: s
 
 /** Creates the cookie routes. */
 export function createBrowserSession(options: BrowserSessionOptions): BrowserSession {
-  const { settings, store, engine, tokens, refreshSession, originCheck, metrics } = options;
+  const { settings, store, engine, tokens, refreshSession, originCheck, metrics, lookups, clientBucket } = options;
   const now = options.now ?? Date.now;
   const log = options.logger.child({ component: "oauth" });
   const cookie = settings.cookie;
@@ -111,13 +119,15 @@ export function createBrowserSession(options: BrowserSessionOptions): BrowserSes
         ? error
         : new SessionRefusal("unavailable", `the session could not be ${route === "refresh" ? "refreshed" : "signed out"} now; try again`, 503);
     if (refusal.code === "unavailable") log.error(`session ${route} failed`, { code: refusal.code, error: error instanceof SessionRefusal ? error.message : `${(error as Error)?.name}: ${(error as Error)?.message}` });
-    // A signed-out page asking for a refresh is routine: counted, logged only at debug.
-    else if (refusal.code === "session_missing") log.debug(`session ${route} refused`, { code: refusal.code });
+    // A signed-out page asking for a refresh is routine, and a flood's refusals are counted in the metric: logged only at debug.
+    else if (refusal.code === "session_missing" || refusal.code === "rate_limited") log.debug(`session ${route} refused`, { code: refusal.code });
     else log.info(`session ${route} refused`, { code: refusal.code });
     metrics.sessionCookieRequests.labels(route, refusal.code).inc();
-    const retry = refusal.status === 503 ? { "retry-after": "1" } : undefined;
+    const retry = refusal.status === 503 ? { "retry-after": "1" } : refusal.retryAfterSeconds > 0 ? { "retry-after": String(refusal.retryAfterSeconds) } : undefined;
     sendJson(res, refusal.status, { code: refusal.code, message: refusal.message }, refusal.clearCookies ? cleared() : [], retry);
   }
+
+  const tooManyFailures = (retryAfterMs: number) => new SessionRefusal("rate_limited", tooManyTokenFailures(retryAfterMs), 429, false, retryAfterSeconds(retryAfterMs));
 
   function cookies(pair: pb.TokenPair): string[] {
     return [
@@ -136,7 +146,8 @@ export function createBrowserSession(options: BrowserSessionOptions): BrowserSes
         if (!engine.ready) throw new SessionRefusal("unavailable", "the policy is not loaded yet; try again shortly", 503);
         const presented = readCookie(req.headers.cookie, refreshName);
         if (presented === "") throw new SessionRefusal("session_missing", "no refresh cookie: sign in", 401);
-        const result = await refreshSession(presented, "cookie");
+        const result = await refreshSession(presented, "cookie", clientBucket(req));
+        if (result.kind === "limited") throw tooManyFailures(result.retryAfterMs);
         if (result.kind === "reused") {
           throw new SessionRefusal("session_reused", "this refresh cookie was already used; its session is revoked: sign in again", 401, true);
         }
@@ -152,15 +163,23 @@ export function createBrowserSession(options: BrowserSessionOptions): BrowserSes
     async logout(req, res) {
       try {
         requireTrustedOrigin(req);
-        const found: SessionRecord[] = [];
         const credential = options.credentialOf(req);
         const verified = credential === "" ? undefined : await tokens.verify(credential, now());
-        if (verified?.ok && verified.claims.own && verified.claims.sessionId !== "") found.push(...(await store.getSessions([verified.claims.sessionId])));
+        const sessionId = verified?.ok && verified.claims.own ? verified.claims.sessionId : "";
         // The refresh cookie outlives the access token: its session is found even when the session cookie has expired.
         const refresh = readCookie(req.headers.cookie, refreshName);
-        if (REFRESH_TOKEN.test(refresh)) {
-          const session = await store.findSessionByRefreshHash(hashRefreshToken(refresh));
-          if (session && !found.some((s) => s.id === session.id)) found.push(session);
+        const byRefresh = REFRESH_TOKEN.test(refresh);
+        let found: SessionRecord[] = [];
+        if (sessionId !== "" || byRefresh) {
+          const looked = await lookups("logout", clientBucket(req), async () => {
+            const sessions = sessionId === "" ? [] : await store.getSessions([sessionId]);
+            const session = byRefresh ? await store.findSessionByRefreshHash(hashRefreshToken(refresh)) : undefined;
+            if (session && !sessions.some((s) => s.id === session.id)) sessions.push(session);
+            const nowMs = now();
+            return { good: sessions.some((s) => s.revokedAtMs === 0 && s.expiresAtMs > nowMs), value: sessions };
+          });
+          if (looked.limited) throw tooManyFailures(looked.retryAfterMs);
+          found = looked.value;
         }
         for (const session of found) {
           if (session.revokedAtMs !== 0) continue;

@@ -9,6 +9,9 @@
  *   so many (the oldest go).
  * - GET /oauth2/{provider}/callback: checks the state, exchanges the code, signs the identity in,
  *   then sets the session's cookies and redirects to return_to, or answers the tokens as JSON.
+ *   Looking the state up costs a store round trip (and a known one a request to the provider),
+ *   so a callback that does not sign in counts against its client address's budget of failures
+ *   (token-lookups.ts; 429 beyond).
  * - POST /oauth2/refresh: rotates the session of the refresh cookie and sets both cookies anew.
  * - POST /oauth2/logout: revokes the session of the cookies (or bearer token) and clears them.
  *   (These two: browser-session.ts.)
@@ -31,6 +34,7 @@ import { presentedCredential } from "../presented-credential.js";
 import type { CallContext } from "../rpc.js";
 import { cookieHeader, readCookie } from "../session-cookie.js";
 import type { RefreshSession } from "../session-refresh.js";
+import { type TokenLookups, retryAfterSeconds, tooManyTokenFailures } from "../token-lookups.js";
 import { createBrowserSession, oauthCookiePath } from "./browser-session.js";
 import { type ProviderClient, SignInError, type StartedAuthorization, createProviderClient } from "./providers.js";
 import { createOriginCheck } from "./request-origin.js";
@@ -57,6 +61,8 @@ export interface OAuthRoutesOptions {
   readonly signInStarts: AttemptCounter;
   /** What the per-address count takes a request as: its client address's bucket (createClientBucket; an IPv6 client by its /64). */
   readonly clientBucket: (ctx: CallContext) => string;
+  /** Store lookups of presented secrets (callback states, refresh cookies), under each client address's budget of failures. */
+  readonly lookups: TokenLookups;
   /** The fetch used towards providers (tests may wrap it). */
   readonly fetch?: typeof globalThis.fetch;
   readonly now?: () => number;
@@ -111,7 +117,7 @@ function redirect(res: ServerResponse, status: 302 | 303, location: string, cook
 
 /** Creates the routes over the configured providers. */
 export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
-  const { settings, store, engine, tokens, signIn, metrics, signInStarts } = options;
+  const { settings, store, engine, tokens, signIn, metrics, signInStarts, lookups } = options;
   const now = options.now ?? Date.now;
   const log = options.logger.child({ component: "oauth" });
   const providers = new Map<string, ProviderClient>(
@@ -123,7 +129,8 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
   const flowPath = oauthCookiePath(settings.publicUrl);
   const stateTtlSeconds = Math.floor(settings.stateTtlMs / 1000);
   const clearFlow = () => cookieHeader(cookie, flowCookie, flowPath, "", 0);
-  const startsKey = (req: IncomingMessage) => `oauth-authorize\u0000${options.clientBucket(callContext(req))}`;
+  const clientBucket = (req: IncomingMessage) => options.clientBucket(callContext(req));
+  const startsKey = (req: IncomingMessage) => `oauth-authorize\u0000${clientBucket(req)}`;
   let lastFullWarningMs = -Infinity;
   const browserSession = createBrowserSession({
     settings,
@@ -133,6 +140,8 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
     refreshSession: options.refreshSession,
     originCheck: createOriginCheck(options.trustedOrigins),
     credentialOf,
+    lookups,
+    clientBucket,
     metrics,
     logger: options.logger,
     now,
@@ -238,12 +247,17 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
     if (state === "") throw new SignInError("state_missing", "the callback has no state");
     const bound = readCookie(req.headers.cookie, flowCookie);
     if (bound === "" || !sameText(bound, state)) throw new SignInError("state_invalid", "the state does not belong to a sign-in started in this browser");
-    const pending = await store.identities.takePendingAuthorization(sha256(state), now());
-    // Its row is gone: the start no longer counts against the address (a finished sign-in gives its place back).
-    if (pending) await signInStarts.giveBack(startsKey(req), now());
-    if (!pending || pending.provider !== id) throw new SignInError("state_invalid", "the state is unknown, already used or expired");
-    const identity = await provider.finish(query, { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier });
-    const signedIn = await signIn.signIn(provider.settings, identity, pending.linkUserId);
+    // Only a sign-in gives the attempt back: an unknown state, a refused code, a refused identity stay counted.
+    const looked = await lookups("sign_in_callback", clientBucket(req), async () => {
+      const pending = await store.identities.takePendingAuthorization(sha256(state), now());
+      // Its row is gone: the start no longer counts against the address (a finished sign-in gives its place back).
+      if (pending) await signInStarts.giveBack(startsKey(req), now());
+      if (!pending || pending.provider !== id) throw new SignInError("state_invalid", "the state is unknown, already used or expired");
+      const identity = await provider.finish(query, { state, nonce: pending.nonce, codeVerifier: pending.codeVerifier });
+      return { good: true, value: { pending, signedIn: await signIn.signIn(provider.settings, identity, pending.linkUserId) } };
+    });
+    if (looked.limited) throw new SignInError("rate_limited", tooManyTokenFailures(looked.retryAfterMs), 429, retryAfterSeconds(looked.retryAfterMs));
+    const { pending, signedIn } = looked.value;
     metrics.oauthSignIns.labels(id, signedIn.created ? "success_created" : signedIn.linked ? "success_linked" : "success").inc();
     if (pending.returnTo === "") {
       sendJson(res, 200, { tokens: toJson(TokenPairSchema, signedIn.tokens) }, [clearFlow()]);

@@ -1,0 +1,58 @@
+/**
+ * The limit on made-up session secrets: refresh tokens (Refresh, the refresh cookie, sign-out) and
+ * sign-in states (the callback). Anyone can make up well-formed ones by the million, and only a
+ * store lookup tells one apart from a real one (for Refresh, a transaction), so every lookup
+ * reserves an attempt against its client address's budget of failures per window first. A secret
+ * that turns out good gives its attempt back, so that a client refreshing all day never runs out.
+ * As with logins (login-limiter.ts), reserving before the lookup means concurrent guesses cannot
+ * all run before the first failure is counted.
+ */
+import { type AttemptCounter, createMemoryAttemptCounter } from "./attempt-counter.js";
+
+/** Options of createTokenLimiter. */
+export interface TokenLimiterOptions {
+  /** Failed lookups allowed per client address in one window. */
+  readonly maxFailuresPerAddress: number;
+  readonly windowMs: number;
+  /** Where attempts are counted (default: in memory, on this replica). */
+  readonly counter?: AttemptCounter;
+}
+
+/** A reserved lookup: say how it ended (unsettled, it counts as a failure). */
+export interface TokenAttempt {
+  readonly allowed: true;
+  /** The secret was good: the attempt is given back. */
+  succeeded(): Promise<void>;
+  /** No secret was judged (the store failed): the attempt is given back. */
+  abandoned(): Promise<void>;
+}
+
+/** A lookup refused before any store work. */
+export interface TokenRefused {
+  readonly allowed: false;
+  readonly retryAfterMs: number;
+}
+
+/** Reserves lookups of presented secrets. */
+export interface TokenLimiter {
+  /** Reserves a lookup for a secret presented from `address` (a client address's bucket). */
+  reserve(address: string, nowMs: number): Promise<TokenAttempt | TokenRefused>;
+}
+
+/** Creates a limiter; throws on invalid options. */
+export function createTokenLimiter(options: TokenLimiterOptions): TokenLimiter {
+  const { maxFailuresPerAddress, windowMs } = options;
+  if (!Number.isInteger(maxFailuresPerAddress) || maxFailuresPerAddress < 1) throw new Error(`maxFailuresPerAddress must be a positive integer, got ${maxFailuresPerAddress}`);
+  if (!(windowMs > 0)) throw new Error(`windowMs must be positive, got ${windowMs}`);
+  const counter = options.counter ?? createMemoryAttemptCounter();
+  return {
+    async reserve(address, nowMs) {
+      // Apart from the failed logins' keys ("address\0..."): a mistyped password costs no refresh, nor the reverse.
+      const key = `token\u0000${address}`;
+      const taken = await counter.take(key, maxFailuresPerAddress, windowMs, nowMs);
+      if (!taken.counted) return { allowed: false, retryAfterMs: taken.resetAtMs - nowMs };
+      const giveBack = () => counter.giveBack(key, nowMs);
+      return { allowed: true, succeeded: giveBack, abandoned: giveBack };
+    },
+  };
+}
