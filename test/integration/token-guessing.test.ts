@@ -4,7 +4,8 @@
  * each, so a client address may have only VERDICT_LOGIN_MAX_ATTEMPTS_PER_ADDRESS of them fail per
  * VERDICT_LOGIN_WINDOW_SECONDS, counted for the whole fleet in Redis; beyond that the caller is
  * refused before any lookup (RESOURCE_EXHAUSTED, or 429 with Retry-After), while a refresh that
- * works gives its attempt back and other addresses keep their own budgets.
+ * works gives its attempt back and other addresses keep their own budgets. Also: a failing OIDC
+ * discovery is retried once per interval, not once per /authorize.
  *
  * The store is the real Postgres store, wrapped to count the lookups that made-up secrets reach.
  */
@@ -58,6 +59,7 @@ async function countingStore(schema: string, counts: Map<Lookup, number>): Promi
 describe("made-up session secrets from one address: bounded store work, shared by the fleet", () => {
   const schema = freshSchema();
   const counts = new Map<Lookup, number>();
+  let discoveryRequests = 0;
   let issuer: Server;
   let a: Verdict;
   let b: Verdict;
@@ -73,8 +75,9 @@ describe("made-up session secrets from one address: bounded store work, shared b
   const login = async (username: string, address: string) => (await authA.login({ username, password: `${username}-password-1` }, from(address))).tokens!;
 
   beforeAll(async () => {
-    // An identity provider that is down: the callbacks below never get as far as asking it.
-    issuer = createServer((_req, res) => {
+    // An identity provider whose discovery fails: it counts how often Verdict asks.
+    issuer = createServer((req, res) => {
+      if (req.url?.startsWith("/.well-known/openid-configuration")) discoveryRequests++;
       res.writeHead(503, { "content-type": "text/plain" }).end("down for maintenance\n");
     });
     await new Promise<void>((resolve) => issuer.listen(0, "127.0.0.1", resolve));
@@ -215,5 +218,19 @@ describe("made-up session secrets from one address: bounded store work, shared b
     }
     expect(lookups("takePendingAuthorization") - before).toBe(BUDGET);
     expect(await metric(a, /verdict_oauth_sign_ins_total\{provider="op",outcome="rate_limited"\} (\d+)/)).toBe(10);
+  });
+
+  it("a failing discovery is asked again once per interval, not once per /authorize", async () => {
+    const before = discoveryRequests;
+    let toldToWait = 0;
+    for (let i = 0; i < 20; i++) {
+      const page = await fetch(`${(i % 2 ? a : b).httpBase}/oauth2/op/authorize`, { headers: from(`192.0.2.${i + 1}`), redirect: "manual" });
+      expect(page.status).toBe(502);
+      expect(((await page.json()) as { code: string }).code).toBe("provider_unusable");
+      if (Number(page.headers.get("retry-after")) >= 1) toldToWait++;
+    }
+    // One request to the provider per replica (each keeps its own interval), whatever the number of sign-ins.
+    expect(discoveryRequests - before).toBeLessThanOrEqual(2);
+    expect(toldToWait).toBeGreaterThanOrEqual(18);
   });
 });

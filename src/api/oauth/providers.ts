@@ -30,7 +30,7 @@ export class SignInError extends Error {
     readonly code: string,
     message: string,
     readonly status = 400,
-    /** For a 429: the Retry-After in whole seconds. */
+    /** For a 429, or a provider failure answered again without asking: the Retry-After in whole seconds. */
     readonly retryAfterSeconds = 0,
   ) {
     super(message);
@@ -59,7 +59,13 @@ export interface ProviderClientOptions {
   readonly fetch?: typeof globalThis.fetch;
   /** How long one request to the provider may take (default 10 s). */
   readonly timeoutSeconds?: number;
+  /** After a failed OIDC discovery, how long sign-ins are refused with that failure before it is tried again (default 10 s). */
+  readonly discoveryRetryMs?: number;
+  readonly now?: () => number;
 }
+
+/** A failed discovery is tried again at the first sign-in this long after it, not at every one. */
+const DISCOVERY_RETRY_MS = 10_000;
 
 const LOOPBACK = new Set(["127.0.0.1", "[::1]", "localhost"]);
 
@@ -102,32 +108,43 @@ function hasErrorMember(body: string): boolean {
   }
 }
 
-function execute(settings: OAuthProviderSettings, url: string, options: ProviderClientOptions): Array<(config: client.Configuration) => void> {
+/** The fetch of every request to the provider, discovery included. */
+function providerFetch(settings: OAuthProviderSettings, options: ProviderClientOptions): client.CustomFetch {
+  const f = options.fetch ?? globalThis.fetch;
+  return async (input, init) => {
+    const response = await f(input, init as RequestInit);
+    if (settings.kind !== "github" || input !== settings.tokenUrl || response.status !== 200) return response;
+    // GitHub answers a refused code exchange with HTTP 200 and an "error" member: make it the
+    // OAuth error response it is, so that it is reported as the provider's refusal.
+    const body = await response.text();
+    return new Response(body, { status: hasErrorMember(body) ? 400 : 200, headers: response.headers });
+  };
+}
+
+function execute(settings: OAuthProviderSettings, url: string, fetchFn: client.CustomFetch): Array<(config: client.Configuration) => void> {
   const steps: Array<(config: client.Configuration) => void> = [];
   const u = new URL(url);
   if (u.protocol === "http:" && LOOPBACK.has(u.hostname)) steps.push(client.allowInsecureRequests);
-  const f = options.fetch ?? globalThis.fetch;
-  steps.push(
-    (config) =>
-      (config[client.customFetch] = async (input, init) => {
-        const response = await f(input, init as RequestInit);
-        if (settings.kind !== "github" || input !== settings.tokenUrl || response.status !== 200) return response;
-        // GitHub answers a refused code exchange with HTTP 200 and an "error" member: make it the
-        // OAuth error response it is, so that it is reported as the provider's refusal.
-        const body = await response.text();
-        return new Response(body, { status: hasErrorMember(body) ? 400 : 200, headers: response.headers });
-      }),
-  );
+  steps.push((config) => (config[client.customFetch] = fetchFn));
   if (settings.kind === "oidc") steps.push(client.enableNonRepudiationChecks);
   return steps;
 }
 
-/** Creates the client of one provider; OIDC discovery happens at first use and is retried after a failure. */
+/**
+ * Creates the client of one provider. OIDC discovery happens at first use, once however many
+ * sign-ins wait for it; after a failure, sign-ins are refused with it (and a Retry-After) for
+ * discoveryRetryMs, so that a flood of /authorize makes at most one request to a failing provider
+ * per interval.
+ */
 export function createProviderClient(settings: OAuthProviderSettings, options: ProviderClientOptions): ProviderClient {
   const redirectUri = `${options.publicUrl.replace(/\/$/, "")}/oauth2/${settings.id}/callback`;
   const timeout = options.timeoutSeconds ?? 10;
   const auth = client.ClientSecretPost(settings.clientSecret.reveal());
+  const fetchFn = providerFetch(settings, options);
   let configuration: Promise<client.Configuration> | undefined;
+  const retryMs = options.discoveryRetryMs ?? DISCOVERY_RETRY_MS;
+  const now = options.now ?? Date.now;
+  let failure: { readonly atMs: number; readonly error: SignInError } | undefined;
 
   function configure(): Promise<client.Configuration> {
     if (settings.kind === "github") {
@@ -138,20 +155,36 @@ export function createProviderClient(settings: OAuthProviderSettings, options: P
         auth,
       );
       config.timeout = timeout;
-      for (const step of execute(settings, settings.tokenUrl, options)) step(config);
+      for (const step of execute(settings, settings.tokenUrl, fetchFn)) step(config);
       return Promise.resolve(config);
     }
     return client.discovery(new URL(settings.issuer), settings.clientId, { id_token_signed_response_alg: settings.idTokenAlgorithm }, auth, {
-      execute: execute(settings, settings.issuer, options),
+      execute: execute(settings, settings.issuer, fetchFn),
+      [client.customFetch]: fetchFn,
       timeout,
     });
   }
 
+  /** The provider's configuration; throws SignInError. */
   function config(): Promise<client.Configuration> {
-    configuration ??= configure().catch((error: unknown) => {
-      configuration = undefined;
-      throw error;
-    });
+    if (configuration === undefined && failure !== undefined) {
+      const leftMs = failure.atMs + retryMs - now();
+      if (leftMs > 0) {
+        const { code, message, status } = failure.error;
+        return Promise.reject(new SignInError(code, message, status, Math.ceil(leftMs / 1000)));
+      }
+    }
+    configuration ??= configure().then(
+      (c) => {
+        failure = undefined;
+        return c;
+      },
+      (error: unknown) => {
+        configuration = undefined;
+        failure = { atMs: now(), error: refusal(error, settings.kind) };
+        throw failure.error;
+      },
+    );
     return configuration;
   }
 

@@ -153,9 +153,9 @@ export function createOAuthRoutes(options: OAuthRoutesOptions): OAuthRoutes {
         ? error
         : new SignInError("internal", "the sign-in could not be completed; try again", 500);
     metrics.oauthSignIns.labels(provider, e.code).inc();
-    if (e.status >= 500) log.error("sign-in failed", { provider, code: e.code, error: error instanceof SignInError ? e.message : `${(error as Error)?.name}: ${(error as Error)?.message}` });
-    // A flood's refusals are counted in the metric, not written one log line each.
-    else if (e.status === 429) log.debug("sign-in refused", { provider, code: e.code, message: e.message });
+    // A flood's refusals, and a provider's failure answered again without asking it (with Retry-After), are counted in the metric, not written one log line each.
+    if (e.status === 429 || e.retryAfterSeconds > 0) log.debug("sign-in refused", { provider, code: e.code, message: e.message });
+    else if (e.status >= 500) log.error("sign-in failed", { provider, code: e.code, error: error instanceof SignInError ? e.message : `${(error as Error)?.name}: ${(error as Error)?.message}` });
     else log.info("sign-in refused", { provider, code: e.code, message: e.message });
     sendJson(res, e.status, { code: e.code, message: e.message }, cookies, e.retryAfterSeconds);
   }
