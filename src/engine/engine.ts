@@ -59,6 +59,11 @@ export interface EngineOptions {
 }
 
 const CHANGE_BATCH = 1000;
+/**
+ * Catch-ups asked for by a min_version start at most this often: any caller may name any version
+ * (no credential needed), and each one would otherwise read the change log.
+ */
+const MIN_VERSION_CATCH_UP_MS = 20;
 
 /** The in-memory decision engine of one replica. */
 export class Engine {
@@ -69,6 +74,8 @@ export class Engine {
   private again = false;
   private waiters: Array<{ version: number; resolve: () => void }> = [];
   private pollTimer: NodeJS.Timeout | undefined;
+  private minVersionCatchUpAt = -Infinity;
+  private minVersionTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private pollFailing = false;
   private tokens: TokenAuthenticator | undefined;
@@ -327,8 +334,24 @@ export class Engine {
         resolve(this.policy.version >= version);
       }, timeoutMs);
       this.waiters.push(waiter);
-      void this.catchUp("min_version");
+      this.catchUpForMinVersion();
     });
+  }
+
+  /** Starts a catch-up for waiting min_versions, or schedules one MIN_VERSION_CATCH_UP_MS after the last. */
+  private catchUpForMinVersion(): void {
+    if (this.minVersionTimer) return;
+    const start = () => {
+      this.minVersionCatchUpAt = performance.now();
+      void this.catchUp("min_version");
+    };
+    const waitMs = this.minVersionCatchUpAt + MIN_VERSION_CATCH_UP_MS - performance.now();
+    if (waitMs <= 0) return start();
+    this.minVersionTimer = setTimeout(() => {
+      this.minVersionTimer = undefined;
+      if (this.waiters.length > 0) start();
+    }, waitMs);
+    this.minVersionTimer.unref();
   }
 
   /**
@@ -456,6 +479,7 @@ export class Engine {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.pollTimer);
+    clearTimeout(this.minVersionTimer);
     await this.running;
     await this.keyUse.close();
   }

@@ -202,6 +202,34 @@ describe("engine", () => {
     expect(lonely.version).toBe(writer.version);
   });
 
+  it("reads the change log at most once per 20 ms for min_versions nobody committed, however many ask", async () => {
+    const writer = newEngine();
+    const reader = newEngine();
+    await writer.load();
+    await reader.load();
+    const reads = vi.spyOn(store, "changesSince");
+    try {
+      // A Check may name any min_version without a credential: one every millisecond for 300 ms.
+      const started = performance.now();
+      const waits: Array<Promise<boolean>> = [];
+      while (performance.now() - started < 300) {
+        waits.push(reader.waitForVersion(reader.version + 1_000_000, 5));
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      expect(await Promise.all(waits)).not.toContain(true);
+      const elapsedMs = performance.now() - started;
+      expect(waits.length).toBeGreaterThan(50);
+      expect(reads.mock.calls.length).toBeLessThanOrEqual(Math.ceil(elapsedMs / 20) + 2);
+      // A version that was committed (and never announced to the reader) is still reached at once.
+      await tenantWithReader(writer);
+      const waited = performance.now();
+      expect(await reader.waitForVersion(writer.version, 5000)).toBe(true);
+      expect(performance.now() - waited).toBeLessThan(1000);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
   it("catches up by polling when no message arrives, and counts the fallback", async () => {
     const writer = newEngine();
     const polling = newEngine({ pollIntervalMs: 20 });
