@@ -127,14 +127,14 @@ export const settings = {
     shown: "(none)",
     rule: "addresses or CIDR ranges, comma-separated",
     parse: (value: string) => parseCidrList("VERDICT_TRUSTED_PROXIES", value),
-    doc: "proxies (Envoy, a load balancer) whose `X-Forwarded-For` names the client address that the login and sign-in limits count; from any other peer the header is ignored",
+    doc: "proxies (Envoy, a load balancer) whose `X-Forwarded-For` names the client address that the login, refresh-token and sign-in limits count; from any other peer the header is ignored",
   }),
   ipv6LimitPrefix: int({
     env: "VERDICT_IPV6_LIMIT_PREFIX",
     default: DEFAULT_IPV6_LIMIT_PREFIX,
     min: 48,
     max: 128,
-    doc: "the per-address limits (failed logins, sign-ins started, anonymous requests to rate-limited exempt routes) count an IPv6 client by this many leading bits of its address, since one subscriber normally holds a whole /64 (often a /56 or /48); 128: each address alone. IPv4 clients, and IPv4-mapped IPv6 addresses, count by their IPv4 address",
+    doc: "the per-address limits (failed logins, failed refresh tokens and sign-in callbacks, sign-ins started, anonymous requests to rate-limited exempt routes) count an IPv6 client by this many leading bits of its address, since one subscriber normally holds a whole /64 (often a /56 or /48); 128: each address alone. IPv4 clients, and IPv4-mapped IPv6 addresses, count by their IPv4 address",
   }),
   heapGrowingPercent: int({
     env: "VERDICT_HEAP_GROWING_PERCENT",
@@ -365,9 +365,9 @@ export const settings = {
       default: 30,
       min: 1,
       max: 1_000_000,
-      doc: "failed logins allowed per client address in one window, whatever the usernames (known or not)",
+      doc: "failed logins allowed per client address in one window, whatever the usernames (known or not); and, counted apart, failed lookups of presented refresh tokens, sessions at sign-out and sign-in states (see [Tokens](#tokens))",
     }),
-    loginWindowMs: seconds({ env: "VERDICT_LOGIN_WINDOW_SECONDS", default: 300, min: 1, max: DAY_SECONDS, doc: "the failed-login window" }),
+    loginWindowMs: seconds({ env: "VERDICT_LOGIN_WINDOW_SECONDS", default: 300, min: 1, max: DAY_SECONDS, doc: "the failed-login window (also of failed refresh tokens, sign-outs and sign-in callbacks)" }),
   },
   oauth: {
     providers: custom({
