@@ -25,6 +25,33 @@ export interface AttemptCounter {
   clear(key: string): Promise<void>;
 }
 
+/** How long an attempt is refused for while a shared counter cannot be reached and nothing counts meanwhile (fail closed). */
+const FAIL_CLOSED_RETRY_MS = 1000;
+
+/**
+ * What a shared counter's `take` answers while it cannot reach its store: `fallback`'s count (fail
+ * open), or without one a refusal for FAIL_CLOSED_RETRY_MS (fail closed).
+ */
+export function takeWhileUnreachable(fallback: AttemptCounter | undefined, key: string, limit: number, windowMs: number, nowMs: number): Promise<AttemptCount> {
+  if (fallback) return fallback.take(key, limit, windowMs, nowMs);
+  return Promise.resolve({ counted: false, resetAtMs: nowMs + FAIL_CLOSED_RETRY_MS });
+}
+
+/** An attempt reserved before the work it guards: say how it ended (unsettled, it counts as a failure). */
+export interface ReservedAttempt {
+  readonly allowed: true;
+  /** The attempt succeeded: it is given back (and whatever else the limiter clears on success). */
+  succeeded(): Promise<void>;
+  /** Nothing was judged (the store or a queue failed): the attempt is given back. */
+  abandoned(): Promise<void>;
+}
+
+/** An attempt refused before any work. */
+export interface RefusedAttempt {
+  readonly allowed: false;
+  readonly retryAfterMs: number;
+}
+
 /** A shared counter, which also closes its connection. */
 export interface ClosableAttemptCounter extends AttemptCounter {
   close(): Promise<void>;

@@ -5,7 +5,7 @@
  * both before any password work, so concurrent guesses cannot all run before the first failure is
  * counted; a success gives the attempt back and clears its username's budget.
  */
-import { type AttemptCounter, createMemoryAttemptCounter } from "./attempt-counter.js";
+import { type AttemptCounter, type RefusedAttempt, type ReservedAttempt, createMemoryAttemptCounter } from "./attempt-counter.js";
 
 /** Options of createLoginLimiter. */
 export interface LoginLimiterOptions {
@@ -18,20 +18,15 @@ export interface LoginLimiterOptions {
   readonly counter?: AttemptCounter;
 }
 
-/** A reserved attempt: say how it ended. */
-export interface LoginAttempt {
-  readonly allowed: true;
-  /** The password was right: the attempt is given back and the username's budget cleared. */
-  succeeded(): Promise<void>;
-  /** No password was judged (the store or the argon2 queue failed): the attempt is given back. */
-  abandoned(): Promise<void>;
-}
+/**
+ * A reserved attempt: say how it ended. `succeeded`: the password was right (the attempt is given
+ * back and the username's budget cleared); `abandoned`: no password was judged (the store or the
+ * argon2 queue failed).
+ */
+export type LoginAttempt = ReservedAttempt;
 
 /** An attempt refused before any password work. */
-export interface LoginRefused {
-  readonly allowed: false;
-  readonly retryAfterMs: number;
-}
+export type LoginRefused = RefusedAttempt;
 
 /** Reserves login attempts. */
 export interface LoginLimiter {

@@ -7,7 +7,7 @@
  * As with logins (login-limiter.ts), reserving before the lookup means concurrent guesses cannot
  * all run before the first failure is counted.
  */
-import { type AttemptCounter, createMemoryAttemptCounter } from "./attempt-counter.js";
+import { type AttemptCounter, type RefusedAttempt, type ReservedAttempt, createMemoryAttemptCounter } from "./attempt-counter.js";
 
 /** Options of createTokenLimiter. */
 export interface TokenLimiterOptions {
@@ -18,20 +18,14 @@ export interface TokenLimiterOptions {
   readonly counter?: AttemptCounter;
 }
 
-/** A reserved lookup: say how it ended (unsettled, it counts as a failure). */
-export interface TokenAttempt {
-  readonly allowed: true;
-  /** The secret was good: the attempt is given back. */
-  succeeded(): Promise<void>;
-  /** No secret was judged (the store failed): the attempt is given back. */
-  abandoned(): Promise<void>;
-}
+/**
+ * A reserved lookup: say how it ended (unsettled, it counts as a failure). `succeeded`: the secret
+ * was good; `abandoned`: no secret was judged (the store failed). Either gives the attempt back.
+ */
+export type TokenAttempt = ReservedAttempt;
 
 /** A lookup refused before any store work. */
-export interface TokenRefused {
-  readonly allowed: false;
-  readonly retryAfterMs: number;
-}
+export type TokenRefused = RefusedAttempt;
 
 /** Reserves lookups of presented secrets. */
 export interface TokenLimiter {

@@ -9,12 +9,11 @@
  * a second, as the Redis driver does.
  */
 import type { Cluster } from "node:cluster";
-import { type AttemptCount, type AttemptCounter, type ClosableAttemptCounter, createMemoryAttemptCounter } from "../authn/attempt-counter.js";
+import { type AttemptCount, type AttemptCounter, type ClosableAttemptCounter, createMemoryAttemptCounter, takeWhileUnreachable } from "../authn/attempt-counter.js";
 import type { WorkerChannel } from "./cluster.js";
 import { answerIpcRequests, createIpcRequester } from "./ipc-request.js";
 
 const ATTEMPT = "verdict:login-attempt";
-const FAIL_CLOSED_RETRY_MS = 1000;
 
 type AttemptRequest =
   | { readonly op: "take"; readonly key: string; readonly limit: number; readonly windowMs: number; readonly nowMs: number }
@@ -44,8 +43,7 @@ export function createClusterAttemptCounter(options: ClusterAttemptCounterOption
         return (await ask({ op: "take", key, limit, windowMs, nowMs })) as AttemptCount;
       } catch (error) {
         failed(error);
-        if (options.fallback) return options.fallback.take(key, limit, windowMs, nowMs);
-        return { counted: false, resetAtMs: nowMs + FAIL_CLOSED_RETRY_MS };
+        return takeWhileUnreachable(options.fallback, key, limit, windowMs, nowMs);
       }
     },
     async giveBack(key, nowMs) {

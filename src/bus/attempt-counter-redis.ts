@@ -14,7 +14,7 @@
  * reset instead, the attempt counted as the first of a new window, and reported. A count found
  * without an expiry gets the window's.
  */
-import type { AttemptCount, AttemptCounter, ClosableAttemptCounter } from "../authn/attempt-counter.js";
+import { type AttemptCount, type AttemptCounter, type ClosableAttemptCounter, takeWhileUnreachable } from "../authn/attempt-counter.js";
 import type { Logger } from "../observability/logger.js";
 import { createRedisScriptConnection } from "./redis-script-connection.js";
 
@@ -84,7 +84,6 @@ return 0
 
 const BAD_VALUE_LOG_MS = 60_000;
 
-const FAIL_CLOSED_RETRY_MS = 1000;
 
 /** Creates the counter; connects at once and reconnects by itself. */
 export function createRedisAttemptCounter(options: RedisAttemptCounterOptions): ClosableAttemptCounter {
@@ -121,8 +120,7 @@ export function createRedisAttemptCounter(options: RedisAttemptCounterOptions): 
         return { counted: counted === 1, resetAtMs: nowMs + Math.max(0, ttl) };
       } catch (error) {
         failed(error);
-        if (options.fallback) return options.fallback.take(key, limit, windowMs, nowMs);
-        return { counted: false, resetAtMs: nowMs + FAIL_CLOSED_RETRY_MS };
+        return takeWhileUnreachable(options.fallback, key, limit, windowMs, nowMs);
       }
     },
     async giveBack(key, nowMs) {
