@@ -13,8 +13,12 @@ import type { Logger } from "./logger.js";
 
 const WITHHELD = "[withheld]";
 const DROPPED_ENTRY = /Failed to add metadata entry ([^\s:]*):/;
-/** Header names whose values are credentials, as a JSON key ("x-api-key":"..." or "cookie":["..."]). */
-const CREDENTIAL_HEADER_JSON = /("(?:authorization|proxy-authorization|x-api-key|cookie|set-cookie)"\s*:\s*)(\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\]|"(?:[^"\\]|\\.)*")/gi;
+/**
+ * Header names whose values are credentials, as a JSON key ("x-api-key":"..." or "cookie":["..."]).
+ * A value left open (no closing quote or bracket) runs to the end of the line: the match never
+ * fails after its key, so a line of many open values is read once, not once per key.
+ */
+const CREDENTIAL_HEADER_JSON = /("(?:authorization|proxy-authorization|x-api-key|cookie|set-cookie)"\s*:\s*)(\[(?:[^\]"]|"(?:[^"\\]|\\.)*"?)*\]?|"(?:[^"\\]|\\.)*"?)/gi;
 /** The same as `name: value` text, up to the end of the line or the next header. */
 const CREDENTIAL_HEADER_TEXT = /\b((?:authorization|proxy-authorization|x-api-key|cookie|set-cookie)\s*[:=]\s*)[^\n,}\]]+/gi;
 const SHAPES: ReadonlyArray<[RegExp, string]> = [

@@ -33,3 +33,22 @@ describe("withholdCredentials", () => {
     expect(withholdCredentials("Connection to 127.0.0.1:5432 rejected")).toBe("Connection to 127.0.0.1:5432 rejected");
   });
 });
+
+describe("withholdCredentials on hostile lines", () => {
+  it("takes time linear in the line: a line of unclosed credential arrays costs about what a plain line of its length does", () => {
+    const time = (line: string) => {
+      let best = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const t = performance.now();
+        withholdCredentials(line);
+        best = Math.min(best, performance.now() - t);
+      }
+      return best;
+    };
+    const hostile = '"x-api-key":['.repeat(2000);
+    const plain = "a".repeat(hostile.length);
+    // Quadratic backtracking made this about 1000 times the plain line's time at 26 KB.
+    expect(time(hostile) / Math.max(time(plain), 0.05)).toBeLessThan(50);
+    expect(withholdCredentials(hostile)).toBe(`"x-api-key":"[withheld]"`);
+  });
+});
