@@ -37,6 +37,14 @@ export function takeWhileUnreachable(fallback: AttemptCounter | undefined, key: 
   return Promise.resolve({ counted: false, resetAtMs: nowMs + FAIL_CLOSED_RETRY_MS });
 }
 
+/** Checks a limiter's budgets (positive integers) and window (positive); throws naming the one that is not. */
+export function checkBudgets(budgets: Readonly<Record<string, number>>, windowMs: number): void {
+  for (const [name, value] of Object.entries(budgets)) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
+  }
+  if (!(windowMs > 0)) throw new Error(`windowMs must be positive, got ${windowMs}`);
+}
+
 /** An attempt reserved before the work it guards: say how it ended (unsettled, it counts as a failure). */
 export interface ReservedAttempt {
   readonly allowed: true;

@@ -5,7 +5,7 @@
  * both before any password work, so concurrent guesses cannot all run before the first failure is
  * counted; a success gives the attempt back and clears its username's budget.
  */
-import { type AttemptCounter, type RefusedAttempt, type ReservedAttempt, createMemoryAttemptCounter } from "./attempt-counter.js";
+import { type AttemptCounter, type RefusedAttempt, type ReservedAttempt, checkBudgets, createMemoryAttemptCounter } from "./attempt-counter.js";
 
 /** Options of createLoginLimiter. */
 export interface LoginLimiterOptions {
@@ -37,10 +37,7 @@ export interface LoginLimiter {
 /** Creates a limiter; throws on invalid options. */
 export function createLoginLimiter(options: LoginLimiterOptions): LoginLimiter {
   const { maxFailures, maxFailuresPerAddress, windowMs } = options;
-  for (const [name, value] of Object.entries({ maxFailures, maxFailuresPerAddress })) {
-    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
-  }
-  if (!(windowMs > 0)) throw new Error(`windowMs must be positive, got ${windowMs}`);
+  checkBudgets({ maxFailures, maxFailuresPerAddress }, windowMs);
   const counter = options.counter ?? createMemoryAttemptCounter();
   return {
     async reserve(username, address, nowMs) {

@@ -7,16 +7,11 @@
  * As with logins (login-limiter.ts), reserving before the lookup means concurrent guesses cannot
  * all run before the first failure is counted.
  */
-import { type AttemptCounter, type RefusedAttempt, type ReservedAttempt, createMemoryAttemptCounter } from "./attempt-counter.js";
+import { type RefusedAttempt, type ReservedAttempt, checkBudgets, createMemoryAttemptCounter } from "./attempt-counter.js";
+import type { LoginLimiterOptions } from "./login-limiter.js";
 
-/** Options of createTokenLimiter. */
-export interface TokenLimiterOptions {
-  /** Failed lookups allowed per client address in one window. */
-  readonly maxFailuresPerAddress: number;
-  readonly windowMs: number;
-  /** Where attempts are counted (default: in memory, on this replica). */
-  readonly counter?: AttemptCounter;
-}
+/** Options of createTokenLimiter: the login limiter's per-address budget (failed lookups per address in one window). */
+export type TokenLimiterOptions = Pick<LoginLimiterOptions, "maxFailuresPerAddress" | "windowMs" | "counter">;
 
 /**
  * A reserved lookup: say how it ended (unsettled, it counts as a failure). `succeeded`: the secret
@@ -36,8 +31,7 @@ export interface TokenLimiter {
 /** Creates a limiter; throws on invalid options. */
 export function createTokenLimiter(options: TokenLimiterOptions): TokenLimiter {
   const { maxFailuresPerAddress, windowMs } = options;
-  if (!Number.isInteger(maxFailuresPerAddress) || maxFailuresPerAddress < 1) throw new Error(`maxFailuresPerAddress must be a positive integer, got ${maxFailuresPerAddress}`);
-  if (!(windowMs > 0)) throw new Error(`windowMs must be positive, got ${windowMs}`);
+  checkBudgets({ maxFailuresPerAddress }, windowMs);
   const counter = options.counter ?? createMemoryAttemptCounter();
   return {
     async reserve(address, nowMs) {
